@@ -1,0 +1,312 @@
+//! Blob storage: the bytes of files, skill versions and (later) spilled events and workspace
+//! snapshots. Today a local directory; an S3-compatible store plugs in behind the same type.
+//!
+//! Keys are relative paths made of `[A-Za-z0-9._-]` segments separated by `/`; anything else
+//! is rejected, so a key can never escape the root.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("invalid blob key `{0}`")]
+    InvalidKey(String),
+    #[error("blob `{0}` not found")]
+    NotFound(String),
+    #[error("blob storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// A store rooted at `dir`, created if missing.
+    pub fn open_local(dir: impl AsRef<Path>) -> Result<Self, BlobError> {
+        let root = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&root)?;
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf, BlobError> {
+        let ok = !key.is_empty()
+            && key.split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg != "."
+                    && seg != ".."
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            });
+        if !ok {
+            return Err(BlobError::InvalidKey(key.to_string()));
+        }
+        Ok(self.root.join(key))
+    }
+
+    /// Writes `bytes` under `key` atomically (temp file + rename), so a reader never sees a
+    /// half-written blob and a crash leaves either the old or the new bytes.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
+        let path = self.path_of(key)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(format!(".tmp-{}", unique_suffix()));
+        let tmp = PathBuf::from(tmp);
+        tokio::fs::write(&tmp, &bytes).await?;
+        if let Err(e) = tokio::fs::rename(&tmp, &path).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes, BlobError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(v) => Ok(Bytes::from(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(BlobError::NotFound(key.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes `key`; deleting a missing blob is not an error (deletes are retried after crashes).
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl BlobStore {
+    /// Starts writing a blob in pieces (large uploads are streamed to storage instead of being
+    /// held in memory). Nothing is visible under `key` until [`BlobWriter::commit`]; a writer
+    /// dropped without committing removes its temporary file.
+    pub async fn writer(&self, key: &str) -> Result<BlobWriter, BlobError> {
+        let path = self.path_of(key)?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(format!(".tmp-{}", unique_suffix()));
+        let tmp = PathBuf::from(tmp);
+        let file = tokio::fs::File::create(&tmp).await?;
+        Ok(BlobWriter {
+            file: Some(file),
+            tmp: Some(tmp),
+            path,
+            written: 0,
+        })
+    }
+
+    /// Opens a blob for reading in chunks (large downloads are streamed, not loaded whole).
+    pub async fn reader(&self, key: &str) -> Result<BlobReader, BlobError> {
+        let path = self.path_of(key)?;
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::NotFound(key.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = file.metadata().await?.len();
+        Ok(BlobReader { file, len })
+    }
+}
+
+/// A blob being written piece by piece; see [`BlobStore::writer`].
+#[derive(Debug)]
+pub struct BlobWriter {
+    file: Option<tokio::fs::File>,
+    tmp: Option<PathBuf>,
+    path: PathBuf,
+    written: u64,
+}
+
+impl BlobWriter {
+    /// Appends `chunk`.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
+        use tokio::io::AsyncWriteExt;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("blob writer already finished"))?;
+        file.write_all(chunk).await?;
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Makes the blob visible under its key (flush, fsync, then an atomic rename), returning
+    /// its size. The fsync matters because callers record the blob in the database right
+    /// after: a row must never point at bytes a crash could still lose.
+    pub async fn commit(mut self) -> Result<u64, BlobError> {
+        use tokio::io::AsyncWriteExt;
+        let (Some(mut file), Some(tmp)) = (self.file.take(), self.tmp.take()) else {
+            return Err(std::io::Error::other("blob writer already finished").into());
+        };
+        let done = async {
+            file.flush().await?;
+            file.sync_all().await?;
+            drop(file);
+            tokio::fs::rename(&tmp, &self.path).await
+        }
+        .await;
+        if let Err(e) = done {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
+        }
+        Ok(self.written)
+    }
+
+    /// Discards what was written.
+    pub async fn abort(mut self) {
+        self.file.take();
+        if let Some(tmp) = self.tmp.take() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        // An abandoned upload (client gone, validation failed) must not leave its partial
+        // bytes behind. Removing one file synchronously is cheap enough for a destructor.
+        self.file.take();
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// A blob being read piece by piece; see [`BlobStore::reader`].
+#[derive(Debug)]
+pub struct BlobReader {
+    file: tokio::fs::File,
+    len: u64,
+}
+
+impl BlobReader {
+    /// Size of the blob in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The next chunk of at most 64 KiB, or `None` at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, BlobError> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = self.file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some(Bytes::from(buf)))
+    }
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_delete_and_key_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open_local(dir.path()).unwrap();
+        s.put("files/t1/file_1", Bytes::from_static(b"abc"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get("files/t1/file_1").await.unwrap(),
+            Bytes::from_static(b"abc")
+        );
+        s.delete("files/t1/file_1").await.unwrap();
+        assert!(matches!(
+            s.get("files/t1/file_1").await,
+            Err(BlobError::NotFound(_))
+        ));
+        s.delete("files/t1/file_1").await.unwrap();
+        for bad in ["", "../x", "a//b", "/abs", "a/./b", "a b"] {
+            assert!(
+                matches!(
+                    s.put(bad, Bytes::new()).await,
+                    Err(BlobError::InvalidKey(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn streamed_write_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open_local(dir.path()).unwrap();
+        let mut w = s.writer("files/t1/big").await.unwrap();
+        let chunk = vec![7u8; 100_000];
+        w.write(&chunk).await.unwrap();
+        w.write(b"tail").await.unwrap();
+        assert_eq!(w.written(), 100_004);
+        // Not visible before commit.
+        assert!(matches!(
+            s.get("files/t1/big").await,
+            Err(BlobError::NotFound(_))
+        ));
+        assert_eq!(w.commit().await.unwrap(), 100_004);
+        let mut r = s.reader("files/t1/big").await.unwrap();
+        assert_eq!(r.len(), 100_004);
+        let mut all = Vec::new();
+        while let Some(c) = r.next_chunk().await.unwrap() {
+            all.extend_from_slice(&c);
+        }
+        assert_eq!(all.len(), 100_004);
+        assert!(all.ends_with(b"tail"));
+        assert!(matches!(
+            s.reader("files/t1/none").await,
+            Err(BlobError::NotFound(_))
+        ));
+
+        // Aborted and dropped writers leave nothing behind.
+        let mut w = s.writer("files/t1/gone").await.unwrap();
+        w.write(b"x").await.unwrap();
+        w.abort().await;
+        let mut w = s.writer("files/t1/dropped").await.unwrap();
+        w.write(b"x").await.unwrap();
+        drop(w);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("files/t1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("big")]);
+    }
+}

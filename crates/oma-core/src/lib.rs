@@ -1,0 +1,21 @@
+//! Domain rules without I/O: ids, time, the error model, metadata rules, page cursors, the
+//! sealing of secrets, and the validation/normalisation of each resource's configuration.
+//! Everything here is deterministic and cheap to unit-test.
+
+pub mod agents;
+pub mod credentials;
+pub mod cursor;
+pub mod environments;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod memory;
+pub mod metadata;
+pub mod patch;
+pub mod seal;
+pub mod sessions;
+pub mod skills;
+pub mod time;
+
+pub use error::{Error, ErrorKind, Result};
+pub use patch::Patch;

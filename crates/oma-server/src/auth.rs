@@ -1,0 +1,105 @@
+//! Authentication: an API key (`x-api-key` or `Authorization: Bearer`) names a tenant, and
+//! the tenant names the store that holds its rows.
+//!
+//! Lookups are cached for a few seconds so a hot key costs no database round trip, while a key
+//! revoked with `oma keys revoke` (possibly from another process) stops working within
+//! `CACHE_TTL`. The bootstrap key from `OMA_API_KEY` belongs to tenant `default`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use oma_core::Error;
+use oma_store::{Store, tenants::hash_key};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const CACHE_TTL: Duration = Duration::from_secs(2);
+const CACHE_MAX: usize = 10_000;
+pub const DEFAULT_TENANT: &str = "default";
+
+#[derive(Default)]
+pub struct AuthCache {
+    bootstrap_hash: Option<String>,
+    entries: RwLock<HashMap<String, (Option<Arc<str>>, Instant)>>,
+}
+
+impl AuthCache {
+    pub fn new(bootstrap_key: Option<&str>) -> Self {
+        Self {
+            bootstrap_hash: bootstrap_key.filter(|k| !k.is_empty()).map(hash_key),
+            entries: RwLock::default(),
+        }
+    }
+
+    /// The tenant of a presented key, or `None` for an unknown or revoked key.
+    pub async fn tenant_of(&self, store: &Store, key: &str) -> Result<Option<Arc<str>>, ApiError> {
+        let hash = hash_key(key);
+        if self.bootstrap_hash.as_deref() == Some(hash.as_str()) {
+            return Ok(Some(Arc::from(DEFAULT_TENANT)));
+        }
+        if let Ok(map) = self.entries.read() {
+            if let Some((tenant, at)) = map.get(&hash) {
+                if at.elapsed() < CACHE_TTL {
+                    return Ok(tenant.clone());
+                }
+            }
+        }
+        let tenant: Option<Arc<str>> = store.tenant_for_key_hash(&hash).await?.map(Arc::from);
+        if let Ok(mut map) = self.entries.write() {
+            if map.len() >= CACHE_MAX {
+                map.clear();
+            }
+            map.insert(hash, (tenant.clone(), Instant::now()));
+        }
+        Ok(tenant)
+    }
+}
+
+/// The authenticated caller: its tenant and the store that holds the tenant's rows.
+#[derive(Clone)]
+pub struct Tenant {
+    pub id: Arc<str>,
+    pub store: Arc<Store>,
+}
+
+impl Tenant {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The key presented on a request, if any.
+pub fn presented_key(parts: &Parts) -> Option<&str> {
+    if let Some(k) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(k.trim());
+    }
+    let auth = parts.headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = auth.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = presented_key(parts).filter(|k| !k.is_empty()).ok_or_else(|| {
+            ApiError(Error::unauthenticated(
+                "missing API key: send it as `x-api-key: <key>` or `Authorization: Bearer <key>`",
+            ))
+        })?;
+        let tenant = state
+            .auth
+            .tenant_of(state.tenants.control(), key)
+            .await?
+            .ok_or_else(|| ApiError(Error::unauthenticated("invalid API key")))?;
+        let store = state.tenants.store_for(&tenant).clone();
+        Ok(Tenant { id: tenant, store })
+    }
+}

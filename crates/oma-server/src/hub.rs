@@ -1,0 +1,78 @@
+//! In-process fan-out of committed session events to live subscribers (SSE streams).
+//!
+//! Events are published only after they are committed to the log, tagged with their `seq`.
+//! A subscriber that falls behind the channel's buffer is not silently skipped: it sees
+//! `Lagged` and catches up from the log (see the SSE route). Deleting a session closes its
+//! channel, which ends its streams.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, watch};
+
+const CHANNEL_CAPACITY: usize = 1024;
+
+/// One committed event as subscribers receive it.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub seq: i64,
+    pub kind: String,
+    /// The event's API object, serialised.
+    pub body: String,
+}
+
+pub struct Hub {
+    channels: Mutex<HashMap<String, broadcast::Sender<Arc<Committed>>>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            channels: Mutex::default(),
+            shutdown: watch::channel(false).0,
+        }
+    }
+}
+
+impl Hub {
+    pub fn subscribe(&self, session_id: &str) -> broadcast::Receiver<Arc<Committed>> {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(session_id.to_string())
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Delivers committed events, in order, to the session's subscribers.
+    pub fn publish(&self, session_id: &str, events: Vec<Committed>) {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = map.get(session_id) else {
+            return;
+        };
+        if tx.receiver_count() == 0 {
+            map.remove(session_id);
+            return;
+        }
+        for e in events {
+            // An error only means every receiver went away in the meantime.
+            let _ = tx.send(Arc::new(e));
+        }
+    }
+
+    /// Ends every stream of a session (it was deleted).
+    pub fn close_session(&self, session_id: &str) {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(session_id);
+    }
+
+    /// Ends every stream (server shutdown).
+    pub fn close_all(&self) {
+        let _ = self.shutdown.send(true);
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.clear();
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+}

@@ -1,0 +1,245 @@
+//! The session event log over HTTP: send (`POST …/events`), list (`GET …/events`) and the live
+//! stream (`GET …/events/stream`, SSE).
+//!
+//! Stream contract: every frame is `event: <type>` + `id: <seq>` + `data: <json>`; `ping`
+//! frames keep idle connections alive. Without `Last-Event-ID` the stream carries events
+//! committed after it opened (the official API does not replay); with `Last-Event-ID: N` it
+//! first replays every event with `seq > N` from the log, then continues live, with no gap and
+//! no duplicate. A subscriber that falls behind is caught up from the log, never skipped.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use oma_core::Error;
+use oma_core::events::{SendContext, validate_send};
+use oma_store::Store;
+use oma_store::events::{EventFilter, StoredEvent};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::Id;
+use crate::auth::Tenant;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryMap, RawJson, page_json};
+use crate::hub::{Committed, Hub};
+use crate::state::AppState;
+
+const PING_EVERY: Duration = Duration::from_secs(15);
+const CATCH_UP_BATCH: i64 = 500;
+const DELTA_TYPES: [&str; 2] = ["agent.message", "agent.thinking"];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sessions/{session_id}/events", post(send).get(list))
+        .route("/v1/sessions/{session_id}/events/stream", get(stream))
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    events: Vec<Value>,
+}
+
+async fn send(
+    State(st): State<AppState>,
+    t: Tenant,
+    Id(sid): Id,
+    JsonBody(body): JsonBody<SendBody>,
+) -> ApiResult<RawJson> {
+    let ctx = SendContext {
+        self_hosted: t.store.session_is_self_hosted(t.id(), &sid).await?,
+    };
+    let events = validate_send(&body.events, ctx)?;
+    let stored = t.store.append_events(t.id(), &sid, events).await?;
+    let data: Vec<String> = stored.iter().map(|e| e.body.clone()).collect();
+    st.hub
+        .publish(&sid, stored.into_iter().map(committed).collect());
+    Ok(RawJson(format!("{{\"data\":[{}]}}", data.join(","))))
+}
+
+pub(crate) fn committed(e: StoredEvent) -> Committed {
+    Committed {
+        seq: e.seq,
+        kind: e.kind,
+        body: e.body,
+    }
+}
+
+async fn list(t: Tenant, Id(sid): Id, q: QueryMap) -> ApiResult<RawJson> {
+    let filter = EventFilter {
+        types: q.get_all("types"),
+        gt: q.time("created_at[gt]")?,
+        gte: q.time("created_at[gte]")?,
+        lt: q.time("created_at[lt]")?,
+        lte: q.time("created_at[lte]")?,
+        thread: None,
+    };
+    let query = q.list_query(100, 1000, false)?;
+    Ok(page_json(
+        t.store.list_events(t.id(), &sid, &filter, &query).await?,
+    ))
+}
+
+async fn stream(
+    State(st): State<AppState>,
+    t: Tenant,
+    Id(sid): Id,
+    q: QueryMap,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let deltas = q.get_all("event_deltas");
+    if deltas.len() > 100 {
+        return Err(ApiError(Error::invalid("event_deltas: at most 100 values")));
+    }
+    if let Some(bad) = deltas.iter().find(|d| !DELTA_TYPES.contains(&d.as_str())) {
+        return Err(ApiError(Error::invalid(format!(
+            "event_deltas: `{bad}` is not supported (use agent.message or agent.thinking)"
+        ))));
+    }
+    let resume_from = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        None => None,
+        Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+            ApiError(Error::invalid(format!(
+                "Last-Event-ID must be an event sequence number, got `{v}`"
+            )))
+        })?),
+    };
+    // Subscribe before reading the log position: whatever commits from here on reaches us.
+    let rx = st.hub.subscribe(&sid);
+    let last = t.store.session_last_seq(t.id(), &sid).await?;
+    let start = resume_from.map_or(last, |n| n.clamp(0, last));
+    let (tx, out) = mpsc::channel::<Result<Event, Infallible>>(64);
+    let pump = Pump {
+        store: t.store.clone(),
+        tenant: t.id.clone(),
+        session: sid,
+        cursor: start,
+        tx,
+    };
+    tokio::spawn(pump.run(rx, st.hub.clone(), resume_from.is_some()));
+    let sse = Sse::new(ReceiverStream::new(out)).keep_alive(
+        KeepAlive::new()
+            .interval(PING_EVERY)
+            .event(Event::default().event("ping").data("{}")),
+    );
+    Ok((
+        [("x-accel-buffering", "no"), ("cache-control", "no-cache")],
+        sse,
+    )
+        .into_response())
+}
+
+/// Moves events from the log and the hub to one SSE connection, in `seq` order.
+struct Pump {
+    store: Arc<Store>,
+    tenant: Arc<str>,
+    session: String,
+    /// The last `seq` delivered (or skipped as already known).
+    cursor: i64,
+    tx: mpsc::Sender<Result<Event, Infallible>>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Pump {
+    async fn run(
+        mut self,
+        mut rx: broadcast::Receiver<Arc<Committed>>,
+        hub: Arc<Hub>,
+        replay: bool,
+    ) {
+        let mut shutdown = hub.shutdown_signal();
+        if replay && matches!(self.catch_up().await, Flow::Stop) {
+            return;
+        }
+        loop {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = shutdown.changed() => return,
+                _ = self.tx.closed() => return,
+            };
+            let flow = match received {
+                Ok(ev) => self.deliver_live(&ev).await,
+                // Fell behind the hub's buffer: the log has everything, read it from there.
+                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
+                Err(broadcast::error::RecvError::Closed) => Flow::Stop,
+            };
+            if matches!(flow, Flow::Stop) {
+                return;
+            }
+        }
+    }
+
+    async fn deliver_live(&mut self, ev: &Committed) -> Flow {
+        if ev.seq <= self.cursor {
+            return Flow::Continue;
+        }
+        if ev.seq > self.cursor + 1 && matches!(self.catch_up().await, Flow::Stop) {
+            return Flow::Stop;
+        }
+        if ev.seq <= self.cursor {
+            return Flow::Continue;
+        }
+        self.cursor = ev.seq;
+        let flow = self.emit(ev.seq, &ev.kind, &ev.body).await;
+        if ev.kind == "session.deleted" {
+            Flow::Stop
+        } else {
+            flow
+        }
+    }
+
+    /// Delivers every logged event after the cursor.
+    async fn catch_up(&mut self) -> Flow {
+        loop {
+            let batch = match self
+                .store
+                .events_after(&self.tenant, &self.session, self.cursor, CATCH_UP_BATCH)
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(session_id = %self.session, error = %e, "SSE catch-up read failed");
+                    let env = crate::error::envelope(&Error::internal(
+                        "event stream interrupted; reconnect with Last-Event-ID",
+                    ));
+                    let _ = self
+                        .tx
+                        .send(Ok(Event::default().event("error").data(env.to_string())))
+                        .await;
+                    return Flow::Stop;
+                }
+            };
+            let done = (batch.len() as i64) < CATCH_UP_BATCH;
+            for e in batch {
+                self.cursor = e.seq;
+                if matches!(self.emit(e.seq, &e.kind, &e.body).await, Flow::Stop) {
+                    return Flow::Stop;
+                }
+            }
+            if done {
+                return Flow::Continue;
+            }
+        }
+    }
+
+    async fn emit(&self, seq: i64, kind: &str, body: &str) -> Flow {
+        let frame = Event::default().event(kind).id(seq.to_string()).data(body);
+        if self.tx.send(Ok(frame)).await.is_err() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+}

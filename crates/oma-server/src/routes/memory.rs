@@ -1,0 +1,9 @@
+//! Routes: memory.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

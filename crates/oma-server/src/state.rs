@@ -1,0 +1,56 @@
+//! Everything a handler can reach.
+
+use std::sync::Arc;
+
+use oma_blob::BlobStore;
+use oma_core::seal::Sealer;
+use oma_store::TenantRouter;
+
+use crate::auth::AuthCache;
+use crate::hub::Hub;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub tenants: TenantRouter,
+    pub sealer: Arc<Sealer>,
+    pub blobs: BlobStore,
+    pub auth: Arc<AuthCache>,
+    pub hub: Arc<Hub>,
+    pub info: Arc<ServerInfo>,
+}
+
+/// What `/health` reports.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub version: &'static str,
+    pub database_backend: &'static str,
+    pub database_url: String,
+    pub blob_backend: &'static str,
+    pub blob_location: String,
+}
+
+impl AppState {
+    pub fn new(
+        tenants: TenantRouter,
+        sealer: Sealer,
+        blobs: BlobStore,
+        bootstrap_key: Option<&str>,
+    ) -> Self {
+        let control = tenants.control();
+        let info = ServerInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            database_backend: control.backend().name(),
+            database_url: control.url_redacted().to_string(),
+            blob_backend: "local",
+            blob_location: blobs.root().display().to_string(),
+        };
+        Self {
+            tenants,
+            sealer: Arc::new(sealer),
+            blobs,
+            auth: Arc::new(AuthCache::new(bootstrap_key)),
+            hub: Arc::new(Hub::default()),
+            info: Arc::new(info),
+        }
+    }
+}

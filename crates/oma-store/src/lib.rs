@@ -1,0 +1,66 @@
+//! Storage for oma: one SQL store over SQLite (the embedded default) or PostgreSQL.
+//!
+//! Both backends go through sqlx's `Any` driver with the same SQL text (`$N` placeholders work
+//! on both), so behaviour cannot drift between them; each backend has its own migrations
+//! folder because DDL differs. Every table carries `tenant_id` and every method takes the
+//! tenant first: there is no way to ask for a row without saying whose it is.
+//!
+//! Resource rows keep the API object as JSON (`body`) next to the columns that queries filter
+//! and sort on, so a read returns the stored bytes without re-serialising.
+
+mod db;
+pub mod migrate;
+pub mod page;
+pub mod router;
+
+pub mod agents;
+pub mod environments;
+pub mod events;
+pub mod files;
+pub mod memory;
+pub mod sessions;
+pub mod skills;
+pub mod tenants;
+pub mod vaults;
+
+pub use db::{Backend, Store, redact_url as db_url_redacted};
+pub use page::{ListQuery, Listed};
+pub use router::TenantRouter;
+
+/// Errors of the storage layer. Domain errors (not found, conflicts, validation) pass through
+/// unchanged; database errors are internal failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Domain(#[from] oma_core::Error),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// Whether this is a unique-constraint violation (both backends report it through sqlx).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            _ => false,
+        }
+    }
+}
+
+/// Parses a stored JSON column.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Serialises a value for a JSON column.
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}

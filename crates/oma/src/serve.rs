@@ -1,0 +1,149 @@
+//! `oma serve`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use oma_core::seal::{Sealer, generate_root_secret};
+use oma_server::AppState;
+use oma_store::TenantRouter;
+
+use crate::config::{DEFAULT_LISTEN, StorageArgs};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "OMA_LISTEN")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    init_logging();
+    let resolved = args.storage.resolve()?;
+    let listen = args
+        .listen
+        .clone()
+        .or_else(|| resolved.file.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("invalid --listen address `{listen}`"))?;
+
+    let store = resolved.open_migrated_store().await?;
+    let sealer = load_root_secret(&resolved.data_dir)?;
+    let blobs =
+        oma_blob::BlobStore::open_local(resolved.data_dir.join("blobs")).with_context(|| {
+            format!(
+                "opening the blob directory under {}",
+                resolved.data_dir.display()
+            )
+        })?;
+    let bootstrap = std::env::var("OMA_API_KEY").ok().filter(|k| !k.is_empty());
+    if bootstrap.is_none() {
+        tracing::warn!("OMA_API_KEY is not set: only keys made with `oma keys create` will work");
+    }
+    let state = AppState::new(
+        TenantRouter::single(store.clone()),
+        sealer,
+        blobs,
+        bootstrap.as_deref(),
+    );
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        op = "serve",
+        listen = %local,
+        database = store.backend().name(),
+        data_dir = %resolved.data_dir.display(),
+        "oma is listening on http://{local}"
+    );
+    oma_server::serve(listener, state, shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!(op = "serve", "stopped");
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OMA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+/// The root secret: `OMA_ROOT_SECRET`, else `DATA_DIR/root.key`, generated on first start.
+fn load_root_secret(data_dir: &Path) -> Result<Sealer> {
+    if let Ok(b64) = std::env::var("OMA_ROOT_SECRET") {
+        if !b64.trim().is_empty() {
+            return Sealer::from_base64(&b64).context("OMA_ROOT_SECRET");
+        }
+    }
+    let path = data_dir.join("root.key");
+    if path.exists() {
+        let b64 = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return Sealer::from_base64(&b64)
+            .with_context(|| format!("the root key in {}", path.display()));
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let b64 = generate_root_secret();
+    write_private(&path, &b64)?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated a new root secret: it seals every stored credential; back this file up (or set \
+         OMA_ROOT_SECRET) — without it sealed secrets cannot be recovered"
+    );
+    Sealer::from_base64(&b64).context("the generated root key")
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(_path: &Path, _contents: &str) -> Result<()> {
+    anyhow::bail!("generating a root key file needs a Unix system: set OMA_ROOT_SECRET")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!(op = "serve", "shutting down");
+}
