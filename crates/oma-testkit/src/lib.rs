@@ -1,1 +1,177 @@
+//! Test support for oma: stores on both backends and real servers on loopback.
+//!
+//! SQLite stores live in a temporary directory per test. PostgreSQL is used when
+//! `OMA_TEST_DATABASE_URL` is set (CI sets it); tests then share that database and stay apart by
+//! tenant: each `TestServer` makes a tenant of its own. When the variable is absent the
+//! PostgreSQL variants print that they were skipped — never silently.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use oma_core::seal::{Sealer, generate_root_secret};
+use oma_server::AppState;
+use oma_store::{Store, TenantRouter};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub use oma_store::Backend;
+
+/// The backends to run a test against: SQLite always, PostgreSQL when configured.
+pub fn backends() -> Vec<Backend> {
+    let mut v = vec![Backend::Sqlite];
+    if postgres_url().is_some() {
+        v.push(Backend::Postgres);
+    } else {
+        eprintln!("note: OMA_TEST_DATABASE_URL is not set; skipping the PostgreSQL variant");
+    }
+    v
+}
+
+pub fn postgres_url() -> Option<String> {
+    std::env::var("OMA_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A migrated store. The returned directory (SQLite) must outlive the store.
+pub async fn store(backend: Backend) -> Result<(Store, Option<TempDir>)> {
+    let (url, dir) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir()?;
+            (format!("sqlite://{}", dir.path().join("oma.db").display()), Some(dir))
+        }
+        Backend::Postgres => (postgres_url().context("OMA_TEST_DATABASE_URL is not set")?, None),
+    };
+    let store = Store::connect(&url).await?;
+    // Concurrent tests may migrate the same PostgreSQL database: sqlx takes an advisory lock.
+    store.migrate_up().await?;
+    Ok((store, dir))
+}
+
+/// A name no other test uses (tenants, resources).
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}
+
+/// A running oma server on `127.0.0.1:<random port>` with a tenant and key of its own.
+pub struct TestServer {
+    pub base: String,
+    pub tenant: String,
+    pub key: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    pub store: Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    dir: TempDir,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Result<Self> {
+        let (store, db_dir) = store(backend).await?;
+        let dir = match db_dir {
+            Some(d) => d,
+            None => tempfile::tempdir()?,
+        };
+        let blobs = oma_blob::BlobStore::open_local(dir.path().join("blobs"))?;
+        let sealer = Sealer::from_base64(&generate_root_secret())?;
+        let state = AppState::new(TenantRouter::single(store.clone()), sealer, blobs, None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let serve_state = state.clone();
+        let task = tokio::spawn(async move {
+            let _ = oma_server::serve(listener, serve_state, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let mut server = TestServer {
+            base: format!("http://{addr}"),
+            tenant: String::new(),
+            key: String::new(),
+            http: reqwest::Client::builder().no_proxy().build()?,
+            state,
+            store,
+            shutdown: Some(tx),
+            task: Some(task),
+            dir,
+        };
+        let (tenant, key) = server.new_tenant().await?;
+        server.tenant = tenant;
+        server.key = key;
+        Ok(server)
+    }
+
+    /// Creates another tenant and returns `(tenant, key)`.
+    pub async fn new_tenant(&self) -> Result<(String, String)> {
+        let tenant = unique("t").replace('_', "-");
+        self.store.create_tenant(&tenant).await?;
+        let (_, key) = self.store.create_api_key(&tenant, Some("test")).await?;
+        Ok((tenant, key))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The data directory (SQLite file and blobs for the SQLite backend).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// A request with this server's key.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.req_as(&self.key, method, path)
+    }
+
+    pub fn req_as(&self, key: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).header("x-api-key", key)
+    }
+
+    /// POSTs JSON and returns `(status, body)`.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Result<(u16, serde_json::Value)> {
+        send(self.req(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> Result<(u16, serde_json::Value)> {
+        send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown_now().await;
+    }
+
+    async fn shutdown_now(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Sends a request and returns `(status, JSON body or Null)`.
+pub async fn send(req: reqwest::RequestBuilder) -> Result<(u16, serde_json::Value)> {
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await?;
+    let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Ok((status, body))
+}

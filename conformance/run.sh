@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs the SDK conformance suite against a freshly started `oma serve`.
+#
+#   conformance/run.sh sqlite                 # a temporary data dir with the embedded database
+#   conformance/run.sh postgres URL           # a PostgreSQL database (it is migrated first)
+#
+# Environment: OMA_BIN (default target/debug/oma), PYTHON (a python with `anthropic` and
+# `pytest`, default .venv/bin/python), PYTEST_ARGS (extra pytest arguments).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+backend=${1:-sqlite}
+OMA_BIN=${OMA_BIN:-target/debug/oma}
+PYTHON=${PYTHON:-.venv/bin/python}
+work=$(mktemp -d)
+server_pid=""
+
+cleanup() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+storage=(--data-dir "$work/data")
+if [ "$backend" = postgres ]; then
+    url=${2:?usage: conformance/run.sh postgres URL}
+    storage+=(--database-url "$url")
+    "$OMA_BIN" migrate up "${storage[@]}" >/dev/null
+fi
+
+# A free port: bind to 0 and read back what the kernel chose.
+port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+key="sk-conformance-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+OMA_API_KEY="$key" OMA_ROOT_SECRET="${OMA_ROOT_SECRET:-}" "$OMA_BIN" serve --listen "127.0.0.1:$port" "${storage[@]}" \
+    >"$work/server.log" 2>&1 &
+server_pid=$!
+
+# Wait for /health with a deadline (no fixed sleeps).
+for _ in $(seq 1 300); do
+    if "$PYTHON" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; then
+        break
+    fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        echo "oma serve exited early:" >&2
+        cat "$work/server.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+
+"$OMA_BIN" tenants create conformance-b "${storage[@]}" >/dev/null
+key2=$("$OMA_BIN" keys create --tenant conformance-b "${storage[@]}" | tail -n 1)
+
+echo "conformance: $backend on 127.0.0.1:$port"
+set +e
+OMA_BASE_URL="http://127.0.0.1:$port" OMA_API_KEY="$key" OMA_API_KEY_2="$key2" OMA_SERVER_LOG="$work/server.log" \
+    OMA_DATA_DIR="$work/data" "$PYTHON" -m pytest conformance -q -p no:cacheprovider ${PYTEST_ARGS:-}
+status=$?
+set -e
+if [ $status -ne 0 ]; then
+    echo "---- server log (last 50 lines) ----" >&2
+    tail -n 50 "$work/server.log" >&2
+fi
+exit $status
