@@ -104,3 +104,10 @@ def test_bad_key_is_rejected():
 
     with pytest.raises(anthropic.AuthenticationError):
         make_client("sk-oma-not-a-real-key").beta.agents.list()
+
+
+def test_archived_agents_are_read_only(client, unique):
+    agent = client.beta.agents.create(model="claude-opus-4-8", name=f"ro-{unique}")
+    client.beta.agents.archive(agent.id)
+    with pytest.raises(anthropic.BadRequestError):
+        client.beta.agents.update(agent.id, system="changed")

@@ -1,6 +1,8 @@
 //! Storage: agents and their versions.
 
-use oma_core::agents::{AgentConfig, UpdateAgentParams, to_object};
+use std::collections::HashMap;
+
+use oma_core::agents::{AgentConfig, ResolvedAgentRef, UpdateAgentParams, to_object};
 use oma_core::{Error, ids, time};
 
 use sqlx::AssertSqlSafe;
@@ -28,6 +30,9 @@ type AgentRow = (i64, i64, i64, Option<i64>, String);
 
 impl Store {
     pub async fn create_agent(&self, tenant: &str, cfg: &AgentConfig) -> Result<String> {
+        let mut resolved = cfg.clone();
+        self.resolve_agent_refs(tenant, &mut resolved, None).await?;
+        let cfg = &resolved;
         let id = ids::new_id(ids::AGENT);
         let now = time::now_micros();
         let body = to_json(&to_object(&id, 1, now, now, None, cfg))?;
@@ -112,6 +117,38 @@ impl Store {
         })
     }
 
+    /// Checks and pins the agents a multiagent roster refers to: they must exist for this
+    /// tenant, and an unpinned reference resolves to that agent's current version.
+    async fn resolve_agent_refs(&self, tenant: &str, cfg: &mut AgentConfig, own_id: Option<&str>) -> Result<()> {
+        let refs = cfg.agent_refs_to_resolve();
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let mut found = HashMap::new();
+        for (ref_id, version) in refs {
+            if own_id == Some(ref_id.as_str()) {
+                continue;
+            }
+            match self.agent_version(tenant, &ref_id, version).await {
+                Ok(av) => {
+                    found.insert(
+                        (ref_id, version),
+                        ResolvedAgentRef {
+                            version: av.version,
+                            archived: av.archived_at.is_some(),
+                            has_multiagent: av.config.multiagent.is_some(),
+                            inference_geo: av.config.model.inference_geo.clone(),
+                        },
+                    );
+                }
+                Err(crate::StoreError::Domain(e)) if e.kind == oma_core::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        cfg.resolve_agent_refs(own_id, &found)?;
+        Ok(())
+    }
+
     async fn agent_times(&self, tenant: &str, id: &str, version: i64) -> Result<(i64, i64)> {
         let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT a.created_at, v.updated_at FROM agents a JOIN agent_versions v ON v.agent_id = a.id \
@@ -142,13 +179,19 @@ impl Store {
         .await?;
         let (version, created_at, _updated_at, archived_at, body) =
             row.ok_or_else(|| missing(id))?;
-        if let Some(expected) = params.version {
-            if expected != version {
-                return Err(Error::conflict(format!(
-                    "agent `{id}` is at version {version}, not {expected}: retrieve it and retry"
-                ))
-                .into());
-            }
+        if archived_at.is_some() {
+            return Err(Error::invalid(format!(
+                "agent `{id}` is archived: archived agents are read-only"
+            ))
+            .into());
+        }
+        if let Some(expected) = params.version
+            && expected != version
+        {
+            return Err(Error::conflict(format!(
+                "agent `{id}` is at version {version}, not {expected}: retrieve it and retry"
+            ))
+            .into());
         }
         let config: String = sqlx::query_scalar(
             "SELECT config FROM agent_versions WHERE agent_id = $1 AND version = $2",
@@ -158,7 +201,10 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let current: AgentConfig = from_json(&config)?;
-        let next = current.update(params)?;
+        let mut next = current.update(params)?;
+        if next.multiagent != current.multiagent {
+            self.resolve_agent_refs(tenant, &mut next, Some(id)).await?;
+        }
         if next == current {
             return Ok(body);
         }

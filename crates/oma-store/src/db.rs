@@ -69,12 +69,11 @@ impl Store {
             Backend::Sqlite => {
                 if let Some(parent) =
                     sqlite_path(url).and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+                    && !parent.as_os_str().is_empty()
                 {
-                    if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(&parent).map_err(|e| {
-                            StoreError::Config(format!("cannot create {}: {e}", parent.display()))
-                        })?;
-                    }
+                    std::fs::create_dir_all(&parent).map_err(|e| {
+                        StoreError::Config(format!("cannot create {}: {e}", parent.display()))
+                    })?;
                 }
                 let url = with_create_mode(url);
                 let write = sqlite_pool(&url, 1).await?;

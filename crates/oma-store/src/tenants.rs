@@ -16,6 +16,8 @@ pub struct ApiKeyInfo {
     pub revoked_at: Option<i64>,
 }
 
+type KeyRow = (String, String, Option<String>, String, i64, Option<i64>);
+
 /// What `create_tenant` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
@@ -117,7 +119,7 @@ impl Store {
     }
 
     pub async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKeyInfo>> {
-        let rows: Vec<(String, String, Option<String>, String, i64, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<KeyRow> = sqlx::query_as(
             "SELECT id, tenant_id, name, key_prefix, created_at, revoked_at FROM api_keys \
              WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY tenant_id, created_at",
         )
