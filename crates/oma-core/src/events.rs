@@ -488,7 +488,7 @@ mod tests {
         let deny_on_allow = json!({"type": "user.tool_confirmation", "tool_use_id": "sevt_1", "result": "allow", "deny_message": "no"});
         assert!(validate_send(&[deny_on_allow], ctx).is_err());
         let tool_result = json!({"type": "user.tool_result", "tool_use_id": "sevt_1"});
-        assert!(validate_send(&[tool_result.clone()], ctx).is_err());
+        assert!(validate_send(std::slice::from_ref(&tool_result), ctx).is_err());
         assert!(validate_send(&[tool_result], SendContext { self_hosted: true }).is_ok());
     }
 

@@ -345,67 +345,10 @@ fn is_format_char(c: char) -> bool {
     CF.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
-/// Whether `s` is in NFC, for the cases that occur in practice: decomposed Latin letters
-/// (what macOS file names produce), decomposed Hangul syllables, and the characters that
-/// never survive NFC. This workspace has no Unicode normalisation tables; with them this
-/// becomes an exact `is_nfc` test.
+/// Whether `s` is in Unicode Normalization Form C (the form paths are stored in, so two
+/// spellings of one name cannot both exist).
 fn is_nfc(s: &str) -> bool {
-    if s.is_ascii() {
-        return true;
-    }
-    // (combining mark, ASCII letters that compose with it into one precomposed character).
-    const LATIN: &[(u32, &str)] = &[
-        (0x300, "AEINOUWYaeinouwy"),
-        (0x301, "ACEGIKLMNOPRSUWYZacegiklmnoprsuwyz"),
-        (0x302, "ACEGHIJOSUWYZaceghijosuwyz"),
-        (0x303, "AEINOUVYaeinouvy"),
-        (0x304, "AEGIOUYaegiouy"),
-        (0x306, "AEGIOUaegiou"),
-        (0x307, "ABCDEFGHIMNOPRSTWXYZabcdefghmnoprstwxyz"),
-        (0x308, "AEHIOUWXYaehiotuwxy"),
-        (0x309, "AEIOUYaeiouy"),
-        (0x30A, "AUauwy"),
-        (0x30B, "OUou"),
-        (0x30C, "ACDEGHIKLNORSTUZacdeghijklnorstuz"),
-        (0x30F, "AEIORUaeioru"),
-        (0x311, "AEIORUaeioru"),
-        (0x31B, "OUou"),
-        (0x323, "ABDEHIKLMNORSTUVWYZabdehiklmnorstuvwyz"),
-        (0x324, "Uu"),
-        (0x325, "Aa"),
-        (0x326, "STst"),
-        (0x327, "CDEGHKLNRSTcdeghklnrst"),
-        (0x328, "AEIOUaeiou"),
-        (0x32D, "DELNTUdelntu"),
-        (0x32E, "Hh"),
-        (0x330, "EIUeiu"),
-        (0x331, "BDKLNRTZbdhklnrtz"),
-    ];
-    // Characters whose NFC form is a different character.
-    const SINGLETONS: &[u32] = &[
-        0x0340, 0x0341, 0x0343, 0x0344, 0x0374, 0x037E, 0x0387, 0x2000, 0x2001, 0x2126, 0x212A,
-        0x212B,
-    ];
-    let mut prev: Option<char> = None;
-    for c in s.chars() {
-        let cp = c as u32;
-        if SINGLETONS.contains(&cp) {
-            return false;
-        }
-        if let Some(p) = prev {
-            // Hangul leading consonant + vowel jamo compose into a syllable.
-            if (0x1100..=0x1112).contains(&(p as u32)) && (0x1161..=0x1175).contains(&cp) {
-                return false;
-            }
-            if p.is_ascii_alphabetic()
-                && LATIN.iter().any(|(m, bases)| *m == cp && bases.contains(p))
-            {
-                return false;
-            }
-        }
-        prev = Some(c);
-    }
-    true
+    s.is_ascii() || unicode_normalization::is_nfc(s)
 }
 
 /// A path in an error message, cut to a readable length on a character boundary.

@@ -20,11 +20,20 @@ use crate::state::AppState;
 const CACHE_TTL: Duration = Duration::from_secs(2);
 const CACHE_MAX: usize = 10_000;
 pub const DEFAULT_TENANT: &str = "default";
+/// The key id writes made with the bootstrap key (`OMA_API_KEY`) are attributed to.
+pub const BOOTSTRAP_KEY_ID: &str = "apikey_bootstrap";
+
+/// Who a key belongs to: its tenant and the key's own id (for attribution).
+#[derive(Debug, Clone)]
+pub struct KeyOwner {
+    pub tenant: Arc<str>,
+    pub key_id: Arc<str>,
+}
 
 #[derive(Default)]
 pub struct AuthCache {
     bootstrap_hash: Option<String>,
-    entries: RwLock<HashMap<String, (Option<Arc<str>>, Instant)>>,
+    entries: RwLock<HashMap<String, (Option<KeyOwner>, Instant)>>,
 }
 
 impl AuthCache {
@@ -35,11 +44,14 @@ impl AuthCache {
         }
     }
 
-    /// The tenant of a presented key, or `None` for an unknown or revoked key.
-    pub async fn tenant_of(&self, store: &Store, key: &str) -> Result<Option<Arc<str>>, ApiError> {
+    /// The owner of a presented key, or `None` for an unknown or revoked key.
+    pub async fn owner_of(&self, store: &Store, key: &str) -> Result<Option<KeyOwner>, ApiError> {
         let hash = hash_key(key);
         if self.bootstrap_hash.as_deref() == Some(hash.as_str()) {
-            return Ok(Some(Arc::from(DEFAULT_TENANT)));
+            return Ok(Some(KeyOwner {
+                tenant: Arc::from(DEFAULT_TENANT),
+                key_id: Arc::from(BOOTSTRAP_KEY_ID),
+            }));
         }
         if let Ok(map) = self.entries.read() {
             if let Some((tenant, at)) = map.get(&hash) {
@@ -48,21 +60,26 @@ impl AuthCache {
                 }
             }
         }
-        let tenant: Option<Arc<str>> = store.tenant_for_key_hash(&hash).await?.map(Arc::from);
+        let owner = store
+            .tenant_for_key_hash(&hash)
+            .await?
+            .map(|(tenant, key_id)| KeyOwner { tenant: Arc::from(tenant), key_id: Arc::from(key_id) });
         if let Ok(mut map) = self.entries.write() {
             if map.len() >= CACHE_MAX {
                 map.clear();
             }
-            map.insert(hash, (tenant.clone(), Instant::now()));
+            map.insert(hash, (owner.clone(), Instant::now()));
         }
-        Ok(tenant)
+        Ok(owner)
     }
 }
 
-/// The authenticated caller: its tenant and the store that holds the tenant's rows.
+/// The authenticated caller: its tenant, the key it used, and the store that holds the
+/// tenant's rows.
 #[derive(Clone)]
 pub struct Tenant {
     pub id: Arc<str>,
+    pub key_id: Arc<str>,
     pub store: Arc<Store>,
 }
 
@@ -94,12 +111,12 @@ impl FromRequestParts<AppState> for Tenant {
                 "missing API key: send it as `x-api-key: <key>` or `Authorization: Bearer <key>`",
             ))
         })?;
-        let tenant = state
+        let owner = state
             .auth
-            .tenant_of(state.tenants.control(), key)
+            .owner_of(state.tenants.control(), key)
             .await?
             .ok_or_else(|| ApiError(Error::unauthenticated("invalid API key")))?;
-        let store = state.tenants.store_for(&tenant).clone();
-        Ok(Tenant { id: tenant, store })
+        let store = state.tenants.store_for(&owner.tenant).clone();
+        Ok(Tenant { id: owner.tenant, key_id: owner.key_id, store })
     }
 }

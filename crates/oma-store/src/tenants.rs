@@ -157,10 +157,10 @@ impl Store {
         Ok(())
     }
 
-    /// The tenant a presented key belongs to, if it is a live key.
-    pub async fn tenant_for_key_hash(&self, key_hash: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+    /// The tenant and key id of a presented key, if it is a live key.
+    pub async fn tenant_for_key_hash(&self, key_hash: &str) -> Result<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(key_hash)
         .fetch_optional(self.reader())

@@ -56,7 +56,7 @@ async fn tenants_and_keys() {
         assert!(s.create_tenant("Bad Name!").await.is_err());
         let (info, key) = s.create_api_key(&t, None).await.unwrap();
         let hash = oma_store::tenants::hash_key(&key);
-        assert_eq!(s.tenant_for_key_hash(&hash).await.unwrap().as_deref(), Some(t.as_str()));
+        assert_eq!(s.tenant_for_key_hash(&hash).await.unwrap(), Some((t.clone(), info.id.clone())));
         s.revoke_api_key(&info.id).await.unwrap();
         assert_eq!(s.tenant_for_key_hash(&hash).await.unwrap(), None);
         assert!(s.create_api_key("no-such-tenant-xyz", None).await.is_err());

@@ -61,10 +61,10 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// Who a write is attributed to (`created_by` / `redacted_by`). The authenticated key's id is
-/// not exposed by `auth::Tenant` yet, and `null` is the documented "not recorded" value.
-fn actor(_t: &Tenant) -> Option<Actor> {
-    None
+/// Who a write made through the API is attributed to (`created_by` / `redacted_by`): the key
+/// the caller authenticated with.
+fn actor(t: &Tenant) -> Option<Actor> {
+    Some(Actor::ApiActor { api_key_id: t.key_id.to_string() })
 }
 
 fn view(q: &QueryMap, default: MemoryView) -> ApiResult<MemoryView> {
