@@ -34,6 +34,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     } else {
         bytes
     };
+    // Every request body of this API is an object. Checking up front also stops serde from
+    // accepting a JSON array as a struct (it maps arrays onto fields by position).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError(Error::invalid(
+            "the request body must be a JSON object",
+        )));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         let what = if e.is_syntax() || e.is_eof() {
             "malformed JSON body"

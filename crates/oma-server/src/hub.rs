@@ -17,6 +17,8 @@ const CHANNEL_CAPACITY: usize = 1024;
 pub struct Committed {
     pub seq: i64,
     pub kind: String,
+    /// The thread the event belongs to (`None`: the primary thread).
+    pub thread_id: Option<String>,
     /// The event's API object, serialised.
     pub body: String,
 }

@@ -41,6 +41,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/sessions/{session_id}/events", post(send).get(list))
         .route("/v1/sessions/{session_id}/events/stream", get(stream))
+        .route("/v1/sessions/{session_id}/threads/{thread_id}/events", get(thread_list))
+        .route("/v1/sessions/{session_id}/threads/{thread_id}/stream", get(thread_stream))
 }
 
 #[derive(Deserialize)]
@@ -69,6 +71,7 @@ pub(crate) fn committed(e: StoredEvent) -> Committed {
     Committed {
         seq: e.seq,
         kind: e.kind,
+        thread_id: e.thread_id,
         body: e.body,
     }
 }
@@ -88,10 +91,50 @@ async fn list(t: Tenant, Id(sid): Id, q: QueryMap) -> ApiResult<RawJson> {
     ))
 }
 
+/// A thread's history (`limit` and `page` only).
+async fn thread_list(
+    t: Tenant,
+    Id((sid, tid)): Id<(String, String)>,
+    q: QueryMap,
+) -> ApiResult<RawJson> {
+    let scope = t.store.thread_scope(t.id(), &sid, &tid).await?;
+    let filter = EventFilter {
+        thread: Some(scope),
+        ..EventFilter::default()
+    };
+    let query = q.list_query(100, 1000, false)?;
+    Ok(page_json(
+        t.store.list_events(t.id(), &sid, &filter, &query).await?,
+    ))
+}
+
 async fn stream(
-    State(st): State<AppState>,
+    st: State<AppState>,
     t: Tenant,
     Id(sid): Id,
+    q: QueryMap,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    open_stream(st, t, sid, None, q, headers).await
+}
+
+/// A thread's live stream: the same contract, scoped to that thread's events.
+async fn thread_stream(
+    st: State<AppState>,
+    t: Tenant,
+    Id((sid, tid)): Id<(String, String)>,
+    q: QueryMap,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let scope = t.store.thread_scope(t.id(), &sid, &tid).await?;
+    open_stream(st, t, sid, Some(scope), q, headers).await
+}
+
+async fn open_stream(
+    State(st): State<AppState>,
+    t: Tenant,
+    sid: String,
+    thread: Option<Option<String>>,
     q: QueryMap,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -121,6 +164,7 @@ async fn stream(
         store: t.store.clone(),
         tenant: t.id.clone(),
         session: sid,
+        thread,
         cursor: start,
         tx,
     };
@@ -142,6 +186,8 @@ struct Pump {
     store: Arc<Store>,
     tenant: Arc<str>,
     session: String,
+    /// Only events of this thread (`Some(None)`: the primary thread), or all events.
+    thread: Option<Option<String>>,
     /// The last `seq` delivered (or skipped as already known).
     cursor: i64,
     tx: mpsc::Sender<Result<Event, Infallible>>,
@@ -192,7 +238,11 @@ impl Pump {
             return Flow::Continue;
         }
         self.cursor = ev.seq;
-        let flow = self.emit(ev.seq, &ev.kind, &ev.body).await;
+        let flow = if self.wants(ev.thread_id.as_deref(), &ev.kind) {
+            self.emit(ev.seq, &ev.kind, &ev.body).await
+        } else {
+            Flow::Continue
+        };
         if ev.kind == "session.deleted" {
             Flow::Stop
         } else {
@@ -224,6 +274,9 @@ impl Pump {
             let done = (batch.len() as i64) < CATCH_UP_BATCH;
             for e in batch {
                 self.cursor = e.seq;
+                if !self.wants(e.thread_id.as_deref(), &e.kind) {
+                    continue;
+                }
                 if matches!(self.emit(e.seq, &e.kind, &e.body).await, Flow::Stop) {
                     return Flow::Stop;
                 }
@@ -231,6 +284,15 @@ impl Pump {
             if done {
                 return Flow::Continue;
             }
+        }
+    }
+
+    /// Whether this connection carries an event of `thread` (session-wide events such as
+    /// `session.deleted` reach every stream).
+    fn wants(&self, thread: Option<&str>, kind: &str) -> bool {
+        match &self.thread {
+            None => true,
+            Some(scope) => scope.as_deref() == thread || kind == "session.deleted",
         }
     }
 

@@ -1,0 +1,4 @@
+mod bad_input;
+mod routes;
+mod sse;
+mod tenant_isolation;
