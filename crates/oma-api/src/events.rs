@@ -1,0 +1,1 @@
+//! Wire types: events (see spec/managed-agents-api.md).
