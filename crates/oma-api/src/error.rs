@@ -22,7 +22,20 @@ pub struct ErrorBody {
 }
 
 impl ErrorEnvelope {
-    pub fn new(kind: &'static str, message: String, details: Option<Value>, request_id: String) -> Self {
-        Self { kind: "error", error: ErrorBody { kind, message, details }, request_id }
+    pub fn new(
+        kind: &'static str,
+        message: String,
+        details: Option<Value>,
+        request_id: String,
+    ) -> Self {
+        Self {
+            kind: "error",
+            error: ErrorBody {
+                kind,
+                message,
+                details,
+            },
+            request_id,
+        }
     }
 }

@@ -8,7 +8,6 @@
 pub mod agents;
 pub mod environments;
 pub mod error;
-pub mod events;
 pub mod files;
 pub mod memory;
 pub mod page;

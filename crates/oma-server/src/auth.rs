@@ -53,17 +53,19 @@ impl AuthCache {
                 key_id: Arc::from(BOOTSTRAP_KEY_ID),
             }));
         }
-        if let Ok(map) = self.entries.read() {
-            if let Some((tenant, at)) = map.get(&hash) {
-                if at.elapsed() < CACHE_TTL {
-                    return Ok(tenant.clone());
-                }
-            }
+        if let Ok(map) = self.entries.read()
+            && let Some((owner, at)) = map.get(&hash)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(owner.clone());
         }
         let owner = store
             .tenant_for_key_hash(&hash)
             .await?
-            .map(|(tenant, key_id)| KeyOwner { tenant: Arc::from(tenant), key_id: Arc::from(key_id) });
+            .map(|(tenant, key_id)| KeyOwner {
+                tenant: Arc::from(tenant),
+                key_id: Arc::from(key_id),
+            });
         if let Ok(mut map) = self.entries.write() {
             if map.len() >= CACHE_MAX {
                 map.clear();
@@ -117,6 +119,10 @@ impl FromRequestParts<AppState> for Tenant {
             .await?
             .ok_or_else(|| ApiError(Error::unauthenticated("invalid API key")))?;
         let store = state.tenants.store_for(&owner.tenant).clone();
-        Ok(Tenant { id: owner.tenant, key_id: owner.key_id, store })
+        Ok(Tenant {
+            id: owner.tenant,
+            key_id: owner.key_id,
+            store,
+        })
     }
 }

@@ -119,7 +119,12 @@ impl Store {
 
     /// Checks and pins the agents a multiagent roster refers to: they must exist for this
     /// tenant, and an unpinned reference resolves to that agent's current version.
-    async fn resolve_agent_refs(&self, tenant: &str, cfg: &mut AgentConfig, own_id: Option<&str>) -> Result<()> {
+    async fn resolve_agent_refs(
+        &self,
+        tenant: &str,
+        cfg: &mut AgentConfig,
+        own_id: Option<&str>,
+    ) -> Result<()> {
         let refs = cfg.agent_refs_to_resolve();
         if refs.is_empty() {
             return Ok(());

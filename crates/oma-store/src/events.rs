@@ -147,7 +147,12 @@ impl Store {
     /// Which events belong to thread `thread_id` of a session: `None` for the primary thread
     /// (events are stored without a thread id there), `Some(id)` for a child thread. Not found
     /// (`thread_not_found`) for a thread that is not this session's.
-    pub async fn thread_scope(&self, tenant: &str, session_id: &str, thread_id: &str) -> Result<Option<String>> {
+    pub async fn thread_scope(
+        &self,
+        tenant: &str,
+        session_id: &str,
+        thread_id: &str,
+    ) -> Result<Option<String>> {
         self.session_last_seq(tenant, session_id).await?;
         let row: Option<(Option<String>,)> = sqlx::query_as(
             "SELECT parent_thread_id FROM session_threads WHERE tenant_id = $1 AND session_id = $2 AND id = $3",
@@ -158,8 +163,10 @@ impl Store {
         .fetch_optional(self.reader())
         .await?;
         let (parent,) = row.ok_or_else(|| {
-            Error::not_found(format!("thread `{thread_id}` not found in session `{session_id}`"))
-                .with_code("thread_not_found")
+            Error::not_found(format!(
+                "thread `{thread_id}` not found in session `{session_id}`"
+            ))
+            .with_code("thread_not_found")
         })?;
         Ok(parent.map(|_| thread_id.to_string()))
     }

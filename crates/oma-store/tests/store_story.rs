@@ -18,7 +18,10 @@ async fn open(backend: Backend) -> Db {
     let (url, dir) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
-            (format!("sqlite://{}", dir.path().join("oma.db").display()), Some(dir))
+            (
+                format!("sqlite://{}", dir.path().join("oma.db").display()),
+                Some(dir),
+            )
         }
         Backend::Postgres => (std::env::var("OMA_TEST_DATABASE_URL").unwrap(), None),
     };
@@ -37,7 +40,10 @@ fn backends() -> Vec<Backend> {
 }
 
 fn tenant_name(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{tag}-{}-{nanos}", std::process::id())
 }
 
@@ -51,12 +57,21 @@ async fn tenants_and_keys() {
         let db = open(b).await;
         let s = &db.store;
         let t = tenant_name("keys");
-        assert_eq!(s.create_tenant(&t).await.unwrap(), oma_store::tenants::Created::New);
-        assert_eq!(s.create_tenant(&t).await.unwrap(), oma_store::tenants::Created::AlreadyExisted);
+        assert_eq!(
+            s.create_tenant(&t).await.unwrap(),
+            oma_store::tenants::Created::New
+        );
+        assert_eq!(
+            s.create_tenant(&t).await.unwrap(),
+            oma_store::tenants::Created::AlreadyExisted
+        );
         assert!(s.create_tenant("Bad Name!").await.is_err());
         let (info, key) = s.create_api_key(&t, None).await.unwrap();
         let hash = oma_store::tenants::hash_key(&key);
-        assert_eq!(s.tenant_for_key_hash(&hash).await.unwrap(), Some((t.clone(), info.id.clone())));
+        assert_eq!(
+            s.tenant_for_key_hash(&hash).await.unwrap(),
+            Some((t.clone(), info.id.clone()))
+        );
         s.revoke_api_key(&info.id).await.unwrap();
         assert_eq!(s.tenant_for_key_hash(&hash).await.unwrap(), None);
         assert!(s.create_api_key("no-such-tenant-xyz", None).await.is_err());
@@ -78,14 +93,20 @@ async fn agents_are_versioned_and_scoped_to_their_tenant() {
         let upd: UpdateAgentParams = serde_json::from_value(json!({"name": "stolen"})).unwrap();
         assert!(s.update_agent(&t2, &id, upd).await.is_err());
 
-        let upd: UpdateAgentParams = serde_json::from_value(json!({"name": "second", "version": 1})).unwrap();
-        let v2: Value = serde_json::from_str(&s.update_agent(&t1, &id, upd).await.unwrap()).unwrap();
+        let upd: UpdateAgentParams =
+            serde_json::from_value(json!({"name": "second", "version": 1})).unwrap();
+        let v2: Value =
+            serde_json::from_str(&s.update_agent(&t1, &id, upd).await.unwrap()).unwrap();
         assert_eq!(v2["version"], 2);
         // a stale precondition is a conflict and writes nothing
-        let stale: UpdateAgentParams = serde_json::from_value(json!({"name": "third", "version": 1})).unwrap();
+        let stale: UpdateAgentParams =
+            serde_json::from_value(json!({"name": "third", "version": 1})).unwrap();
         let err = s.update_agent(&t1, &id, stale).await.unwrap_err();
-        assert!(matches!(err, oma_store::StoreError::Domain(ref e) if e.kind == oma_core::ErrorKind::Conflict));
-        let v1: Value = serde_json::from_str(&s.get_agent(&t1, &id, Some(1)).await.unwrap()).unwrap();
+        assert!(
+            matches!(err, oma_store::StoreError::Domain(ref e) if e.kind == oma_core::ErrorKind::Conflict)
+        );
+        let v1: Value =
+            serde_json::from_str(&s.get_agent(&t1, &id, Some(1)).await.unwrap()).unwrap();
         assert_eq!(v1["name"], "first");
         let now: Value = serde_json::from_str(&s.get_agent(&t1, &id, None).await.unwrap()).unwrap();
         assert_eq!(now["name"], "second");
@@ -101,7 +122,8 @@ async fn pagination_walks_every_row_once_in_order() {
         let mut made = Vec::new();
         for i in 0..7 {
             let cfg = AgentConfig::create(agent_params(&format!("a{i}"))).unwrap();
-            let body: Value = serde_json::from_str(&s.create_agent(&t, &cfg).await.unwrap()).unwrap();
+            let body: Value =
+                serde_json::from_str(&s.create_agent(&t, &cfg).await.unwrap()).unwrap();
             made.push(body["id"].as_str().unwrap().to_string());
         }
         for desc in [false, true] {
@@ -109,7 +131,10 @@ async fn pagination_walks_every_row_once_in_order() {
             let mut cursor: Option<Cursor> = None;
             loop {
                 let q = ListQuery::new(3, desc, cursor.clone());
-                let page = s.list_agents(&t, &AgentFilter::default(), &q).await.unwrap();
+                let page = s
+                    .list_agents(&t, &AgentFilter::default(), &q)
+                    .await
+                    .unwrap();
                 for item in &page.items {
                     let v: Value = serde_json::from_str(item).unwrap();
                     seen.push(v["id"].as_str().unwrap().to_string());

@@ -30,7 +30,9 @@ pub fn backends() -> Vec<Backend> {
 }
 
 pub fn postgres_url() -> Option<String> {
-    std::env::var("OMA_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("OMA_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// A migrated store. The returned directory (SQLite) must outlive the store.
@@ -38,9 +40,15 @@ pub async fn store(backend: Backend) -> Result<(Store, Option<TempDir>)> {
     let (url, dir) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir()?;
-            (format!("sqlite://{}", dir.path().join("oma.db").display()), Some(dir))
+            (
+                format!("sqlite://{}", dir.path().join("oma.db").display()),
+                Some(dir),
+            )
         }
-        Backend::Postgres => (postgres_url().context("OMA_TEST_DATABASE_URL is not set")?, None),
+        Backend::Postgres => (
+            postgres_url().context("OMA_TEST_DATABASE_URL is not set")?,
+            None,
+        ),
     };
     let store = Store::connect(&url).await?;
     // Concurrent tests may migrate the same PostgreSQL database: sqlx takes an advisory lock.
@@ -131,12 +139,23 @@ impl TestServer {
         self.req_as(&self.key, method, path)
     }
 
-    pub fn req_as(&self, key: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, self.url(path)).header("x-api-key", key)
+    pub fn req_as(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header("x-api-key", key)
     }
 
     /// POSTs JSON and returns `(status, body)`.
-    pub async fn post(&self, path: &str, body: serde_json::Value) -> Result<(u16, serde_json::Value)> {
+    pub async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<(u16, serde_json::Value)> {
         send(self.req(reqwest::Method::POST, path).json(&body)).await
     }
 

@@ -83,10 +83,10 @@ fn init_logging() {
 
 /// The root secret: `OMA_ROOT_SECRET`, else `DATA_DIR/root.key`, generated on first start.
 fn load_root_secret(data_dir: &Path) -> Result<Sealer> {
-    if let Ok(b64) = std::env::var("OMA_ROOT_SECRET") {
-        if !b64.trim().is_empty() {
-            return Sealer::from_base64(&b64).context("OMA_ROOT_SECRET");
-        }
+    if let Ok(b64) = std::env::var("OMA_ROOT_SECRET")
+        && !b64.trim().is_empty()
+    {
+        return Sealer::from_base64(&b64).context("OMA_ROOT_SECRET");
     }
     let path = data_dir.join("root.key");
     if path.exists() {

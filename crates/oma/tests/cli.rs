@@ -52,12 +52,17 @@ fn serve(data_dir: &Path, api_key: &str) -> Server {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             if let Some(i) = line.find("listening on http://") {
                 let rest = &line[i + "listening on ".len()..];
-                let url: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                let url: String = rest
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect();
                 let _ = tx.send(url);
             }
         }
     });
-    let base = rx.recv_timeout(Duration::from_secs(30)).expect("server announced its address");
+    let base = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server announced its address");
     Server { child, base }
 }
 
@@ -66,7 +71,11 @@ fn status_of(base: &str, path: &str, key: &str) -> u16 {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {key}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {key}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).unwrap();
     buf.split_whitespace().nth(1).unwrap().parse().unwrap()
@@ -85,7 +94,11 @@ fn tenants_and_keys_work_while_the_server_runs() {
     assert!(stdout(&out).contains("created tenant acme"));
     let again = oma(&["tenants", "create", "acme"], d);
     assert!(again.status.success());
-    assert!(stdout(&again).contains("already exists"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("already exists"),
+        "{}",
+        stdout(&again)
+    );
 
     let out = oma(&["keys", "create", "--tenant", "acme", "--name", "ci"], d);
     assert!(out.status.success(), "{out:?}");
@@ -106,7 +119,11 @@ fn tenants_and_keys_work_while_the_server_runs() {
         assert!(Instant::now() < deadline, "revoked key still accepted");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!oma(&["keys", "create", "--tenant", "nobody"], d).status.success());
+    assert!(
+        !oma(&["keys", "create", "--tenant", "nobody"], d)
+            .status
+            .success()
+    );
 }
 
 #[test]
@@ -140,7 +157,10 @@ fn a_schema_newer_than_the_binary_is_refused() {
     let d = dir.path();
     assert!(oma(&["migrate", "up"], d).status.success());
     let url = format!("sqlite://{}", d.join("oma.db").display());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let store = oma_store::Store::connect(&url).await.unwrap();
         sqlx_insert_future_migration(&store).await;

@@ -29,7 +29,10 @@ fn http(base: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Str
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let status = raw.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -69,8 +72,10 @@ fn secrets_never_leave_the_seal() {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = writeln!(log_copy, "{line}");
             if let Some(i) = line.find("listening on http://") {
-                let url: String =
-                    line[i + 13..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                let url: String = line[i + 13..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect();
                 let _ = tx.send(url);
             }
         }
@@ -94,7 +99,11 @@ fn secrets_never_leave_the_seal() {
         serde_json::from_str(&text).unwrap()
     };
 
-    let vault = call("POST", "/v1/vaults", Some(json!({"display_name": "secrets"})));
+    let vault = call(
+        "POST",
+        "/v1/vaults",
+        Some(json!({"display_name": "secrets"})),
+    );
     let vid = vault["id"].as_str().unwrap().to_string();
     let creds = [
         json!({"auth": {"type": "static_bearer", "mcp_server_url": "https://a.example.com/mcp", "token": secrets[0]}}),
@@ -113,8 +122,16 @@ fn secrets_never_leave_the_seal() {
     }
     call("GET", &format!("/v1/vaults/{vid}/credentials"), None);
 
-    let agent = call("POST", "/v1/agents", Some(json!({"name": "s", "model": "claude-opus-4-8"})));
-    let env = call("POST", "/v1/environments", Some(json!({"name": "s", "config": {"type": "cloud"}})));
+    let agent = call(
+        "POST",
+        "/v1/agents",
+        Some(json!({"name": "s", "model": "claude-opus-4-8"})),
+    );
+    let env = call(
+        "POST",
+        "/v1/environments",
+        Some(json!({"name": "s", "config": {"type": "cloud"}})),
+    );
     let session = call(
         "POST",
         "/v1/sessions",
@@ -125,7 +142,11 @@ fn secrets_never_leave_the_seal() {
     );
     let sid = session["id"].as_str().unwrap().to_string();
     let rid = session["resources"][0]["id"].as_str().unwrap().to_string();
-    call("POST", &format!("/v1/sessions/{sid}/resources/{rid}"), Some(json!({"authorization_token": secrets[6]})));
+    call(
+        "POST",
+        &format!("/v1/sessions/{sid}/resources/{rid}"),
+        Some(json!({"authorization_token": secrets[6]})),
+    );
     call("GET", &format!("/v1/sessions/{sid}"), None);
     call("GET", &format!("/v1/sessions/{sid}/resources"), None);
 

@@ -28,10 +28,10 @@ async fn create(t: Tenant, JsonBody(params): JsonBody<CreateAgentParams>) -> Api
 
 async fn retrieve(t: Tenant, Id(id): Id, q: QueryMap) -> ApiResult<RawJson> {
     let version = q.int("version")?;
-    if let Some(v) = version {
-        if v < 1 {
-            return Err(ApiError(Error::invalid("`version` must be at least 1")));
-        }
+    if let Some(v) = version
+        && v < 1
+    {
+        return Err(ApiError(Error::invalid("`version` must be at least 1")));
     }
     Ok(RawJson(t.store.get_agent(t.id(), &id, version).await?))
 }
@@ -41,10 +41,10 @@ async fn update(
     Id(id): Id,
     JsonBody(params): JsonBody<UpdateAgentParams>,
 ) -> ApiResult<RawJson> {
-    if let Some(v) = params.version {
-        if v < 1 {
-            return Err(ApiError(Error::invalid("`version` must be at least 1")));
-        }
+    if let Some(v) = params.version
+        && v < 1
+    {
+        return Err(ApiError(Error::invalid("`version` must be at least 1")));
     }
     Ok(RawJson(t.store.update_agent(t.id(), &id, params).await?))
 }

@@ -41,8 +41,14 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/sessions/{session_id}/events", post(send).get(list))
         .route("/v1/sessions/{session_id}/events/stream", get(stream))
-        .route("/v1/sessions/{session_id}/threads/{thread_id}/events", get(thread_list))
-        .route("/v1/sessions/{session_id}/threads/{thread_id}/stream", get(thread_stream))
+        .route(
+            "/v1/sessions/{session_id}/threads/{thread_id}/events",
+            get(thread_list),
+        )
+        .route(
+            "/v1/sessions/{session_id}/threads/{thread_id}/stream",
+            get(thread_stream),
+        )
 }
 
 #[derive(Deserialize)]

@@ -64,7 +64,9 @@ pub fn routes() -> Router<AppState> {
 /// Who a write made through the API is attributed to (`created_by` / `redacted_by`): the key
 /// the caller authenticated with.
 fn actor(t: &Tenant) -> Option<Actor> {
-    Some(Actor::ApiActor { api_key_id: t.key_id.to_string() })
+    Some(Actor::ApiActor {
+        api_key_id: t.key_id.to_string(),
+    })
 }
 
 fn view(q: &QueryMap, default: MemoryView) -> ApiResult<MemoryView> {

@@ -47,7 +47,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/vaults/{vault}/credentials"),
     ("GET", "/v1/vaults/{vault}/credentials/{credential}"),
     ("POST", "/v1/vaults/{vault}/credentials/{credential}"),
-    ("POST", "/v1/vaults/{vault}/credentials/{credential}/archive"),
+    (
+        "POST",
+        "/v1/vaults/{vault}/credentials/{credential}/archive",
+    ),
     ("DELETE", "/v1/vaults/{vault}/credentials/{credential}"),
     ("POST", "/v1/memory_stores"),
     ("GET", "/v1/memory_stores"),
@@ -62,7 +65,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/memory_stores/{store}/memories/{memory}"),
     ("GET", "/v1/memory_stores/{store}/memory_versions"),
     ("GET", "/v1/memory_stores/{store}/memory_versions/{memver}"),
-    ("POST", "/v1/memory_stores/{store}/memory_versions/{memver}/redact"),
+    (
+        "POST",
+        "/v1/memory_stores/{store}/memory_versions/{memver}/redact",
+    ),
     ("POST", "/v1/skills"),
     ("GET", "/v1/skills"),
     ("GET", "/v1/skills/{skill}"),
@@ -103,25 +109,45 @@ async fn created(s: &TestServer, path: &str, body: Value) -> Value {
 }
 
 async fn multipart(s: &TestServer, path: &str, form: reqwest::multipart::Form) -> Value {
-    let (status, v) = oma_testkit::send(s.req(reqwest::Method::POST, path).multipart(form)).await.unwrap();
+    let (status, v) = oma_testkit::send(s.req(reqwest::Method::POST, path).multipart(form))
+        .await
+        .unwrap();
     assert_eq!(status, 200, "POST {path} -> {v}");
     v
 }
 
 fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_string()
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
 }
 
 /// Creates one object of every kind for the server's tenant.
 pub async fn fixture(s: &TestServer) -> Fixture {
     let mut f = Fixture::default();
-    let agent = created(s, "/v1/agents", json!({"name": "fx", "model": "claude-opus-4-8"})).await;
+    let agent = created(
+        s,
+        "/v1/agents",
+        json!({"name": "fx", "model": "claude-opus-4-8"}),
+    )
+    .await;
     f.ids.push(("agent", id(&agent)));
-    let env = created(s, "/v1/environments", json!({"name": "fx", "config": {"type": "cloud"}})).await;
+    let env = created(
+        s,
+        "/v1/environments",
+        json!({"name": "fx", "config": {"type": "cloud"}}),
+    )
+    .await;
     f.ids.push(("env", id(&env)));
 
-    let file_form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(b"hello".to_vec()).file_name("hello.txt").mime_str("text/plain").unwrap());
+    let file_form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"hello".to_vec())
+            .file_name("hello.txt")
+            .mime_str("text/plain")
+            .unwrap(),
+    );
     let file = multipart(s, "/v1/files", file_form).await;
     f.ids.push(("file", id(&file)));
 
@@ -144,18 +170,29 @@ pub async fn fixture(s: &TestServer) -> Fixture {
     )
     .await;
     f.ids.push(("memory", id(&memory)));
-    let (_, versions) = s.get(&format!("/v1/memory_stores/{}/memory_versions", id(&store))).await.unwrap();
-    let memver = versions["data"][0]["id"].as_str().unwrap_or("memver_missing").to_string();
+    let (_, versions) = s
+        .get(&format!("/v1/memory_stores/{}/memory_versions", id(&store)))
+        .await
+        .unwrap();
+    let memver = versions["data"][0]["id"]
+        .as_str()
+        .unwrap_or("memver_missing")
+        .to_string();
     f.ids.push(("memver", memver));
 
     let skill_form = reqwest::multipart::Form::new().part(
         "files[]",
-        reqwest::multipart::Part::bytes(b"---\nname: fx-skill\ndescription: a fixture\n---\nDo things.\n".to_vec())
-            .file_name("fx-skill/SKILL.md"),
+        reqwest::multipart::Part::bytes(
+            b"---\nname: fx-skill\ndescription: a fixture\n---\nDo things.\n".to_vec(),
+        )
+        .file_name("fx-skill/SKILL.md"),
     );
     let skill = multipart(s, "/v1/skills", skill_form).await;
     f.ids.push(("skill", id(&skill)));
-    let skillver = skill["latest_version_id"].as_str().unwrap_or("latest").to_string();
+    let skillver = skill["latest_version_id"]
+        .as_str()
+        .unwrap_or("latest")
+        .to_string();
     f.ids.push(("skillver", skillver));
 
     let session = created(
@@ -169,10 +206,19 @@ pub async fn fixture(s: &TestServer) -> Fixture {
     )
     .await;
     f.ids.push(("session", id(&session)));
-    let resource = session["resources"][0]["id"].as_str().unwrap_or("res_missing").to_string();
+    let resource = session["resources"][0]["id"]
+        .as_str()
+        .unwrap_or("res_missing")
+        .to_string();
     f.ids.push(("resource", resource));
-    let (_, threads) = s.get(&format!("/v1/sessions/{}/threads", id(&session))).await.unwrap();
-    let thread = threads["data"][0]["id"].as_str().unwrap_or("sthr_missing").to_string();
+    let (_, threads) = s
+        .get(&format!("/v1/sessions/{}/threads", id(&session)))
+        .await
+        .unwrap();
+    let thread = threads["data"][0]["id"]
+        .as_str()
+        .unwrap_or("sthr_missing")
+        .to_string();
     f.ids.push(("thread", thread));
     f
 }
@@ -199,7 +245,9 @@ pub async fn snapshot(s: &TestServer, key: &str, f: &Fixture) -> Vec<(String, Va
     let mut out = Vec::new();
     for l in lists {
         let path = f.fill(l);
-        let (status, mut v) = oma_testkit::send(s.req_as(key, reqwest::Method::GET, &path)).await.unwrap();
+        let (status, mut v) = oma_testkit::send(s.req_as(key, reqwest::Method::GET, &path))
+            .await
+            .unwrap();
         strip_clock_fields(&mut v);
         out.push((path, json!({"status": status, "body": v})));
     }

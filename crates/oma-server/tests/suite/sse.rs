@@ -24,14 +24,25 @@ struct SseReader {
 
 impl SseReader {
     async fn open(s: &TestServer, session: &str, last_event_id: Option<i64>) -> SseReader {
-        let mut req = s.req(reqwest::Method::GET, &format!("/v1/sessions/{session}/events/stream"));
+        let mut req = s.req(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{session}/events/stream"),
+        );
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id.to_string());
         }
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-        SseReader { body: Box::pin(resp.bytes_stream()), buf: String::new() }
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        SseReader {
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        }
     }
 
     /// The next non-ping frame, or `None` when the server closed the stream.
@@ -39,7 +50,11 @@ impl SseReader {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let raw: String = self.buf.drain(..end + 2).collect();
-                let mut f = Frame { event: String::new(), id: None, data: Value::Null };
+                let mut f = Frame {
+                    event: String::new(),
+                    id: None,
+                    data: Value::Null,
+                };
                 for line in raw.lines() {
                     if let Some(v) = line.strip_prefix("event:") {
                         f.event = v.trim().to_string();
@@ -74,10 +89,27 @@ impl SseReader {
 }
 
 async fn new_session(s: &TestServer) -> String {
-    let (_, agent) = s.post("/v1/agents", json!({"name": "sse", "model": "claude-opus-4-8"})).await.unwrap();
-    let (_, env) = s.post("/v1/environments", json!({"name": "sse", "config": {"type": "cloud"}})).await.unwrap();
-    let (status, session) =
-        s.post("/v1/sessions", json!({"agent": agent["id"], "environment_id": env["id"]})).await.unwrap();
+    let (_, agent) = s
+        .post(
+            "/v1/agents",
+            json!({"name": "sse", "model": "claude-opus-4-8"}),
+        )
+        .await
+        .unwrap();
+    let (_, env) = s
+        .post(
+            "/v1/environments",
+            json!({"name": "sse", "config": {"type": "cloud"}}),
+        )
+        .await
+        .unwrap();
+    let (status, session) = s
+        .post(
+            "/v1/sessions",
+            json!({"agent": agent["id"], "environment_id": env["id"]}),
+        )
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{session}");
     session["id"].as_str().unwrap().to_string()
 }
@@ -95,7 +127,10 @@ async fn live_delivery_and_exact_resume() {
         let s = TestServer::start(b).await.unwrap();
         let sid = new_session(&s).await;
         let mut live = SseReader::open(&s, &sid, None).await;
-        let (status, sent) = s.post(&format!("/v1/sessions/{sid}/events"), messages(3, "a")).await.unwrap();
+        let (status, sent) = s
+            .post(&format!("/v1/sessions/{sid}/events"), messages(3, "a"))
+            .await
+            .unwrap();
         assert_eq!(status, 200, "{sent}");
         let got = live.take(3).await;
         let ids: Vec<i64> = got.iter().map(|f| f.id.unwrap()).collect();
@@ -109,14 +144,22 @@ async fn live_delivery_and_exact_resume() {
         // Reconnect after seq 1: exactly 2 and 3 are replayed, then live events follow.
         let mut resumed = SseReader::open(&s, &sid, Some(1)).await;
         let replay = resumed.take(2).await;
-        assert_eq!(replay.iter().map(|f| f.id.unwrap()).collect::<Vec<_>>(), vec![2, 3]);
-        s.post(&format!("/v1/sessions/{sid}/events"), messages(1, "b")).await.unwrap();
+        assert_eq!(
+            replay.iter().map(|f| f.id.unwrap()).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        s.post(&format!("/v1/sessions/{sid}/events"), messages(1, "b"))
+            .await
+            .unwrap();
         let next = resumed.take(1).await;
         assert_eq!(next[0].id, Some(4));
         assert_eq!(live.take(1).await[0].id, Some(4));
 
         // The list agrees with the stream.
-        let (_, page) = s.get(&format!("/v1/sessions/{sid}/events?limit=2")).await.unwrap();
+        let (_, page) = s
+            .get(&format!("/v1/sessions/{sid}/events?limit=2"))
+            .await
+            .unwrap();
         assert_eq!(page["data"].as_array().unwrap().len(), 2);
         assert!(page["next_page"].is_string());
         s.stop().await;
@@ -132,8 +175,13 @@ async fn a_subscriber_that_falls_behind_is_caught_up_not_skipped() {
         let mut slow = SseReader::open(&s, &sid, None).await;
         let total = 3000;
         for round in 0..(total / 100) {
-            let (status, body) =
-                s.post(&format!("/v1/sessions/{sid}/events"), messages(100, &format!("r{round}"))).await.unwrap();
+            let (status, body) = s
+                .post(
+                    &format!("/v1/sessions/{sid}/events"),
+                    messages(100, &format!("r{round}")),
+                )
+                .await
+                .unwrap();
             assert_eq!(status, 200, "{body}");
         }
         let got = slow.take(total).await;
@@ -150,11 +198,17 @@ async fn deleting_a_session_ends_its_stream() {
         let s = TestServer::start(b).await.unwrap();
         let sid = new_session(&s).await;
         let mut stream = SseReader::open(&s, &sid, None).await;
-        let (status, body) = oma_testkit::send(s.req(reqwest::Method::DELETE, &format!("/v1/sessions/{sid}"))).await.unwrap();
+        let (status, body) =
+            oma_testkit::send(s.req(reqwest::Method::DELETE, &format!("/v1/sessions/{sid}")))
+                .await
+                .unwrap();
         assert_eq!(status, 200, "{body}");
         let last = stream.next().await.expect("session.deleted frame");
         assert_eq!(last.event, "session.deleted");
-        assert!(stream.next().await.is_none(), "the stream closes after session.deleted");
+        assert!(
+            stream.next().await.is_none(),
+            "the stream closes after session.deleted"
+        );
         s.stop().await;
     }
 }
@@ -167,7 +221,12 @@ async fn stream_errors_are_envelopes_before_streaming() {
         assert_eq!(status, 404);
         assert_eq!(body["type"], "error");
         let sid = new_session(&s).await;
-        let (status, body) = s.get(&format!("/v1/sessions/{sid}/events/stream?event_deltas[]=bogus")).await.unwrap();
+        let (status, body) = s
+            .get(&format!(
+                "/v1/sessions/{sid}/events/stream?event_deltas[]=bogus"
+            ))
+            .await
+            .unwrap();
         assert_eq!(status, 400, "{body}");
         s.stop().await;
     }

@@ -43,12 +43,15 @@ async fn every_route_hides_other_tenants_objects() {
             if template.ends_with("/versions") && *method == "POST" {
                 let form = reqwest::multipart::Form::new().part(
                     "files[]",
-                    reqwest::multipart::Part::bytes(b"---\nname: fx-skill\ndescription: d\n---\n".to_vec())
-                        .file_name("fx-skill/SKILL.md"),
+                    reqwest::multipart::Part::bytes(
+                        b"---\nname: fx-skill\ndescription: d\n---\n".to_vec(),
+                    )
+                    .file_name("fx-skill/SKILL.md"),
                 );
                 req = req.multipart(form);
             } else if let Some(body) = body_for(method, template) {
-                let body: serde_json::Value = serde_json::from_str(&f.fill(&body.to_string())).unwrap();
+                let body: serde_json::Value =
+                    serde_json::from_str(&f.fill(&body.to_string())).unwrap();
                 req = req.json(&body);
             }
             let (status, body) = oma_testkit::send(req).await.unwrap();
@@ -66,7 +69,10 @@ async fn every_route_hides_other_tenants_objects() {
         }
 
         let after = snapshot(&s, &s.key, &f).await;
-        assert_eq!(before, after, "another tenant's requests changed the owner's data");
+        assert_eq!(
+            before, after,
+            "another tenant's requests changed the owner's data"
+        );
         s.stop().await;
     }
 }

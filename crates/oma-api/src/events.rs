@@ -1,1 +1,0 @@
-//! Wire types: events (see spec/managed-agents-api.md).
