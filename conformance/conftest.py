@@ -57,3 +57,23 @@ def other_client() -> anthropic.Anthropic:
 def unique() -> str:
     """A short unique suffix for names."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def fake_model_server():
+    """The fake model the server under test talks to (see fake_model.py and run.sh)."""
+    from fake_model import FakeModel
+
+    port = os.environ.get("OMA_FAKE_MODEL_PORT")
+    if not port:
+        pytest.skip("OMA_FAKE_MODEL_PORT not set: the server has no scripted model")
+    fake = FakeModel(int(port))
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_model(fake_model_server):
+    fake_model_server.reset()
+    yield fake_model_server
+    fake_model_server.reset()

@@ -32,9 +32,17 @@ if [ "$backend" = postgres ]; then
 fi
 
 # A free port: bind to 0 and read back what the kernel chose.
-port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+# The model the server talks to is a scripted fake served by the pytest process itself
+# (conformance/fake_model.py), on a port chosen here.
+fake_port=$(free_port)
 key="sk-conformance-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-OMA_API_KEY="$key" OMA_ROOT_SECRET="${OMA_ROOT_SECRET:-}" "$OMA_BIN" serve --listen "127.0.0.1:$port" "${storage[@]}" \
+OMA_API_KEY="$key" OMA_ROOT_SECRET="${OMA_ROOT_SECRET:-}" \
+    ANTHROPIC_BASE_URL="http://127.0.0.1:$fake_port" ANTHROPIC_API_KEY="fake-model-key" \
+    OMA_OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" OMA_OPENAI_API_KEY="fake-openai-key" \
+    OMA_OPENAI_MODELS="oma-test-openai-model" OMA_MODEL_RETRY_BASE_MS=20 \
+    "$OMA_BIN" serve --listen "127.0.0.1:$port" "${storage[@]}" \
     >"$work/server.log" 2>&1 &
 server_pid=$!
 
@@ -56,7 +64,7 @@ key2=$("$OMA_BIN" keys create --tenant conformance-b "${storage[@]}" | tail -n 1
 
 echo "conformance: $backend on 127.0.0.1:$port"
 set +e
-OMA_BASE_URL="http://127.0.0.1:$port" OMA_API_KEY="$key" OMA_API_KEY_2="$key2" OMA_SERVER_LOG="$work/server.log" \
+OMA_BASE_URL="http://127.0.0.1:$port" OMA_FAKE_MODEL_PORT="$fake_port" OMA_API_KEY="$key" OMA_API_KEY_2="$key2" OMA_SERVER_LOG="$work/server.log" \
     OMA_DATA_DIR="$work/data" "$PYTHON" -m pytest conformance -q -p no:cacheprovider ${PYTEST_ARGS:-}
 status=$?
 set -e

@@ -1,8 +1,9 @@
 """Sessions, session resources and session threads (spec §3.3, §5.3) through the official SDK in
 strict mode.
 
-Sessions created with `initial_events` start `running`; until a runtime processes them they stay
-there, which is what the "cannot archive / delete / change the agent while running" tests use.
+Sessions created with `initial_events` start `running`. The tests that need a session to stay
+running (archive, delete and agent updates are refused then) hold its first model request open
+on the scripted fake model until the test ends (fixture `hold_turns`).
 """
 
 import datetime as dt
@@ -16,6 +17,21 @@ from conftest import assert_no_extra
 BUDGET = {"type": "limit", "max_list_cost": {"amount": "2500", "currency": "USD"}}
 HELLO = {"type": "user.message", "content": [{"type": "text", "text": "hello"}]}
 REPO = "https://github.com/acme/widgets"
+
+
+@pytest.fixture
+def hold_turns(fake_model):
+    """Keeps sessions running: their first model requests stream until the test ends."""
+    import threading
+
+    from fake_model import Reply
+
+    gate = threading.Event()
+    for _ in range(4):
+        fake_model.push(Reply(text="holding the turn open", gate=gate))
+    yield
+    gate.set()
+
 
 
 @pytest.fixture
@@ -128,7 +144,7 @@ def test_create_with_everything(client, agent, env, unique):
     assert got.model_dump(exclude={"stats", "updated_at"}) == s.model_dump(exclude={"stats", "updated_at"})
 
 
-def test_initial_events_start_the_session_running(client, agent, env):
+def test_initial_events_start_the_session_running(client, agent, env, hold_turns):
     outcome = {
         "type": "user.define_outcome",
         "description": "write a haiku",
@@ -140,9 +156,15 @@ def test_initial_events_start_the_session_running(client, agent, env):
     ev = s.outcome_evaluations[0]
     assert (ev.type, ev.description, ev.result, ev.iteration) == ("outcome_evaluation", "write a haiku", "pending", 0)
     assert ev.outcome_id.startswith("outc_") and ev.completed_at is None and ev.explanation is None
-    # The events are in the log in order, not echoed in the response.
-    events = list(client.beta.sessions.events.list(s.id))
-    assert [e.type for e in events] == ["user.message", "user.define_outcome"]
+    # The events are processed in order (echoed into the log as the session's host consumes
+    # them), not echoed in the create response.
+    import time
+
+    deadline = time.monotonic() + 30
+    while len(events := list(client.beta.sessions.events.list(s.id))) < 2:
+        assert time.monotonic() < deadline, "the initial events were never processed"
+        time.sleep(0.02)
+    assert [e.type for e in events[:3]] == ["user.message", "user.define_outcome", "session.status_running"]
     assert events[1].outcome_id == ev.outcome_id
     assert _primary_thread(client, s.id).status == "running"
 
@@ -408,7 +430,7 @@ def test_update_agent_tools_and_mcp_servers(client, agent, env):
     assert u.agent.tools == [] and u.agent.mcp_servers == []
 
 
-def test_update_rejections(client, agent, env):
+def test_update_rejections(client, agent, env, hold_turns):
     running = _session(client, agent, env, initial_events=[HELLO])
     with pytest.raises(anthropic.ConflictError) as e:
         client.beta.sessions.update(running.id, agent={"tools": []})
@@ -456,7 +478,7 @@ def test_list_pagination_both_ways(client, agent, env):
         client.beta.sessions.list(limit=0)
 
 
-def test_list_filters(client, agent, env, unique):
+def test_list_filters(client, agent, env, unique, hold_turns):
     store = client.beta.memory_stores.create(name=f"filter-{unique}")
     idle = _session(client, agent, env)
     running = _session(client, agent, env, initial_events=[HELLO])
@@ -498,7 +520,7 @@ def test_list_filters(client, agent, env, unique):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_archive(client, agent, env):
+def test_archive(client, agent, env, hold_turns):
     running = _session(client, agent, env, initial_events=[HELLO])
     with pytest.raises(anthropic.BadRequestError):
         client.beta.sessions.archive(running.id)
@@ -521,7 +543,7 @@ def test_archive(client, agent, env):
     assert client.beta.sessions.update(s.id, title="post-mortem").title == "post-mortem"
 
 
-def test_delete(client, agent, env):
+def test_delete(client, agent, env, hold_turns):
     running = _session(client, agent, env, initial_events=[HELLO])
     with pytest.raises(anthropic.BadRequestError):
         client.beta.sessions.delete(running.id)
@@ -648,7 +670,7 @@ def test_resources_sub_api(client, agent, env, unique):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_threads(client, agent, env):
+def test_threads(client, agent, env, hold_turns):
     s = _session(client, agent, env, initial_events=[HELLO])
     threads = client.beta.sessions.threads.list(s.id)
     assert len(threads.data) == 1 and threads.next_page is None

@@ -5,12 +5,12 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
-pub mod hub;
 pub mod request_id;
 pub mod routes;
 pub mod state;
 
 pub use error::ApiError;
+pub use oma_runtime::hub;
 pub use state::{AppState, ServerInfo};
 
 use std::net::SocketAddr;

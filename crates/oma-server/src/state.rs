@@ -7,7 +7,7 @@ use oma_core::seal::Sealer;
 use oma_store::TenantRouter;
 
 use crate::auth::AuthCache;
-use crate::hub::Hub;
+use oma_runtime::{Hub, Runtime};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,6 +16,7 @@ pub struct AppState {
     pub blobs: BlobStore,
     pub auth: Arc<AuthCache>,
     pub hub: Arc<Hub>,
+    pub runtime: Runtime,
     pub info: Arc<ServerInfo>,
 }
 
@@ -35,6 +36,7 @@ impl AppState {
         sealer: Sealer,
         blobs: BlobStore,
         bootstrap_key: Option<&str>,
+        runtime: Runtime,
     ) -> Self {
         let control = tenants.control();
         let info = ServerInfo {
@@ -49,7 +51,8 @@ impl AppState {
             sealer: Arc::new(sealer),
             blobs,
             auth: Arc::new(AuthCache::new(bootstrap_key)),
-            hub: Arc::new(Hub::default()),
+            hub: runtime.hub().clone(),
+            runtime,
             info: Arc::new(info),
         }
     }

@@ -171,6 +171,23 @@ impl Store {
         Ok(parent.map(|_| thread_id.to_string()))
     }
 
+    /// The type of one event of a session, if it exists.
+    pub async fn event_kind(
+        &self,
+        tenant: &str,
+        session_id: &str,
+        event_id: &str,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT type FROM events WHERE tenant_id = $1 AND session_id = $2 AND id = $3",
+        )
+        .bind(tenant)
+        .bind(session_id)
+        .bind(event_id)
+        .fetch_optional(self.reader())
+        .await?)
+    }
+
     /// The highest `seq` of a session (0 when it has no events). Not found for another
     /// tenant's session.
     pub async fn session_last_seq(&self, tenant: &str, session_id: &str) -> Result<i64> {

@@ -18,6 +18,7 @@ pub mod environments;
 pub mod events;
 pub mod files;
 pub mod memory;
+pub mod runtime;
 pub mod sessions;
 pub mod skills;
 pub mod tenants;

@@ -272,8 +272,11 @@ impl Store {
         .bind(to_json(&thread)?)
         .execute(&mut *tx)
         .await?;
-        let stored = append_in_tx(&mut tx, tenant, &id, req.initial_events).await?;
+        // Initial events wait in the input queue like posted ones: the session's host echoes
+        // them into the log as it processes them.
+        crate::runtime::enqueue_in_tx(&mut tx, tenant, &id, req.initial_events).await?;
         tx.commit().await?;
+        let stored: Vec<StoredEvent> = Vec::new();
 
         let row = SessionRowState {
             status: status.as_str().to_string(),
@@ -465,6 +468,8 @@ impl Store {
         }
         for sql in [
             "DELETE FROM events WHERE tenant_id = $1 AND session_id = $2",
+            "DELETE FROM session_inputs WHERE tenant_id = $1 AND session_id = $2",
+            "DELETE FROM model_streams WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM session_resources WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM session_threads WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM sessions WHERE tenant_id = $1 AND id = $2",

@@ -7,12 +7,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_anthropic;
+pub mod fake_model;
+pub mod fake_openai;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use oma_core::seal::{Sealer, generate_root_secret};
+use oma_runtime::{Hub, Providers, Runtime, RuntimeConfig};
+use oma_sandbox::LocalLauncher;
 use oma_server::AppState;
 use oma_store::{Store, TenantRouter};
+use oma_tools::{WebFetchClient, WebFetchOptions};
+use std::sync::Arc;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
@@ -81,7 +89,13 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server whose sessions have no model provider (turns end with a clear error).
     pub async fn start(backend: Backend) -> Result<Self> {
+        Self::start_with(backend, Providers::default()).await
+    }
+
+    /// A server whose sessions use `providers` (typically the fake model servers).
+    pub async fn start_with(backend: Backend, providers: Providers) -> Result<Self> {
         let (store, db_dir) = store(backend).await?;
         let dir = match db_dir {
             Some(d) => d,
@@ -89,7 +103,20 @@ impl TestServer {
         };
         let blobs = oma_blob::BlobStore::open_local(dir.path().join("blobs"))?;
         let sealer = Sealer::from_base64(&generate_root_secret())?;
-        let state = AppState::new(TenantRouter::single(store.clone()), sealer, blobs, None);
+        let tenants = TenantRouter::single(store.clone());
+        let mut config = RuntimeConfig::new(dir.path().join("workspaces"));
+        config.backoff.base = std::time::Duration::from_millis(10);
+        let launcher = Arc::new(LocalLauncher::new(sandbox_agent_exe()));
+        let web = WebFetchClient::new(WebFetchOptions::default()).map_err(anyhow::Error::msg)?;
+        let runtime = Runtime::new(
+            tenants.clone(),
+            Arc::new(Hub::default()),
+            providers,
+            launcher,
+            config,
+            web,
+        );
+        let state = AppState::new(tenants, sealer, blobs, None, runtime.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
@@ -193,4 +220,22 @@ pub async fn send(req: reqwest::RequestBuilder) -> Result<(u16, serde_json::Valu
     let bytes = resp.bytes().await?;
     let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     Ok((status, body))
+}
+
+/// The in-box agent binary for the `local` sandbox in tests: `OMA_SANDBOX_AGENT`, else the
+/// `oma-sandbox-agent` binary cargo built next to the test executables.
+pub fn sandbox_agent_exe() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("OMA_SANDBOX_AGENT") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/<test> → target/debug/oma-sandbox-agent
+    let dir = exe.parent().and_then(|d| {
+        if d.ends_with("deps") {
+            d.parent()
+        } else {
+            Some(d)
+        }
+    });
+    dir.map(|d| d.join("oma-sandbox-agent")).unwrap_or_default()
 }

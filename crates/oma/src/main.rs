@@ -39,6 +39,10 @@ enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// The in-box sandbox agent: speaks the framed tool protocol on stdin/stdout. Started by
+    /// the server's sandbox launchers, never by hand.
+    #[command(hide = true)]
+    SandboxAgent,
 }
 
 #[derive(Subcommand)]
@@ -115,6 +119,7 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::SandboxAgent => Ok(oma_sandbox::agent::run_stdio().await?),
         Command::Migrate { action } => match action {
             MigrateAction::Status(s) => {
                 let store = s.resolve()?.open_store().await?;

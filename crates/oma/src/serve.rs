@@ -6,8 +6,14 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap::Args;
 use oma_core::seal::{Sealer, generate_root_secret};
+use oma_model::{AnthropicConfig, AnthropicProvider, ModelProvider, OpenAiConfig, OpenAiProvider};
+use oma_runtime::{Hub, Providers, Runtime, RuntimeConfig};
+use oma_sandbox::LocalLauncher;
 use oma_server::AppState;
 use oma_store::TenantRouter;
+use oma_tools::{WebFetchClient, WebFetchOptions};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::{DEFAULT_LISTEN, StorageArgs};
 
@@ -45,11 +51,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if bootstrap.is_none() {
         tracing::warn!("OMA_API_KEY is not set: only keys made with `oma keys create` will work");
     }
+    let tenants = TenantRouter::single(store.clone());
+    let runtime = build_runtime(&resolved.data_dir, tenants.clone())?;
     let state = AppState::new(
-        TenantRouter::single(store.clone()),
+        tenants,
         sealer,
         blobs,
         bootstrap.as_deref(),
+        runtime.clone(),
     );
 
     let listener = tokio::net::TcpListener::bind(addr)
@@ -63,10 +72,91 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         data_dir = %resolved.data_dir.display(),
         "oma is listening on http://{local}"
     );
+    // Sessions a crash or restart left mid-turn (or with queued input) continue by themselves.
+    let resumed = runtime.recover().await?;
+    if resumed > 0 {
+        tracing::info!(
+            op = "recover",
+            sessions = resumed,
+            "resuming interrupted sessions"
+        );
+    }
     oma_server::serve(listener, state, shutdown_signal()).await?;
     store.close().await;
     tracing::info!(op = "serve", "stopped");
     Ok(())
+}
+
+/// The session runtime: model providers from the environment (like the official SDK), the
+/// `local` sandbox backend running this binary's in-box agent, workspaces under the data dir.
+fn build_runtime(data_dir: &Path, tenants: TenantRouter) -> Result<Runtime> {
+    let anthropic = match AnthropicConfig::from_env() {
+        Ok(cfg) => Some(
+            Arc::new(AnthropicProvider::new(cfg).context("ANTHROPIC_BASE_URL")?)
+                as Arc<dyn ModelProvider>,
+        ),
+        Err(e) => {
+            tracing::warn!(
+                op = "serve",
+                "{e}: agent turns on Anthropic models will fail until it is set"
+            );
+            None
+        }
+    };
+    let mut providers = Providers::new(anthropic);
+    // An OpenAI-compatible endpoint serves the model ids listed in OMA_OPENAI_MODELS.
+    let openai_models = env_list("OMA_OPENAI_MODELS");
+    if !openai_models.is_empty() {
+        let base = std::env::var("OMA_OPENAI_BASE_URL")
+            .context("OMA_OPENAI_MODELS needs OMA_OPENAI_BASE_URL")?;
+        let key = std::env::var("OMA_OPENAI_API_KEY").unwrap_or_default();
+        let provider: Arc<dyn ModelProvider> = Arc::new(
+            OpenAiProvider::new(OpenAiConfig::new(base, key)).context("OMA_OPENAI_BASE_URL")?,
+        );
+        for model in openai_models {
+            providers = providers.route(model, provider.clone());
+        }
+    }
+    let mut config = RuntimeConfig::new(data_dir.join("workspaces"));
+    if let Some(ms) = env_u64("OMA_MODEL_RETRY_BASE_MS")? {
+        config.backoff.base = Duration::from_millis(ms);
+    }
+    if let Some(n) = env_u64("OMA_MODEL_RETRY_ATTEMPTS")? {
+        config.backoff.max_attempts = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+    }
+    let agent_exe =
+        std::env::current_exe().context("locating the oma binary for the sandbox agent")?;
+    let launcher = Arc::new(LocalLauncher::new(agent_exe));
+    let web = WebFetchClient::new(WebFetchOptions::default()).map_err(anyhow::Error::msg)?;
+    Ok(Runtime::new(
+        tenants,
+        Arc::new(Hub::default()),
+        providers,
+        launcher,
+        config,
+        web,
+    ))
+}
+
+fn env_list(name: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn env_u64(name: &str) -> Result<Option<u64>> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => {
+            Ok(Some(v.trim().parse().with_context(|| {
+                format!("{name} must be a whole number")
+            })?))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn init_logging() {

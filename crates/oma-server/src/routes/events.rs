@@ -31,6 +31,7 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryMap, RawJson, page_json};
 use crate::hub::{Committed, Hub};
+
 use crate::state::AppState;
 
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -56,6 +57,8 @@ struct SendBody {
     events: Vec<Value>,
 }
 
+/// Queues client events for the session's host and wakes it. The echoes come back with
+/// `processed_at: null`; each appears in the log (and on streams) when the host processes it.
 async fn send(
     State(st): State<AppState>,
     t: Tenant,
@@ -66,11 +69,31 @@ async fn send(
         self_hosted: t.store.session_is_self_hosted(t.id(), &sid).await?,
     };
     let events = validate_send(&body.events, ctx)?;
-    let stored = t.store.append_events(t.id(), &sid, events).await?;
-    let data: Vec<String> = stored.iter().map(|e| e.body.clone()).collect();
-    st.hub
-        .publish(&sid, stored.into_iter().map(committed).collect());
+    for e in &events {
+        check_reference(&t, &sid, e).await?;
+    }
+    let echoes = t.store.enqueue_inputs(t.id(), &sid, events).await?;
+    st.runtime.wake(t.id(), &sid);
+    let data: Vec<String> = echoes.iter().map(Value::to_string).collect();
     Ok(RawJson(format!("{{\"data\":[{}]}}", data.join(","))))
+}
+
+/// A confirmation or tool result must answer a call of the right kind in this session.
+async fn check_reference(t: &Tenant, sid: &str, e: &oma_core::events::NewEvent) -> ApiResult<()> {
+    let (key, kinds): (&str, &[&str]) = match e.kind.as_str() {
+        "user.tool_confirmation" => ("tool_use_id", &["agent.tool_use", "agent.mcp_tool_use"]),
+        "user.custom_tool_result" => ("custom_tool_use_id", &["agent.custom_tool_use"]),
+        "user.tool_result" => ("tool_use_id", &["agent.tool_use"]),
+        _ => return Ok(()),
+    };
+    let id = e.body.get(key).and_then(Value::as_str).unwrap_or_default();
+    match t.store.event_kind(t.id(), sid, id).await? {
+        Some(kind) if kinds.contains(&kind.as_str()) => Ok(()),
+        _ => Err(ApiError(Error::invalid(format!(
+            "{key}: `{id}` is not a {} event of this session",
+            kinds.join(" or ")
+        )))),
+    }
 }
 
 pub(crate) fn committed(e: StoredEvent) -> Committed {

@@ -80,8 +80,12 @@ async fn create(
     JsonBody(params): JsonBody<CreateSessionParams>,
 ) -> ApiResult<RawJson> {
     let req = CreateSession::parse(params)?;
+    let starts_running = !req.initial_events.is_empty();
     let (id, body, events) = t.store.create_session(t.id(), req, &st.sealer).await?;
     publish(&st, &id, events);
+    if starts_running {
+        st.runtime.wake(t.id(), &id);
+    }
     Ok(RawJson(body))
 }
 

@@ -173,16 +173,30 @@ async fn a_subscriber_that_falls_behind_is_caught_up_not_skipped() {
         let sid = new_session(&s).await;
         // Open the stream but do not read: the server's buffers fill and it falls behind.
         let mut slow = SseReader::open(&s, &sid, None).await;
+        // Write as a session host does: append to the log, then publish what was committed.
         let total = 3000;
         for round in 0..(total / 100) {
-            let (status, body) = s
-                .post(
-                    &format!("/v1/sessions/{sid}/events"),
-                    messages(100, &format!("r{round}")),
-                )
-                .await
-                .unwrap();
-            assert_eq!(status, 200, "{body}");
+            let batch: Vec<_> = (0..100)
+                .map(|i| {
+                    let mut f = serde_json::Map::new();
+                    f.insert(
+                        "content".into(),
+                        json!([{"type": "text", "text": format!("r{round}-{i}")}]),
+                    );
+                    oma_core::events::NewEvent::new("agent.message", f)
+                })
+                .collect();
+            let stored = s.store.append_events(&s.tenant, &sid, batch).await.unwrap();
+            let committed = stored
+                .into_iter()
+                .map(|e| oma_server::hub::Committed {
+                    seq: e.seq,
+                    kind: e.kind,
+                    thread_id: e.thread_id,
+                    body: e.body,
+                })
+                .collect();
+            s.state.hub.publish(&sid, committed);
         }
         let got = slow.take(total).await;
         let ids: Vec<i64> = got.iter().map(|f| f.id.unwrap()).collect();

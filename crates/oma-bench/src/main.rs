@@ -1,0 +1,565 @@
+//! `oma-bench`: the API benchmark.
+//!
+//! Starts a real oma server in-process on SQLite (in a temporary directory, assembled as
+//! `oma serve` does) on a runtime of its own, then drives it over loopback with persistent
+//! HTTP/1.1 keep-alive connections from a second runtime, and reports requests/s, p50, p99
+//! and max for:
+//!
+//! - `POST /v1/agents`
+//! - `GET /v1/agents/{id}`
+//! - `POST /v1/sessions/{id}/events` (one `user.message` per request)
+//! - the first page of `GET /v1/sessions/{id}/events`, in both orders, on one session as it
+//!   grows through several sizes (1k, 10k, 100k events by default) to show that a first page
+//!   does not get slower as the log grows.
+//!
+//! Sessions' logs are filled straight through the store (validated by the same rules as the
+//! API) rather than over HTTP, so a 100k-event session takes seconds to prepare.
+//!
+//! `cargo run --release -p oma-bench -- [--seconds N] [--connections 16] [--events 100000]`
+
+mod client;
+mod cpu;
+mod load;
+mod server;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use hyper::{Method, StatusCode, Uri};
+use serde_json::{Value, json};
+
+use crate::client::{Api, Headers};
+use crate::load::{Plan, Scenario};
+use crate::server::BenchServer;
+use crate::stats::Summary;
+
+/// Agents created up front for `GET /v1/agents/{id}` to cycle through, so reads are not all of
+/// one row.
+const READ_AGENTS: usize = 100;
+/// Cores of CPU other processes may use during a measurement before the report warns.
+const NOISY_OTHER_CORES: f64 = 0.2;
+/// The model the benchmark's agents use.
+const MODEL: &str = "claude-opus-4-8";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "oma-bench",
+    version,
+    about = "Benchmark the oma API on SQLite over loopback: requests/s, p50, p99"
+)]
+struct Args {
+    /// Measured seconds per scenario.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Warm-up seconds per scenario (requests sent, not recorded).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Events in the large session: the last size at which the first page is measured.
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Smaller session sizes at which the first page is also measured (comma separated);
+    /// sizes not below --events are ignored.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 10_000])]
+    sizes: Vec<u64>,
+    /// Worker threads of the server's runtime.
+    #[arg(long, default_value_t = 2)]
+    server_threads: usize,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Run only these scenarios (comma separated). Default: all.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Only>,
+    /// Directory in which to create the temporary data directory (default: the system's
+    /// temporary directory). The database should live on the disk you care about.
+    #[arg(long)]
+    data_parent: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    /// POST /v1/agents
+    AgentsCreate,
+    /// GET /v1/agents/{id}
+    AgentGet,
+    /// POST /v1/sessions/{id}/events
+    EventsSend,
+    /// First page of GET /v1/sessions/{id}/events at each session size
+    EventsPage,
+}
+
+impl Args {
+    fn wants(&self, s: Only) -> bool {
+        self.only.is_empty() || self.only.contains(&s)
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        ensure!(self.seconds > 0.0, "--seconds must be positive");
+        ensure!(self.connections > 0, "--connections must be at least 1");
+        let measure =
+            Duration::try_from_secs_f64(self.seconds).context("--seconds is out of range")?;
+        let warmup =
+            Duration::try_from_secs_f64(self.warmup).context("--warmup must be 0 or more")?;
+        Ok(Plan {
+            connections: self.connections,
+            warmup,
+            measure,
+        })
+    }
+
+    /// The session sizes to measure, ascending, ending with `--events`.
+    fn session_sizes(&self) -> Result<Vec<u64>> {
+        ensure!(self.events > 0, "--events must be at least 1");
+        let mut sizes: Vec<u64> = self
+            .sizes
+            .iter()
+            .copied()
+            .filter(|&s| s > 0 && s < self.events)
+            .collect();
+        sizes.push(self.events);
+        sizes.sort_unstable();
+        sizes.dedup();
+        Ok(sizes)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    match run(&args) {
+        Ok(report) => {
+            print!("{}", report.render());
+            if report.rows.iter().any(|r| r.errors > 0 || r.ok == 0) {
+                eprintln!("error: some scenarios had errors or no successful requests");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Server-side warnings and errors (e.g. a storage failure behind a 500) go to stderr; the
+/// server logs nothing per request, so this costs nothing on the measured path.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OMA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Everything measured, in the order it ran.
+struct Report {
+    preamble: String,
+    rows: Vec<Summary>,
+    /// `(session size, first page ascending, first page descending)`.
+    pages: Vec<(u64, Summary, Summary)>,
+}
+
+impl Report {
+    fn render(&self) -> String {
+        let mut out = self.preamble.clone();
+        out.push('\n');
+        out.push_str(&stats::table(&self.rows));
+        if let (Some(first), Some(last)) = (self.pages.first(), self.pages.last())
+            && self.pages.len() > 1
+        {
+            out.push('\n');
+            for (name, a, b) in [
+                ("ascending (default)", &first.1, &last.1),
+                ("descending", &first.2, &last.2),
+            ] {
+                out.push_str(&format!(
+                    "first page, {name}: p50 {} at {} events vs {} at {} events ({:.2}x)\n",
+                    stats::ms(b.p50_us),
+                    size_label(last.0),
+                    stats::ms(a.p50_us),
+                    size_label(first.0),
+                    f64::from(b.p50_us) / f64::from(a.p50_us.max(1)),
+                ));
+            }
+        }
+        let busiest = self
+            .rows
+            .iter()
+            .filter_map(|r| r.other_cores)
+            .fold(0.0_f64, f64::max);
+        if busiest > NOISY_OTHER_CORES {
+            out.push_str(&format!(
+                "warning: other processes used up to {busiest:.2} cores during a measurement: \
+                 the machine was not quiet and those figures understate the server\n"
+            ));
+        }
+        for r in &self.rows {
+            if let Some(e) = &r.first_error {
+                out.push_str(&format!("{}: first error: {e}\n", r.label));
+            }
+        }
+        out
+    }
+}
+
+fn run(args: &Args) -> Result<Report> {
+    let plan = args.plan()?;
+    let sizes = args.session_sizes()?;
+    ensure!(
+        args.server_threads > 0,
+        "--server-threads must be at least 1"
+    );
+    ensure!(
+        args.client_threads > 0,
+        "--client-threads must be at least 1"
+    );
+
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.server_threads)
+        .thread_name("oma-server")
+        .enable_all()
+        .build()
+        .context("starting the server runtime")?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads)
+        .thread_name(cpu::CLIENT_THREAD)
+        .enable_all()
+        .build()
+        .context("starting the client runtime")?;
+
+    let server = server_rt.block_on(BenchServer::start(args.data_parent.as_deref()))?;
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let preamble = format!(
+        "oma-bench {}: oma on SQLite ({}), {} CPU(s); server runtime {} worker thread(s), \
+         client runtime {} thread(s); {} keep-alive HTTP/1.1 connections on loopback; \
+         {:.1} s warm-up + {:.1} s measured per scenario\n",
+        env!("CARGO_PKG_VERSION"),
+        server.data_dir().display(),
+        cores,
+        args.server_threads,
+        args.client_threads,
+        plan.connections,
+        plan.warmup.as_secs_f64(),
+        plan.measure.as_secs_f64(),
+    );
+    eprint!("{preamble}");
+
+    let result = measure(args, plan, &sizes, &server, &server_rt, &client_rt);
+    // Stop the server whatever happened; a failure to stop matters less than the run's error.
+    let stopped = server_rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), server.stop()).await });
+    let (rows, pages) = result?;
+    match stopped {
+        Ok(r) => r?,
+        Err(_) => bail!("the server did not stop within 10 s"),
+    }
+    Ok(Report {
+        preamble,
+        rows,
+        pages,
+    })
+}
+
+type Measured = (Vec<Summary>, Vec<(u64, Summary, Summary)>);
+
+fn measure(
+    args: &Args,
+    plan: Plan,
+    sizes: &[u64],
+    server: &BenchServer,
+    server_rt: &tokio::runtime::Runtime,
+    client_rt: &tokio::runtime::Runtime,
+) -> Result<Measured> {
+    let addr = server.addr;
+    let headers = Headers::new(addr, &server.key)?;
+    let mut api = client_rt.block_on(Api::connect(addr, &server.key))?;
+    let fixtures = client_rt.block_on(Fixtures::create(&mut api, args))?;
+
+    let mut rows = Vec::new();
+    let mut pages = Vec::new();
+    let go = |sc: Scenario| -> Result<Summary> {
+        eprintln!("running {} …", sc.label);
+        let s = client_rt.block_on(load::run(addr, &headers, sc, plan))?;
+        eprintln!(
+            "  {:.0} req/s, p50 {}, p99 {}, {} errors",
+            s.rps(),
+            stats::ms(s.p50_us),
+            stats::ms(s.p99_us),
+            s.errors
+        );
+        Ok(s)
+    };
+
+    if args.wants(Only::AgentsCreate) {
+        let body = json!({"name": "bench-agent", "model": MODEL, "system": "You are a benchmark."});
+        rows.push(go(Scenario {
+            label: "POST /v1/agents".into(),
+            method: Method::POST,
+            uris: vec![uri("/v1/agents")?],
+            body: Some(Bytes::from(body.to_string())),
+            expect: StatusCode::OK,
+        })?);
+    }
+    if args.wants(Only::AgentGet) {
+        let uris = fixtures
+            .agents
+            .iter()
+            .map(|id| uri(&format!("/v1/agents/{id}")))
+            .collect::<Result<Vec<_>>>()?;
+        rows.push(go(Scenario {
+            label: "GET /v1/agents/{id}".into(),
+            method: Method::GET,
+            uris,
+            body: None,
+            expect: StatusCode::OK,
+        })?);
+    }
+    if let Some(sid) = &fixtures.send_session {
+        let body = json!({"events": [server::user_message(0)]});
+        rows.push(go(Scenario {
+            label: "POST /v1/sessions/{id}/events".into(),
+            method: Method::POST,
+            uris: vec![uri(&format!("/v1/sessions/{sid}/events"))?],
+            body: Some(Bytes::from(body.to_string())),
+            expect: StatusCode::OK,
+        })?);
+    }
+    if let Some(sid) = &fixtures.page_session {
+        for &size in sizes {
+            eprintln!("filling session {sid} to {size} events …");
+            let started = std::time::Instant::now();
+            let filled = server_rt.block_on(server::fill_events(
+                &server.store,
+                server::TENANT,
+                sid,
+                size,
+            ))?;
+            eprintln!("  filled in {:.1} s", started.elapsed().as_secs_f64());
+            ensure!(
+                filled == size,
+                "the session holds {filled} events, expected {size}"
+            );
+            let mut pair = Vec::with_capacity(2);
+            for desc in [false, true] {
+                let path = if desc {
+                    format!("/v1/sessions/{sid}/events?order=desc")
+                } else {
+                    format!("/v1/sessions/{sid}/events")
+                };
+                client_rt.block_on(check_first_page(&mut api, &path, size, desc))?;
+                let label = if desc {
+                    format!("GET …/events?order=desc, {} events", size_label(size))
+                } else {
+                    format!("GET …/events first page, {} events", size_label(size))
+                };
+                pair.push(go(Scenario {
+                    label,
+                    method: Method::GET,
+                    uris: vec![uri(&path)?],
+                    body: None,
+                    expect: StatusCode::OK,
+                })?);
+            }
+            if let (Some(desc), Some(asc)) = (pair.pop(), pair.pop()) {
+                rows.push(asc.clone());
+                rows.push(desc.clone());
+                pages.push((size, asc, desc));
+            }
+        }
+    }
+    drop(api);
+    Ok((rows, pages))
+}
+
+/// The objects the scenarios act on, made through the API like any client would.
+struct Fixtures {
+    agents: Vec<String>,
+    /// The session `POST …/events` appends to.
+    send_session: Option<String>,
+    /// The session whose log grows through the sizes and whose first page is read.
+    page_session: Option<String>,
+}
+
+impl Fixtures {
+    async fn create(api: &mut Api, args: &Args) -> Result<Self> {
+        let mut agents = Vec::with_capacity(READ_AGENTS);
+        for i in 0..READ_AGENTS {
+            agents.push(
+                api.create(
+                    "/v1/agents",
+                    &json!({"name": format!("bench-read-{i}"), "model": MODEL}),
+                )
+                .await
+                .context("creating an agent")?,
+            );
+        }
+        let wants_send = args.wants(Only::EventsSend);
+        let wants_page = args.wants(Only::EventsPage);
+        let (mut send_session, mut page_session) = (None, None);
+        if wants_send || wants_page {
+            let env = api
+                .create(
+                    "/v1/environments",
+                    &json!({"name": "bench", "config": {"type": "cloud"}}),
+                )
+                .await
+                .context("creating an environment")?;
+            let body = json!({"agent": agents[0], "environment_id": env});
+            if wants_send {
+                send_session = Some(
+                    api.create("/v1/sessions", &body)
+                        .await
+                        .context("creating a session")?,
+                );
+            }
+            if wants_page {
+                page_session = Some(
+                    api.create("/v1/sessions", &body)
+                        .await
+                        .context("creating a session")?,
+                );
+            }
+        }
+        Ok(Self {
+            agents,
+            send_session,
+            page_session,
+        })
+    }
+}
+
+/// Checks that a first page is what a client would expect before timing it: events, in the
+/// asked order (the log starts with the fill's message 0 and ends with message `size - 1`),
+/// and a next page when the log is longer than the page.
+async fn check_first_page(api: &mut Api, path: &str, size: u64, desc: bool) -> Result<()> {
+    let page = api.call(Method::GET, path, None).await?;
+    let data = page
+        .get("data")
+        .and_then(Value::as_array)
+        .with_context(|| format!("GET {path}: no `data` array"))?;
+    let first = data
+        .first()
+        .with_context(|| format!("GET {path}: an empty page of a {size}-event session"))?;
+    let text = first
+        .pointer("/content/0/text")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let n = if desc { size - 1 } else { 0 };
+    let want = format!("Benchmark message {n}:");
+    ensure!(
+        text.starts_with(&want),
+        "GET {path}: the first event is not message {n}: {first}"
+    );
+    if (data.len() as u64) < size {
+        ensure!(
+            page.get("next_page").is_some_and(|n| !n.is_null()),
+            "GET {path}: no next_page although the session holds {size} events"
+        );
+    }
+    Ok(())
+}
+
+fn uri(path: &str) -> Result<Uri> {
+    path.parse()
+        .with_context(|| format!("`{path}` is not a valid request target"))
+}
+
+/// `1000` → `1k`, `100000` → `100k`, `1500` → `1500`.
+fn size_label(n: u64) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec!["oma-bench"];
+        v.extend_from_slice(extra);
+        Args::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_issue() {
+        let a = args(&[]);
+        assert_eq!(a.connections, 16);
+        assert_eq!(a.events, 100_000);
+        assert_eq!(a.session_sizes().unwrap(), vec![1_000, 10_000, 100_000]);
+        let p = a.plan().unwrap();
+        assert_eq!(p.measure, Duration::from_secs(10));
+        assert!(a.wants(Only::AgentGet) && a.wants(Only::EventsPage));
+    }
+
+    #[test]
+    fn sizes_are_sorted_deduplicated_and_capped() {
+        let a = args(&["--events", "5000", "--sizes", "10000,500,500,0,5000"]);
+        assert_eq!(a.session_sizes().unwrap(), vec![500, 5000]);
+        assert!(args(&["--events", "0"]).session_sizes().is_err());
+    }
+
+    #[test]
+    fn bad_durations_are_refused() {
+        assert!(args(&["--seconds", "0"]).plan().is_err());
+        assert!(args(&["--warmup=-1"]).plan().is_err());
+        assert!(args(&["--connections", "0"]).plan().is_err());
+    }
+
+    #[test]
+    fn only_selects_scenarios() {
+        let a = args(&["--only", "agent-get,events-send"]);
+        assert!(a.wants(Only::AgentGet) && a.wants(Only::EventsSend));
+        assert!(!a.wants(Only::AgentsCreate) && !a.wants(Only::EventsPage));
+    }
+
+    #[test]
+    fn size_labels() {
+        assert_eq!(size_label(1000), "1k");
+        assert_eq!(size_label(100_000), "100k");
+        assert_eq!(size_label(1500), "1500");
+        assert_eq!(size_label(2_000_000), "2M");
+        assert_eq!(size_label(7), "7");
+    }
+
+    /// The whole benchmark, tiny: every scenario runs against a real server without errors,
+    /// and the first-page checks pass at each size.
+    #[test]
+    fn end_to_end_smoke() {
+        let a = args(&[
+            "--seconds",
+            "0.3",
+            "--warmup",
+            "0.1",
+            "--connections",
+            "4",
+            "--events",
+            "250",
+            "--sizes",
+            "120",
+        ]);
+        let report = run(&a).unwrap();
+        let labels: Vec<&str> = report.rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels.len(), 3 + 2 * 2, "{labels:?}");
+        for r in &report.rows {
+            assert!(r.ok > 0, "{}: no successful requests", r.label);
+            assert_eq!(r.errors, 0, "{}: {:?}", r.label, r.first_error);
+        }
+        assert_eq!(report.pages.len(), 2);
+        assert!(report.render().contains("GET /v1/agents/{id}"));
+    }
+}

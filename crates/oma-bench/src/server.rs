@@ -1,0 +1,191 @@
+//! The server under test: a real oma server on SQLite in a temporary directory, assembled the
+//! way `oma serve` assembles it (migrated store, `default` tenant, sealer, local blobs, the
+//! session runtime), plus the fast fill of a session's event log straight through the store.
+//!
+//! The session runtime has no model provider — as `oma serve` runs without
+//! `ANTHROPIC_API_KEY` — so a `user.message` starts a turn that ends at once with a
+//! `model_request_failed_error`: the benchmark exercises the server's own work (queueing,
+//! the session host, the log) and never waits on, or pays for, a model.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use oma_core::events::{NewEvent, SendContext, validate_send};
+use oma_core::seal::{Sealer, generate_root_secret};
+use oma_runtime::{Hub, Providers, Runtime, RuntimeConfig};
+use oma_server::AppState;
+use oma_store::{Store, TenantRouter};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The tenant the benchmark's key belongs to (a key made through the store, like
+/// `oma keys create`, rather than the bootstrap key, so authentication takes the cached
+/// lookup path real deployments take).
+pub const TENANT: &str = "bench";
+
+/// Events appended per store transaction while filling a session. Big enough that commit cost
+/// disappears, small enough that one transaction does not hold the writer for long.
+const FILL_BATCH: u64 = 1000;
+
+pub struct BenchServer {
+    pub addr: SocketAddr,
+    pub key: String,
+    pub store: Store,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    /// Holds the database and blobs; removed on drop.
+    dir: TempDir,
+}
+
+impl BenchServer {
+    /// Starts a server on `127.0.0.1:<free port>` with its data in a fresh directory under
+    /// `parent` (the system temporary directory when `None`). Must run on the runtime that
+    /// is to serve requests: the listener task and the database pools live there.
+    pub async fn start(parent: Option<&Path>) -> Result<Self> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("oma-bench-");
+        let dir = match parent {
+            Some(p) => builder
+                .tempdir_in(p)
+                .with_context(|| format!("creating a data directory under {}", p.display()))?,
+            None => builder.tempdir().context("creating a data directory")?,
+        };
+        let url = format!("sqlite://{}", dir.path().join("oma.db").display());
+        let store = Store::connect(&url)
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        store.migrate_up().await.context("migrating the database")?;
+        // As `oma serve` does: the bootstrap tenant always exists.
+        store
+            .create_tenant(oma_server::auth::DEFAULT_TENANT)
+            .await?;
+        store.create_tenant(TENANT).await?;
+        let (_, key) = store.create_api_key(TENANT, Some("oma-bench")).await?;
+
+        let sealer = Sealer::from_base64(&generate_root_secret())?;
+        let blobs = oma_blob::BlobStore::open_local(dir.path().join("blobs"))?;
+        let tenants = TenantRouter::single(store.clone());
+        let web = oma_tools::WebFetchClient::new(oma_tools::WebFetchOptions::default())
+            .map_err(anyhow::Error::msg)
+            .context("building the web_fetch client")?;
+        let runtime = Runtime::new(
+            tenants.clone(),
+            Arc::new(Hub::default()),
+            Providers::default(),
+            Arc::new(oma_sandbox::LocalLauncher::new(sandbox_agent_exe())),
+            RuntimeConfig::new(dir.path().join("workspaces")),
+            web,
+        );
+        let state = AppState::new(tenants, sealer, blobs, None, runtime);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a loopback port")?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(oma_server::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            addr,
+            key,
+            store,
+            shutdown: Some(tx),
+            task: Some(task),
+            dir,
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops accepting, waits for the server task and closes the database.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .context("the server task failed")?
+                .context("the server stopped with an error")?;
+        }
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The in-box agent binary sandboxes would run: `OMA_SANDBOX_AGENT`, else `oma-sandbox-agent`
+/// beside this binary. Sandboxes start only when a tool runs, which never happens without a
+/// model, so it need not exist.
+fn sandbox_agent_exe() -> PathBuf {
+    if let Some(p) = std::env::var_os("OMA_SANDBOX_AGENT") {
+        return p.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("oma-sandbox-agent")))
+        .unwrap_or_else(|| PathBuf::from("oma-sandbox-agent"))
+}
+
+/// A `user.message` as a client would send it; `n` makes every text distinct.
+pub fn user_message(n: u64) -> Value {
+    json!({
+        "type": "user.message",
+        "content": [{
+            "type": "text",
+            "text": format!(
+                "Benchmark message {n}: summarise the quarterly report and list three risks."
+            ),
+        }],
+    })
+}
+
+/// Appends events to `session` until its log holds `target` events, in store transactions of
+/// `FILL_BATCH`. Events are validated by the same rules as `POST …/events`, so what is stored
+/// is exactly what the API would have stored. Returns the log length afterwards.
+pub async fn fill_events(store: &Store, tenant: &str, session: &str, target: u64) -> Result<u64> {
+    let have = u64::try_from(store.session_last_seq(tenant, session).await?)
+        .context("a negative sequence number")?;
+    let mut n = have;
+    while n < target {
+        let take = FILL_BATCH.min(target - n);
+        let mut batch: Vec<NewEvent> = Vec::with_capacity(take as usize);
+        let bodies: Vec<Value> = (n..n + take).map(user_message).collect();
+        for chunk in bodies.chunks(oma_core::events::MAX_EVENTS_PER_REQUEST) {
+            batch.extend(validate_send(chunk, SendContext::default())?);
+        }
+        let stored = store.append_events(tenant, session, batch).await?;
+        if stored.len() as u64 != take {
+            bail!("appended {} events, expected {take}", stored.len());
+        }
+        n += take;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_messages_pass_send_validation() {
+        let events = validate_send(&[user_message(1), user_message(2)], SendContext::default())
+            .expect("valid events");
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.kind == "user.message"));
+        assert_ne!(events[0].body["content"], events[1].body["content"]);
+    }
+}

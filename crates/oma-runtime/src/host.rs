@@ -1,0 +1,1146 @@
+//! `SessionHost`: the one task that works for an active session and the only writer of its log.
+//!
+//! The host loop: consume queued input in order; a message starts a turn; tool confirmations
+//! and custom tool results settle the calls a turn is waiting on and resume it. A turn
+//! alternates model requests and tool calls until the model stops asking for tools, the turn
+//! waits on the user (`requires_action`), an interrupt arrives, or retries run out. Every state
+//! change is one atomic `Step` (input consumed + events appended + status), so a crash at any
+//! point leaves a log the next host can finish from.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use oma_core::events::NewEvent;
+use oma_model::types::{Message, ModelRequest, SystemBlock, ToolSpec, Usage};
+use oma_model::{Accumulator, ErrorClass, ModelError, StreamEvent};
+use oma_sandbox::{BoxSpec, Sandbox};
+use oma_store::Store;
+use oma_store::events::StoredEvent;
+use oma_store::runtime::{QueuedInput, Step};
+
+use crate::Runtime;
+use crate::context::{from_stored, project};
+use crate::hub::Committed;
+use crate::record::{self, IdleReason};
+
+type HostResult<T> = Result<T, HostError>;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HostError {
+    #[error(transparent)]
+    Store(#[from] oma_store::StoreError),
+    #[error("the session was deleted")]
+    Gone,
+}
+
+/// How a model request ended.
+enum Sampled {
+    /// The response is in the log; `tool_calls` says whether the turn continues.
+    Done { tool_calls: bool },
+    /// The turn is over (interrupted, or retries exhausted); the host has recorded why.
+    TurnOver,
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone)]
+struct Call {
+    event_id: String,
+    name: String,
+    input: Value,
+}
+
+/// What the log says about tool calls that have no result yet.
+#[derive(Debug, Default)]
+struct Settlement {
+    /// Calls still waiting on the user (`requires_action`).
+    blocking: Vec<String>,
+    /// Calls to run now (approved, or interrupted-but-idempotent after a crash).
+    run: Vec<Call>,
+    /// Calls that get an error result without running: `(tool_use id, message)`.
+    refuse: Vec<(String, String)>,
+}
+
+pub(crate) struct SessionHost {
+    rt: Runtime,
+    tenant: Arc<str>,
+    session: String,
+    store: Arc<Store>,
+    notify: Arc<Notify>,
+    sandbox: Option<Arc<dyn Sandbox>>,
+    /// The resolved agent snapshot the session runs.
+    agent: Value,
+    budget: Value,
+    tokens: Usage,
+    active_seconds: f64,
+    running_since: Option<Instant>,
+    /// Set while finishing a turn a previous host left: an allowed call without a result was
+    /// cut short by the crash, not just requested by the model.
+    recovering: bool,
+}
+
+impl SessionHost {
+    pub(crate) fn new(rt: Runtime, tenant: &str, session: &str, notify: Arc<Notify>) -> Self {
+        let store = rt.inner().tenants.store_for(tenant).clone();
+        Self {
+            rt,
+            tenant: Arc::from(tenant),
+            session: session.to_string(),
+            store,
+            notify,
+            sandbox: None,
+            agent: Value::Null,
+            budget: Value::Null,
+            tokens: Usage::default(),
+            active_seconds: 0.0,
+            running_since: None,
+            recovering: false,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let result = self.work().await;
+        if let Err(e) = &result {
+            match e {
+                HostError::Gone => {}
+                HostError::Store(err) => {
+                    tracing::error!(op = "session_host", session_id = %self.session, error = %err, "session host failed");
+                    self.fail_safe(&err.to_string()).await;
+                }
+            }
+        }
+        if let Some(sb) = self.sandbox.take() {
+            sb.shutdown().await;
+        }
+        self.rt.release(&self.session, &self.notify);
+        // Input that arrived while we were leaving must not wait for the next wake-up.
+        if matches!(result, Ok(()))
+            && self
+                .store
+                .pending_inputs(&self.tenant, &self.session)
+                .await
+                .is_ok_and(|p| !p.is_empty())
+        {
+            self.rt.wake(&self.tenant, &self.session);
+        }
+    }
+
+    async fn work(&mut self) -> HostResult<()> {
+        let status = self.load().await?;
+        if (status == "running" || status == "rescheduling") && self.log_is_mid_turn().await? {
+            // A previous host stopped mid-turn (crash or restart): close what it left open and
+            // finish the turn.
+            self.recovering = true;
+            self.recover_turn(status == "rescheduling").await?;
+            self.turn().await?;
+        }
+        loop {
+            let inputs = self
+                .store
+                .pending_inputs(&self.tenant, &self.session)
+                .await?;
+            if inputs.is_empty() {
+                return Ok(());
+            }
+            self.process_while_idle(inputs).await?;
+        }
+    }
+
+    async fn load(&mut self) -> HostResult<String> {
+        let (status, body) = match self
+            .store
+            .session_runtime_view(&self.tenant, &self.session)
+            .await
+        {
+            Ok(v) => v,
+            Err(oma_store::StoreError::Domain(e)) if e.kind == oma_core::ErrorKind::NotFound => {
+                return Err(HostError::Gone);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.agent = body.get("agent").cloned().unwrap_or(Value::Null);
+        self.budget = body.get("budget").cloned().unwrap_or(Value::Null);
+        if let Some(u) = body.get("usage") {
+            let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+            self.tokens = Usage {
+                input_tokens: n("input_tokens"),
+                output_tokens: n("output_tokens"),
+                cache_read_input_tokens: n("cache_read_input_tokens"),
+                cache_creation_input_tokens: u
+                    .pointer("/cache_creation/ephemeral_5m_input_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            };
+            self.active_seconds = u
+                .get("active_seconds")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+        }
+        if status == "running" || status == "rescheduling" {
+            self.running_since = Some(Instant::now());
+        }
+        Ok(status)
+    }
+
+    // ---- input while idle ------------------------------------------------------------------
+
+    async fn process_while_idle(&mut self, inputs: Vec<QueuedInput>) -> HostResult<()> {
+        let mut i = 0;
+        while i < inputs.len() {
+            let kind = inputs[i].kind.as_str();
+            match kind {
+                "user.message" | "system.message" | "user.define_outcome" => {
+                    // Consecutive messages start one turn together.
+                    let mut j = i;
+                    while j < inputs.len()
+                        && matches!(
+                            inputs[j].kind.as_str(),
+                            "user.message" | "system.message" | "user.define_outcome"
+                        )
+                    {
+                        j += 1;
+                    }
+                    let batch = &inputs[i..j];
+                    let mut events: Vec<NewEvent> = batch
+                        .iter()
+                        .map(|q| record::echo(&q.kind, q.body.clone()))
+                        .collect();
+                    events.push(record::status_running());
+                    self.running_since = Some(Instant::now());
+                    self.commit(Step {
+                        consumed: batch.iter().map(|q| q.seq).collect(),
+                        events,
+                        status: Some("running"),
+                        ..Step::default()
+                    })
+                    .await?;
+                    self.turn().await?;
+                    // The turn consumed whatever else was queued meanwhile; re-read the queue.
+                    return Ok(());
+                }
+                "user.interrupt" => {
+                    let settle = self.settlement().await?;
+                    let mut events = vec![record::echo(kind, inputs[i].body.clone())];
+                    let mut status = None;
+                    if !settle.blocking.is_empty() {
+                        // Interrupting a session that waits on the user denies what it waits on.
+                        for id in &settle.blocking {
+                            events.push(record::tool_result(
+                                id,
+                                vec![text("The user interrupted before approving this call.")],
+                                true,
+                            ));
+                        }
+                        events.push(self.usage_event());
+                        events.push(record::status_idle(IdleReason::EndTurn, &[]));
+                        status = Some("idle");
+                    }
+                    self.commit(Step {
+                        consumed: vec![inputs[i].seq],
+                        events,
+                        status,
+                        ..Step::default()
+                    })
+                    .await?;
+                    i += 1;
+                }
+                _ => {
+                    // Tool confirmations and results settle the calls the session waits on.
+                    let mut j = i;
+                    while j < inputs.len() && is_settling(&inputs[j].kind) {
+                        j += 1;
+                    }
+                    let batch = &inputs[i..j.max(i + 1)];
+                    let events = batch
+                        .iter()
+                        .map(|q| record::echo(&q.kind, q.body.clone()))
+                        .collect();
+                    self.commit(Step {
+                        consumed: batch.iter().map(|q| q.seq).collect(),
+                        events,
+                        ..Step::default()
+                    })
+                    .await?;
+                    let settle = self.settlement().await?;
+                    if settle.blocking.is_empty() {
+                        self.running_since = Some(Instant::now());
+                        self.commit(Step {
+                            events: vec![record::status_running()],
+                            status: Some("running"),
+                            ..Step::default()
+                        })
+                        .await?;
+                        self.turn().await?;
+                        return Ok(());
+                    }
+                    // Some calls are still unanswered: say which.
+                    let events = vec![
+                        self.usage_event(),
+                        record::status_idle(IdleReason::RequiresAction, &settle.blocking),
+                    ];
+                    self.commit(Step {
+                        events,
+                        ..Step::default()
+                    })
+                    .await?;
+                    i = j.max(i + 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- the turn --------------------------------------------------------------------------
+
+    async fn turn(&mut self) -> HostResult<()> {
+        loop {
+            // 1. Settle tool calls: run what may run, refuse what was denied, stop if the user
+            //    still has to answer.
+            let settle = self.settlement().await?;
+            for (id, message) in &settle.refuse {
+                self.commit(Step {
+                    events: vec![record::tool_result(id, vec![text(message)], true)],
+                    ..Step::default()
+                })
+                .await?;
+            }
+            for call in &settle.run {
+                let (content, is_error) = self.run_tool(call).await;
+                self.commit(Step {
+                    events: vec![record::tool_result(&call.event_id, content, is_error)],
+                    ..Step::default()
+                })
+                .await?;
+            }
+            if !settle.blocking.is_empty() {
+                let events = vec![
+                    self.usage_event(),
+                    record::status_idle(IdleReason::RequiresAction, &settle.blocking),
+                ];
+                self.go_idle(events, vec![]).await?;
+                return Ok(());
+            }
+            // 2. A model-request boundary: deliver steering input, or stop for an interrupt.
+            if self.at_boundary().await? {
+                return Ok(());
+            }
+            // 3. Ask the model.
+            match self.sample().await? {
+                Sampled::Done { tool_calls: true } => continue,
+                Sampled::Done { tool_calls: false } => {
+                    let events = vec![
+                        self.usage_event(),
+                        record::status_idle(IdleReason::EndTurn, &[]),
+                    ];
+                    self.go_idle(events, vec![]).await?;
+                    return Ok(());
+                }
+                Sampled::TurnOver => return Ok(()),
+            }
+        }
+    }
+
+    /// Consumes queued input at a model-request boundary. Returns `true` when an interrupt
+    /// ended the turn.
+    async fn at_boundary(&mut self) -> HostResult<bool> {
+        let inputs = self
+            .store
+            .pending_inputs(&self.tenant, &self.session)
+            .await?;
+        if inputs.is_empty() {
+            return Ok(false);
+        }
+        if let Some(pos) = inputs.iter().position(|q| q.kind == "user.interrupt") {
+            self.interrupt(&inputs[..=pos], vec![]).await?;
+            return Ok(true);
+        }
+        let events = inputs
+            .iter()
+            .map(|q| record::echo(&q.kind, q.body.clone()))
+            .collect();
+        self.commit(Step {
+            consumed: inputs.iter().map(|q| q.seq).collect(),
+            events,
+            ..Step::default()
+        })
+        .await?;
+        Ok(false)
+    }
+
+    /// Ends the turn for an interrupt: input queued before it is cancelled, the interrupt is
+    /// echoed, and the session goes idle with `end_turn`. `before` are events that close what
+    /// was in flight (a partial message, the end of a cut-off model request).
+    async fn interrupt(&mut self, upto: &[QueuedInput], before: Vec<NewEvent>) -> HostResult<()> {
+        let mut events = before;
+        if let Some(last) = upto.last() {
+            events.push(record::echo(&last.kind, last.body.clone()));
+        }
+        events.push(self.usage_event());
+        events.push(record::status_idle(IdleReason::EndTurn, &[]));
+        self.go_idle(events, upto.iter().map(|q| q.seq).collect())
+            .await
+    }
+
+    async fn go_idle(&mut self, events: Vec<NewEvent>, consumed: Vec<i64>) -> HostResult<()> {
+        if let Some(since) = self.running_since.take() {
+            self.active_seconds += since.elapsed().as_secs_f64();
+        }
+        let mut events = events;
+        // The usage snapshot is taken after active time is counted.
+        for e in events.iter_mut().filter(|e| e.kind == "session.usage") {
+            if let Value::Object(m) = &mut e.body {
+                m.insert("usage".into(), self.usage_json());
+            }
+        }
+        self.commit(Step {
+            consumed,
+            events,
+            status: Some("idle"),
+            usage: Some(self.usage_json()),
+            ..Step::default()
+        })
+        .await?;
+        Ok(())
+    }
+
+    // ---- model requests --------------------------------------------------------------------
+
+    async fn sample(&mut self) -> HostResult<Sampled> {
+        let model = self
+            .agent
+            .pointer("/model/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let Some(provider) = self.rt.inner().providers.for_model(&model) else {
+            let message = format!(
+                "no model provider is configured for model `{model}`: set ANTHROPIC_API_KEY (and \
+                 ANTHROPIC_BASE_URL if needed) for the oma server, or route the model to an \
+                 OpenAI-compatible provider"
+            );
+            return self
+                .give_up("model_request_failed_error", &message, None)
+                .await;
+        };
+        let request = self.build_request(&model).await?;
+        let backoff = self.rt.inner().config.backoff;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let start = record::model_request_start();
+            let span_id = start.id.clone();
+            self.commit(Step {
+                events: vec![start],
+                ..Step::default()
+            })
+            .await?;
+            match self
+                .stream_once(provider.as_ref(), request.clone(), &span_id)
+                .await?
+            {
+                Streamed::Complete(acc) => return self.record_response(acc, &span_id).await,
+                Streamed::Interrupted { partial, inputs } => {
+                    let mut before = Vec::new();
+                    if !partial.is_empty() {
+                        before.push(record::agent_message(&partial));
+                    }
+                    before.push(record::model_request_end(&span_id, &Usage::default(), true));
+                    self.interrupt(&inputs, before).await?;
+                    self.clear_checkpoint(&span_id).await?;
+                    return Ok(Sampled::TurnOver);
+                }
+                Streamed::Failed { error, partial } => {
+                    let mut events = Vec::new();
+                    if !partial.is_empty() {
+                        events.push(record::agent_message(&partial));
+                    }
+                    events.push(record::model_request_end(&span_id, &Usage::default(), true));
+                    let kind = error_type(&error);
+                    tracing::warn!(op = "model_request", session_id = %self.session, attempt, error = %error, "model request failed");
+                    if error.retryable() && attempt < backoff.max_attempts {
+                        events.push(record::session_error(kind, &error.to_string(), "retrying"));
+                        events.push(record::status_rescheduled());
+                        self.commit(Step {
+                            events,
+                            status: Some("rescheduling"),
+                            close_stream: Some(span_id.clone()),
+                            ..Step::default()
+                        })
+                        .await?;
+                        let delay = backoff.delay(attempt, error.retry_after());
+                        if let Some(inputs) = self.wait_or_interrupt(delay).await? {
+                            self.interrupt(&inputs, vec![]).await?;
+                            return Ok(Sampled::TurnOver);
+                        }
+                        self.commit(Step {
+                            events: vec![record::status_running()],
+                            status: Some("running"),
+                            ..Step::default()
+                        })
+                        .await?;
+                        continue;
+                    }
+                    self.commit(Step {
+                        events,
+                        close_stream: Some(span_id.clone()),
+                        ..Step::default()
+                    })
+                    .await?;
+                    return self.give_up(kind, &error.to_string(), Some(attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// The turn is dead: `session.error{exhausted}`, usage, idle with `retries_exhausted`.
+    /// Input queued during the turn is flushed, as the API documents.
+    async fn give_up(
+        &mut self,
+        kind: &str,
+        message: &str,
+        attempts: Option<u32>,
+    ) -> HostResult<Sampled> {
+        let message = match attempts {
+            Some(n) if n > 1 => format!("{message} (gave up after {n} attempts)"),
+            _ => message.to_string(),
+        };
+        let flushed: Vec<i64> = self
+            .store
+            .pending_inputs(&self.tenant, &self.session)
+            .await?
+            .into_iter()
+            .map(|q| q.seq)
+            .collect();
+        let events = vec![
+            record::session_error(kind, &message, "exhausted"),
+            self.usage_event(),
+            record::status_idle(IdleReason::RetriesExhausted, &[]),
+        ];
+        self.go_idle(events, flushed).await?;
+        Ok(Sampled::TurnOver)
+    }
+
+    async fn build_request(&mut self, model: &str) -> HostResult<ModelRequest> {
+        let events = self.store.all_events(&self.tenant, &self.session).await?;
+        let projection = project(&from_stored(&events));
+        let mut system = Vec::new();
+        if let Some(s) = self
+            .agent
+            .get("system")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            system.push(SystemBlock::new(s));
+        }
+        for extra in projection.system_extra {
+            system.push(SystemBlock::new(extra));
+        }
+        let mut req = ModelRequest::new(
+            model,
+            projection.messages,
+            self.rt.inner().config.max_tokens,
+        );
+        req.system = system;
+        req.tools = self.tool_specs();
+        if let Some(effort) = self
+            .agent
+            .pointer("/model/effort/type")
+            .and_then(Value::as_str)
+        {
+            req.effort = Some(effort.to_string());
+        }
+        Ok(req)
+    }
+
+    /// Streams one model request, checkpointing partial text and watching for an interrupt.
+    async fn stream_once(
+        &mut self,
+        provider: &dyn oma_model::ModelProvider,
+        request: ModelRequest,
+        span_id: &str,
+    ) -> HostResult<Streamed> {
+        let mut acc = Accumulator::new();
+        let mut stream = tokio::select! {
+            r = provider.stream(request) => match r {
+                Ok(s) => s,
+                Err(error) => return Ok(Streamed::Failed { error, partial: vec![] }),
+            },
+            inputs = self.interrupt_signal() => {
+                let inputs = inputs?;
+                return Ok(Streamed::Interrupted { partial: vec![], inputs });
+            }
+        };
+        // Partial text is checkpointed at most every `every`, and at the latest `every` after
+        // it changed, even when the stream then stalls: a crash keeps what was streamed.
+        let every = self.rt.inner().config.checkpoint_every;
+        let mut dirty_since: Option<Instant> = None;
+        loop {
+            let checkpoint_due = dirty_since.map(|t| t + every);
+            tokio::select! {
+                next = stream.next() => match next {
+                    Some(Ok(ev)) => {
+                        let finished = matches!(ev, StreamEvent::Finished { .. });
+                        if matches!(ev, StreamEvent::TextDelta { .. }) && dirty_since.is_none() {
+                            dirty_since = Some(Instant::now());
+                        }
+                        if let Err(error) = acc.push(&ev) {
+                            return Ok(Streamed::Failed { error, partial: texts_of(&acc.partial()) });
+                        }
+                        if finished {
+                            return Ok(Streamed::Complete(acc));
+                        }
+                    }
+                    Some(Err(error)) => return Ok(Streamed::Failed { error, partial: texts_of(&acc.partial()) }),
+                    None => {
+                        let error = ModelError::incomplete("the model stream ended before the response was complete");
+                        return Ok(Streamed::Failed { error, partial: texts_of(&acc.partial()) });
+                    }
+                },
+                _ = sleep_until_opt(checkpoint_due) => {
+                    let partial = json!({"text": texts_of(&acc.partial())});
+                    self.store.save_stream_checkpoint(&self.tenant, &self.session, span_id, &partial).await?;
+                    dirty_since = None;
+                }
+                inputs = self.interrupt_signal() => {
+                    let inputs = inputs?;
+                    drop(stream);
+                    return Ok(Streamed::Interrupted { partial: texts_of(&acc.partial()), inputs });
+                }
+            }
+        }
+    }
+
+    /// Resolves when a `user.interrupt` is queued, with the queue up to and including it.
+    async fn interrupt_signal(&self) -> HostResult<Vec<QueuedInput>> {
+        loop {
+            self.notify.notified().await;
+            let inputs = self
+                .store
+                .pending_inputs(&self.tenant, &self.session)
+                .await?;
+            if let Some(pos) = inputs.iter().position(|q| q.kind == "user.interrupt") {
+                return Ok(inputs[..=pos].to_vec());
+            }
+        }
+    }
+
+    /// Sleeps `delay` unless an interrupt arrives first.
+    async fn wait_or_interrupt(&self, delay: Duration) -> HostResult<Option<Vec<QueuedInput>>> {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => Ok(None),
+            inputs = self.interrupt_signal() => Ok(Some(inputs?)),
+        }
+    }
+
+    async fn record_response(&mut self, acc: Accumulator, span_id: &str) -> HostResult<Sampled> {
+        let completion = match acc.finish() {
+            Ok(c) => c,
+            Err(error) => {
+                let events = vec![record::model_request_end(span_id, &Usage::default(), true)];
+                self.commit(Step {
+                    events,
+                    close_stream: Some(span_id.to_string()),
+                    ..Step::default()
+                })
+                .await?;
+                return self
+                    .give_up(error_type(&error), &error.to_string(), None)
+                    .await;
+            }
+        };
+        let (message, usage) = (completion.message, completion.usage);
+        self.tokens += usage;
+        let mut events = Vec::new();
+        if message.content.iter().any(|b| {
+            matches!(
+                b,
+                oma_model::types::Block::Thinking { .. }
+                    | oma_model::types::Block::RedactedThinking { .. }
+            )
+        }) {
+            events.push(record::agent_thinking());
+        }
+        let texts = texts_of(&message);
+        if !texts.is_empty() {
+            events.push(record::agent_message(&texts));
+        }
+        let permissions = self.permissions();
+        let custom: HashSet<String> = self.custom_tool_names();
+        let mut tool_calls = false;
+        for (_, name, input) in message.tool_uses() {
+            tool_calls = true;
+            if custom.contains(name) {
+                events.push(record::custom_tool_use(name, input));
+            } else {
+                let ask = permissions.get(name).copied().unwrap_or(false);
+                events.push(record::tool_use(name, input, ask));
+            }
+        }
+        events.push(record::model_request_end(span_id, &usage, false));
+        self.commit(Step {
+            events,
+            usage: Some(self.usage_json()),
+            close_stream: Some(span_id.to_string()),
+            ..Step::default()
+        })
+        .await?;
+        Ok(Sampled::Done { tool_calls })
+    }
+
+    async fn clear_checkpoint(&mut self, span_id: &str) -> HostResult<()> {
+        self.commit(Step {
+            close_stream: Some(span_id.to_string()),
+            ..Step::default()
+        })
+        .await?;
+        Ok(())
+    }
+
+    // ---- recovery --------------------------------------------------------------------------
+
+    /// Whether the log shows a turn in progress: its last status event is `running` or
+    /// `rescheduled`. (A session created with initial events is `running` before its first
+    /// turn has started; its log has no status event yet.)
+    async fn log_is_mid_turn(&self) -> HostResult<bool> {
+        let events = self.store.all_events(&self.tenant, &self.session).await?;
+        let last = events.iter().rev().find(|e| {
+            matches!(
+                e.kind.as_str(),
+                "session.status_running" | "session.status_rescheduled" | "session.status_idle"
+            )
+        });
+        Ok(last.is_some_and(|e| e.kind != "session.status_idle"))
+    }
+
+    /// Closes a model request the previous host left open, keeping what it had streamed.
+    async fn recover_turn(&mut self, rescheduling: bool) -> HostResult<()> {
+        let events = self.store.all_events(&self.tenant, &self.session).await?;
+        let mut open: Option<String> = None;
+        for e in &events {
+            match e.kind.as_str() {
+                "span.model_request_start" => open = Some(e.id.clone()),
+                "span.model_request_end" => open = None,
+                _ => {}
+            }
+        }
+        let mut step = Step::default();
+        if let Some(span) = open {
+            let partial = self
+                .store
+                .stream_checkpoint(&self.tenant, &self.session, &span)
+                .await?;
+            let texts: Vec<String> = partial
+                .as_ref()
+                .and_then(|p| p.get("text"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if texts.iter().any(|t| !t.is_empty()) {
+                step.events.push(record::agent_message(&texts));
+            }
+            step.events
+                .push(record::model_request_end(&span, &Usage::default(), true));
+            step.close_stream = Some(span);
+        }
+        if rescheduling {
+            step.events.push(record::status_running());
+            step.status = Some("running");
+        }
+        if !step.events.is_empty() {
+            self.commit(step).await?;
+        }
+        Ok(())
+    }
+
+    // ---- tools -----------------------------------------------------------------------------
+
+    /// Reads the log for tool calls without results and decides what happens to each.
+    async fn settlement(&mut self) -> HostResult<Settlement> {
+        let events = self.store.all_events(&self.tenant, &self.session).await?;
+        let recovering = std::mem::take(&mut self.recovering);
+        Ok(settle(&events, recovering))
+    }
+
+    async fn run_tool(&mut self, call: &Call) -> (Vec<Value>, bool) {
+        let started = Instant::now();
+        let (content, is_error) = match self.toolbox() {
+            None => (
+                vec![text("The built-in tools are not enabled for this agent.")],
+                true,
+            ),
+            Some(toolbox) => match self.sandbox().await {
+                Err(message) => (vec![text(&message)], true),
+                Ok(sb) => match toolbox
+                    .run(
+                        &call.name,
+                        &call.input,
+                        sb.as_ref(),
+                        CancellationToken::new(),
+                    )
+                    .await
+                {
+                    Ok(outcome) => (oma_tools::content_blocks(&outcome), outcome.is_error),
+                    Err(e) => {
+                        // The box is gone or broken; the next call starts a fresh one.
+                        self.sandbox = None;
+                        (
+                            vec![text(&format!(
+                                "The sandbox failed while running this tool: {e}"
+                            ))],
+                            true,
+                        )
+                    }
+                },
+            },
+        };
+        tracing::info!(
+            op = "tool_call",
+            session_id = %self.session,
+            tool = %call.name,
+            is_error,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "tool call finished"
+        );
+        (content, is_error)
+    }
+
+    async fn sandbox(&mut self) -> Result<Arc<dyn Sandbox>, String> {
+        if let Some(sb) = &self.sandbox {
+            return Ok(sb.clone());
+        }
+        let workspace = self.rt.inner().config.workspaces_dir.join(&self.session);
+        std::fs::create_dir_all(&workspace)
+            .map_err(|e| format!("cannot create the session workspace: {e}"))?;
+        let spec = BoxSpec {
+            session_id: self.session.clone(),
+            workspace,
+            env: Vec::new(),
+        };
+        let sb = self
+            .rt
+            .inner()
+            .launcher
+            .launch(spec)
+            .await
+            .map_err(|e| format!("The session's sandbox could not be started: {e}"))?;
+        self.sandbox = Some(sb.clone());
+        Ok(sb)
+    }
+
+    fn tools(&self) -> Vec<Value> {
+        self.agent
+            .get("tools")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The agent's built-in toolset, if it has one.
+    fn toolbox(&self) -> Option<oma_tools::Toolbox> {
+        let toolset = self
+            .tools()
+            .into_iter()
+            .find(|t| t.get("type").and_then(Value::as_str) == Some("agent_toolset_20260401"))?;
+        let toolset: oma_api::agents::AgentToolset = serde_json::from_value(toolset).ok()?;
+        Some(oma_tools::Toolbox::new(
+            &toolset,
+            self.rt.inner().web.clone(),
+        ))
+    }
+
+    fn tool_specs(&self) -> Vec<ToolSpec> {
+        let mut specs = Vec::new();
+        if let Some(toolbox) = self.toolbox() {
+            for def in toolbox.definitions() {
+                specs.push(ToolSpec {
+                    name: def.name.clone(),
+                    description: def.description.clone(),
+                    input_schema: def.input_schema.clone(),
+                });
+            }
+        }
+        for t in self.tools() {
+            if t.get("type").and_then(Value::as_str) == Some("custom") {
+                specs.push(ToolSpec {
+                    name: t
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    description: t
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    input_schema: t
+                        .get("input_schema")
+                        .cloned()
+                        .unwrap_or(json!({"type": "object"})),
+                });
+            }
+        }
+        specs
+    }
+
+    /// Built-in tool name → whether a call waits for the user's confirmation. `auto` is
+    /// judged per call by the platform; oma has no judge yet, so it asks.
+    fn permissions(&self) -> HashMap<String, bool> {
+        let Some(toolbox) = self.toolbox() else {
+            return HashMap::new();
+        };
+        toolbox
+            .definitions()
+            .iter()
+            .map(|d| {
+                (
+                    d.name.clone(),
+                    !matches!(d.permission, oma_api::agents::PermissionPolicy::AlwaysAllow),
+                )
+            })
+            .collect()
+    }
+
+    fn custom_tool_names(&self) -> HashSet<String> {
+        self.tools()
+            .into_iter()
+            .filter(|t| t.get("type").and_then(Value::as_str) == Some("custom"))
+            .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    }
+
+    // ---- bookkeeping -----------------------------------------------------------------------
+
+    fn usage_json(&self) -> Value {
+        let running = self
+            .running_since
+            .map_or(0.0, |s| s.elapsed().as_secs_f64());
+        json!({
+            "input_tokens": self.tokens.input_tokens,
+            "output_tokens": self.tokens.output_tokens,
+            "cache_read_input_tokens": self.tokens.cache_read_input_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.tokens.cache_creation_input_tokens,
+                "ephemeral_1h_input_tokens": 0,
+            },
+            "active_seconds": self.active_seconds + running,
+            "list_cost": null,
+            "server_tool_use": null,
+        })
+    }
+
+    fn usage_event(&self) -> NewEvent {
+        record::session_usage(&self.usage_json(), &self.budget)
+    }
+
+    /// Applies a step and publishes what it appended.
+    async fn commit(&mut self, step: Step) -> HostResult<Vec<StoredEvent>> {
+        let stored = match self
+            .store
+            .commit_step(&self.tenant, &self.session, step)
+            .await
+        {
+            Ok(s) => s,
+            Err(oma_store::StoreError::Domain(e)) if e.kind == oma_core::ErrorKind::NotFound => {
+                return Err(HostError::Gone);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !stored.is_empty() {
+            let committed = stored
+                .iter()
+                .map(|e| Committed {
+                    seq: e.seq,
+                    kind: e.kind.clone(),
+                    thread_id: e.thread_id.clone(),
+                    body: e.body.clone(),
+                })
+                .collect();
+            self.rt.hub().publish(&self.session, committed);
+        }
+        Ok(stored)
+    }
+
+    /// Never leave a session `running` with nobody working on it: record the failure and go
+    /// idle so the user can try again.
+    async fn fail_safe(&mut self, message: &str) {
+        let events = vec![
+            record::session_error(
+                "unknown_error",
+                &format!("the session host failed: {message}"),
+                "exhausted",
+            ),
+            self.usage_event(),
+            record::status_idle(IdleReason::RetriesExhausted, &[]),
+        ];
+        if let Err(e) = self.go_idle(events, vec![]).await {
+            tracing::error!(op = "session_host", session_id = %self.session, error = %e, "could not record the failure");
+        }
+    }
+}
+
+enum Streamed {
+    Complete(Accumulator),
+    Interrupted {
+        partial: Vec<String>,
+        inputs: Vec<QueuedInput>,
+    },
+    Failed {
+        error: ModelError,
+        partial: Vec<String>,
+    },
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn is_settling(kind: &str) -> bool {
+    matches!(
+        kind,
+        "user.tool_confirmation" | "user.custom_tool_result" | "user.tool_result"
+    )
+}
+
+/// Decides the fate of every tool call in the log that has no result. `recovering`: the
+/// previous host stopped mid-turn, so an allowed call without a result may have run already.
+fn settle(events: &[StoredEvent], recovering: bool) -> Settlement {
+    let mut uses: Vec<(String, Value)> = Vec::new();
+    let mut answered: HashSet<String> = HashSet::new();
+    let mut decisions: HashMap<String, (bool, Option<String>)> = HashMap::new();
+    for e in events {
+        let Ok(body) = serde_json::from_str::<Value>(&e.body) else {
+            continue;
+        };
+        let field = |k: &str| {
+            body.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        match e.kind.as_str() {
+            "agent.tool_use" | "agent.custom_tool_use" | "agent.mcp_tool_use" => {
+                uses.push((e.kind.clone(), body))
+            }
+            "agent.tool_result" => {
+                answered.insert(field("tool_use_id"));
+            }
+            "agent.mcp_tool_result" => {
+                answered.insert(field("mcp_tool_use_id"));
+            }
+            "user.custom_tool_result" => {
+                answered.insert(field("custom_tool_use_id"));
+            }
+            "user.tool_result" => {
+                answered.insert(field("tool_use_id"));
+            }
+            "user.tool_confirmation" => {
+                let allow = field("result") == "allow";
+                let msg = body
+                    .get("deny_message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                decisions.insert(field("tool_use_id"), (allow, msg));
+            }
+            _ => {}
+        }
+    }
+    let mut s = Settlement::default();
+    for (kind, body) in uses {
+        let id = body
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if answered.contains(&id) {
+            continue;
+        }
+        let name = body
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let input = body.get("input").cloned().unwrap_or(json!({}));
+        if kind == "agent.custom_tool_use" {
+            s.blocking.push(id);
+            continue;
+        }
+        let ask = body.get("evaluated_permission").and_then(Value::as_str) == Some("ask");
+        match decisions.get(&id) {
+            Some((true, _)) => s.run.push(Call {
+                event_id: id,
+                name,
+                input,
+            }),
+            Some((false, msg)) => {
+                let text = match msg {
+                    Some(m) if !m.is_empty() => format!("The user denied this tool call: {m}"),
+                    _ => "The user denied this tool call.".to_string(),
+                };
+                s.refuse.push((id, text));
+            }
+            None if ask => s.blocking.push(id),
+            None if !recovering => s.run.push(Call {
+                event_id: id,
+                name,
+                input,
+            }),
+            None => {
+                // Allowed and started, but no result: the previous host stopped mid-call.
+                if oma_tools::is_idempotent(&name) {
+                    s.run.push(Call {
+                        event_id: id,
+                        name,
+                        input,
+                    });
+                } else {
+                    s.refuse.push((
+                        id,
+                        format!(
+                            "The `{name}` call was interrupted by a server restart before it reported a \
+                             result; it may or may not have taken effect. Check before repeating it."
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    s
+}
+
+fn error_type(e: &ModelError) -> &'static str {
+    match e.kind() {
+        ErrorClass::RateLimited => "model_rate_limited_error",
+        ErrorClass::Overloaded => "model_overloaded_error",
+        ErrorClass::Billing => "billing_error",
+        ErrorClass::Other => "unknown_error",
+        _ => "model_request_failed_error",
+    }
+}
+
+fn text(s: &str) -> Value {
+    json!({"type": "text", "text": s})
+}
+
+fn texts_of(m: &Message) -> Vec<String> {
+    m.content
+        .iter()
+        .filter_map(|b| match b {
+            oma_model::types::Block::Text { text, .. } if !text.is_empty() => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,154 @@
+//! The events the runtime writes, built in one place so their shapes match the catalog
+//! (spec §4.6.3–§4.6.5) exactly.
+
+use serde_json::{Map, Value, json};
+
+use oma_core::events::NewEvent;
+use oma_model::types::Usage;
+
+fn event(kind: &str, fields: Value) -> NewEvent {
+    let map = match fields {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    NewEvent::new(kind, map)
+}
+
+pub fn status_running() -> NewEvent {
+    event("session.status_running", json!({}))
+}
+
+pub fn status_rescheduled() -> NewEvent {
+    event("session.status_rescheduled", json!({}))
+}
+
+/// `session.status_idle` with `stop_reason` `end_turn`, `retries_exhausted` or
+/// `requires_action` (when `blocking` is non-empty).
+pub fn status_idle(reason: IdleReason, blocking: &[String]) -> NewEvent {
+    let stop_reason = match reason {
+        IdleReason::EndTurn => json!({"type": "end_turn"}),
+        IdleReason::RetriesExhausted => json!({"type": "retries_exhausted"}),
+        IdleReason::RequiresAction => json!({"type": "requires_action", "event_ids": blocking}),
+    };
+    event(
+        "session.status_idle",
+        json!({"stop_reason": stop_reason, "stop_details": null}),
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleReason {
+    EndTurn,
+    RequiresAction,
+    RetriesExhausted,
+}
+
+pub fn model_request_start() -> NewEvent {
+    event("span.model_request_start", json!({}))
+}
+
+pub fn model_request_end(start_id: &str, usage: &Usage, is_error: bool) -> NewEvent {
+    event(
+        "span.model_request_end",
+        json!({
+            "model_request_start_id": start_id,
+            "model_usage": span_usage(usage),
+            "is_error": is_error,
+        }),
+    )
+}
+
+pub fn span_usage(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_creation_input_tokens": u.cache_creation_input_tokens,
+        "cache_read_input_tokens": u.cache_read_input_tokens,
+        "speed": null,
+    })
+}
+
+pub fn agent_message(text_blocks: &[String]) -> NewEvent {
+    let content: Vec<Value> = text_blocks
+        .iter()
+        .map(|t| json!({"type": "text", "text": t}))
+        .collect();
+    event("agent.message", json!({ "content": content }))
+}
+
+pub fn agent_thinking() -> NewEvent {
+    event("agent.thinking", json!({}))
+}
+
+/// `agent.tool_use` for a built-in tool, with the permission it was evaluated to.
+pub fn tool_use(name: &str, input: &Value, ask: bool) -> NewEvent {
+    let (permission, evaluation) = if ask {
+        ("ask", "always_ask")
+    } else {
+        ("allow", "always_allow")
+    };
+    event(
+        "agent.tool_use",
+        json!({
+            "name": name,
+            "input": object_or_empty(input),
+            "evaluated_permission": permission,
+            "evaluation": {"type": evaluation},
+            "session_thread_id": null,
+        }),
+    )
+}
+
+pub fn custom_tool_use(name: &str, input: &Value) -> NewEvent {
+    event(
+        "agent.custom_tool_use",
+        json!({"name": name, "input": object_or_empty(input), "session_thread_id": null}),
+    )
+}
+
+pub fn tool_result(tool_use_id: &str, content: Vec<Value>, is_error: bool) -> NewEvent {
+    event(
+        "agent.tool_result",
+        json!({"tool_use_id": tool_use_id, "content": content, "is_error": is_error}),
+    )
+}
+
+/// `session.error` with one of the typed error objects (`model_overloaded_error`, …) and
+/// `retry_status` `retrying`, `exhausted` or `terminal`.
+pub fn session_error(error_type: &str, message: &str, retry_status: &str) -> NewEvent {
+    event(
+        "session.error",
+        json!({"error": {"type": error_type, "message": message, "retry_status": {"type": retry_status}}}),
+    )
+}
+
+pub fn session_usage(usage: &Value, budget: &Value) -> NewEvent {
+    event("session.usage", json!({"usage": usage, "budget": budget}))
+}
+
+/// The echo of a queued client event, now processed.
+pub fn echo(kind: &str, mut body: Value) -> NewEvent {
+    let now = oma_core::time::now_micros();
+    if let Value::Object(m) = &mut body {
+        m.insert(
+            "processed_at".into(),
+            Value::String(oma_core::time::format_micros(now)),
+        );
+    }
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    NewEvent {
+        id,
+        kind: kind.to_string(),
+        thread_id: None,
+        processed_at: Some(now),
+        body,
+    }
+}
+
+fn object_or_empty(v: &Value) -> Value {
+    if v.is_object() { v.clone() } else { json!({}) }
+}

@@ -1,0 +1,120 @@
+//! Per-session sandboxes ("boxes").
+//!
+//! A box is long-lived: one per session, created when the session first needs a tool and kept
+//! until the session ends. Its first process is the in-box agent ([`agent`], the hidden
+//! `oma sandbox-agent` subcommand), which runs the built-in tools itself with the box's own
+//! view of the filesystem: `bash` in one persistent shell, `read`, `write`, `edit`, `glob`,
+//! `grep`. The host talks to it over a framed channel on the agent's stdin/stdout
+//! ([`protocol`]), so a tool call is an RPC, not a process start.
+//!
+//! The runtime only sees the object-safe [`Sandbox`] and [`SandboxLauncher`] traits. This crate
+//! ships the `local` backend ([`LocalLauncher`]: a workspace folder on the host, **no
+//! isolation**); an isolated backend wraps the same agent in bubblewrap and plugs in behind
+//! the same traits.
+
+pub mod agent;
+mod conn;
+pub mod error;
+mod local;
+mod procs;
+pub mod protocol;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+pub use error::{ExitInfo, SandboxError};
+pub use local::{LocalLauncher, LocalSandbox};
+pub use protocol::{OutputBlock, ToolCall, ToolOutcome};
+pub use tokio_util::sync::CancellationToken;
+
+/// Limits the agent applies; tool descriptions quote them.
+pub mod limits {
+    /// `bash` timeout when the call gives none (or 0).
+    pub const BASH_DEFAULT_TIMEOUT_MS: u64 = 120_000;
+    /// Longest `bash` timeout a call may ask for; longer requests are clamped (and told so).
+    pub const BASH_MAX_TIMEOUT_MS: u64 = 600_000;
+    /// `bash` output returned to the model: the tail, at most this many bytes. Longer output
+    /// is written whole to a file under [`SPILL_DIR`] and the result says where.
+    pub const BASH_OUTPUT_CAP: usize = 100 * 1024;
+    /// Where over-long outputs go, relative to the workspace root.
+    pub const SPILL_DIR: &str = ".oma/outputs";
+    /// Text returned by one `read`, in bytes.
+    pub const READ_TEXT_CAP: usize = 256 * 1024;
+    /// Largest image `read` returns, raw: the model API's per-image limit applies to the
+    /// base64 form (5 MiB), which is 4/3 of the raw size.
+    pub const READ_IMAGE_CAP: u64 = 5 * 1024 * 1024 / 4 * 3;
+    /// Largest PDF `read` returns.
+    pub const READ_PDF_CAP: u64 = 20 * 1024 * 1024;
+    /// Largest file `edit` loads.
+    pub const EDIT_CAP: u64 = 16 * 1024 * 1024;
+    /// Paths one `glob` returns.
+    pub const GLOB_LIMIT: usize = 200;
+    /// Matching lines one `grep` returns.
+    pub const GREP_MATCH_LIMIT: usize = 500;
+    /// Bytes of one `grep`'s output.
+    pub const GREP_OUTPUT_CAP: usize = 100 * 1024;
+}
+
+/// What a launcher needs to start a box.
+#[derive(Debug, Clone)]
+pub struct BoxSpec {
+    /// The session the box belongs to (for logs and naming).
+    pub session_id: String,
+    /// The host folder that becomes the box's workspace; created if missing.
+    pub workspace: PathBuf,
+    /// Extra environment variables for the box. Nothing else of the server's environment
+    /// reaches it.
+    pub env: Vec<(String, String)>,
+}
+
+/// A description of a running box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxInfo {
+    /// `local`, or the isolated backend's name.
+    pub backend: &'static str,
+    /// Whether the box is a security boundary. `false` for `local`.
+    pub isolated: bool,
+    pub session_id: String,
+    /// The workspace on the host.
+    pub workspace: PathBuf,
+    /// The workspace as tools inside the box see it (`/workspace` when isolated, the host
+    /// path for `local`).
+    pub box_workspace: String,
+    /// Version of the agent binary running in the box.
+    pub agent_version: String,
+    /// The agent's (or its wrapper's) process id on the host.
+    pub agent_pid: Option<u32>,
+}
+
+/// One running box. Calls may be issued concurrently: `bash` calls queue for the box's one
+/// shell, other tools run in parallel.
+pub trait Sandbox: Send + Sync {
+    /// Runs one tool call. A tool that fails is an `Ok` outcome with `is_error: true`; an
+    /// `Err` means the box itself failed ([`SandboxError::AgentDied`], …) or the call was
+    /// cancelled through `cancel` ([`SandboxError::Cancelled`]; the agent aborts the work,
+    /// killing bash's foreground job or stopping a search).
+    fn call(
+        &self,
+        call: ToolCall,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'_, Result<ToolOutcome, SandboxError>>;
+
+    /// Stops every process of the box. Later calls fail with [`SandboxError::Shutdown`].
+    /// Dropping the box without calling this also kills everything, abruptly.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+
+    fn info(&self) -> BoxInfo;
+
+    /// Why the box is unusable (its agent died, it was shut down), or `None` while it works.
+    /// A runtime uses this to decide to launch a fresh box.
+    fn failure(&self) -> Option<SandboxError> {
+        None
+    }
+}
+
+/// Starts boxes of one backend.
+pub trait SandboxLauncher: Send + Sync {
+    fn launch(&self, spec: BoxSpec) -> BoxFuture<'_, Result<Arc<dyn Sandbox>, SandboxError>>;
+}

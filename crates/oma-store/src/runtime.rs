@@ -1,0 +1,307 @@
+//! Storage for the session runtime: the input queue, atomic runtime steps (consume inputs,
+//! append events, set status and usage in one transaction), stream checkpoints, and the
+//! sessions that need a host after a restart.
+
+use serde_json::Value;
+use sqlx::{Any, Transaction};
+
+use oma_core::Error;
+use oma_core::events::NewEvent;
+
+use crate::events::{StoredEvent, append_in_tx};
+use crate::{Result, Store, from_json, to_json};
+
+/// A client event waiting in a session's input queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedInput {
+    pub seq: i64,
+    pub id: String,
+    pub kind: String,
+    /// The event object as sent back to the client (`processed_at` still null).
+    pub body: Value,
+}
+
+/// One atomic step of a session's host.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Queue entries consumed by this step (their echoes are among `events`).
+    pub consumed: Vec<i64>,
+    pub events: Vec<NewEvent>,
+    /// The session's new status (`idle`, `running`, `rescheduling`, `terminated`).
+    pub status: Option<&'static str>,
+    /// The session's new cumulative `usage` object.
+    pub usage: Option<Value>,
+    /// A model request whose stream checkpoint can go (its end is among `events`).
+    pub close_stream: Option<String>,
+}
+
+impl Store {
+    /// Queues client events for a session that accepts input. Returns their echoes with
+    /// `processed_at: null`: they are processed when the session's host consumes them.
+    pub async fn enqueue_inputs(
+        &self,
+        tenant: &str,
+        session_id: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<Value>> {
+        let mut tx = self.writer().begin().await?;
+        let row: Option<(String, Option<i64>)> = sqlx::query_as(
+            "SELECT status, archived_at FROM sessions WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(session_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (status, archived_at) = row.ok_or_else(|| Error::missing("session", session_id))?;
+        if archived_at.is_some() {
+            return Err(Error::invalid(format!(
+                "session `{session_id}` is archived: it accepts no new events"
+            ))
+            .into());
+        }
+        if status == "terminated" {
+            return Err(Error::invalid(format!(
+                "session `{session_id}` is terminated: it accepts no new events"
+            ))
+            .into());
+        }
+        let echoes = enqueue_in_tx(&mut tx, tenant, session_id, events).await?;
+        tx.commit().await?;
+        Ok(echoes)
+    }
+
+    /// The session's queued inputs, oldest first.
+    pub async fn pending_inputs(&self, tenant: &str, session_id: &str) -> Result<Vec<QueuedInput>> {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT seq, event_id, type, body FROM session_inputs WHERE tenant_id = $1 AND session_id = $2 ORDER BY seq",
+        )
+        .bind(tenant)
+        .bind(session_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter()
+            .map(|(seq, id, kind, body)| {
+                Ok(QueuedInput {
+                    seq,
+                    id,
+                    kind,
+                    body: from_json(&body)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies one host step atomically and returns the appended events.
+    pub async fn commit_step(
+        &self,
+        tenant: &str,
+        session_id: &str,
+        step: Step,
+    ) -> Result<Vec<StoredEvent>> {
+        let mut tx = self.writer().begin().await?;
+        let stored = apply_step(&mut tx, tenant, session_id, step).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Records what a model request has streamed so far.
+    pub async fn save_stream_checkpoint(
+        &self,
+        tenant: &str,
+        session_id: &str,
+        span_id: &str,
+        partial: &Value,
+    ) -> Result<()> {
+        let now = oma_core::time::now_micros();
+        sqlx::query(
+            "INSERT INTO model_streams (session_id, span_id, tenant_id, partial, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (session_id, span_id) DO UPDATE SET partial = excluded.partial, updated_at = excluded.updated_at",
+        )
+        .bind(session_id)
+        .bind(span_id)
+        .bind(tenant)
+        .bind(to_json(partial)?)
+        .bind(now)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// The checkpoint of a model request that never ended, if any.
+    pub async fn stream_checkpoint(
+        &self,
+        tenant: &str,
+        session_id: &str,
+        span_id: &str,
+    ) -> Result<Option<Value>> {
+        let row: Option<String> = sqlx::query_scalar(
+            "SELECT partial FROM model_streams WHERE tenant_id = $1 AND session_id = $2 AND span_id = $3",
+        )
+        .bind(tenant)
+        .bind(session_id)
+        .bind(span_id)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|s| from_json(&s)).transpose()
+    }
+
+    /// Sessions that need a host: those left running or rescheduling (a crash or restart cut
+    /// their turn short) and those with queued input. Across all tenants of this store.
+    pub async fn sessions_needing_a_host(&self) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT tenant_id, id FROM sessions WHERE status IN ('running', 'rescheduling') \
+             UNION SELECT tenant_id, session_id FROM session_inputs",
+        )
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    /// Every event of a session, oldest first (the runtime rebuilds model context from it).
+    pub async fn all_events(&self, tenant: &str, session_id: &str) -> Result<Vec<StoredEvent>> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let batch = self.events_after(tenant, session_id, after, 1000).await?;
+            let done = batch.len() < 1000;
+            if let Some(last) = batch.last() {
+                after = last.seq;
+            }
+            out.extend(batch);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The session's status column and the resolved agent snapshot it runs.
+    pub async fn session_runtime_view(
+        &self,
+        tenant: &str,
+        session_id: &str,
+    ) -> Result<(String, Value)> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT status, body FROM sessions WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(session_id)
+                .fetch_optional(self.reader())
+                .await?;
+        let (status, body) = row.ok_or_else(|| Error::missing("session", session_id))?;
+        Ok((status, from_json(&body)?))
+    }
+}
+
+/// Queues client events inside `tx` (used by session create for `initial_events`).
+pub async fn enqueue_in_tx(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    session_id: &str,
+    events: Vec<NewEvent>,
+) -> Result<Vec<Value>> {
+    let n = events.len() as i64;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let last: i64 = sqlx::query_scalar(
+        "UPDATE sessions SET input_seq = input_seq + $1 WHERE tenant_id = $2 AND id = $3 RETURNING input_seq",
+    )
+    .bind(n)
+    .bind(tenant)
+    .bind(session_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let mut seq = last - n;
+    let now = oma_core::time::now_micros();
+    let mut echoes = Vec::with_capacity(events.len());
+    for mut e in events {
+        seq += 1;
+        if let Value::Object(m) = &mut e.body {
+            m.insert("processed_at".into(), Value::Null);
+        }
+        sqlx::query(
+            "INSERT INTO session_inputs (session_id, seq, tenant_id, event_id, type, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(session_id)
+        .bind(seq)
+        .bind(tenant)
+        .bind(&e.id)
+        .bind(&e.kind)
+        .bind(to_json(&e.body)?)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        echoes.push(e.body);
+    }
+    Ok(echoes)
+}
+
+async fn apply_step(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    session_id: &str,
+    step: Step,
+) -> Result<Vec<StoredEvent>> {
+    for seq in &step.consumed {
+        sqlx::query(
+            "DELETE FROM session_inputs WHERE tenant_id = $1 AND session_id = $2 AND seq = $3",
+        )
+        .bind(tenant)
+        .bind(session_id)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let stored = append_in_tx(tx, tenant, session_id, step.events).await?;
+    let now = oma_core::time::now_micros();
+    if let Some(status) = step.status {
+        sqlx::query(
+            "UPDATE sessions SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(tenant)
+        .bind(session_id)
+        .execute(&mut **tx)
+        .await?;
+        // The primary thread mirrors the session in a single-agent session.
+        sqlx::query(
+            "UPDATE session_threads SET status = $1, updated_at = $2 \
+             WHERE tenant_id = $3 AND session_id = $4 AND parent_thread_id IS NULL AND archived_at IS NULL",
+        )
+        .bind(status)
+        .bind(now)
+        .bind(tenant)
+        .bind(session_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if let Some(usage) = step.usage {
+        let body: String =
+            sqlx::query_scalar("SELECT body FROM sessions WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(session_id)
+                .fetch_one(&mut **tx)
+                .await?;
+        let mut body: Value = from_json(&body)?;
+        if let Value::Object(m) = &mut body {
+            m.insert("usage".into(), usage);
+        }
+        sqlx::query("UPDATE sessions SET body = $1 WHERE tenant_id = $2 AND id = $3")
+            .bind(to_json(&body)?)
+            .bind(tenant)
+            .bind(session_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(span) = step.close_stream {
+        sqlx::query(
+            "DELETE FROM model_streams WHERE tenant_id = $1 AND session_id = $2 AND span_id = $3",
+        )
+        .bind(tenant)
+        .bind(session_id)
+        .bind(span)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(stored)
+}

@@ -1,0 +1,204 @@
+//! The promise: `kill -9` of `oma serve` in the middle of a turn loses nothing. After a restart
+//! the session resumes by itself and runs to `end_turn`, with a contiguous log, the partial
+//! model message kept, and an interrupted tool call answered explicitly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oma_testkit::fake_anthropic::FakeAnthropic;
+use oma_testkit::fake_model::{Gate, Reply};
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-crash-test";
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(data: &Path, model_url: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oma"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("OMA_API_KEY", KEY)
+        .env("ANTHROPIC_BASE_URL", model_url)
+        .env("ANTHROPIC_API_KEY", "fake")
+        .env("OMA_MODEL_RETRY_BASE_MS", "10")
+        .env_remove("OMA_DATABASE_URL")
+        .env_remove("OMA_ROOT_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("listening on http://") {
+                let url: String = line[i + 13..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                let _ = tx.send(url);
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    Server { child, base }
+}
+
+fn http(base: &str, method: &str, path: &str, body: Option<Value>) -> Value {
+    let addr = base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{method} {path}: {raw}");
+    serde_json::from_str(body).unwrap()
+}
+
+/// Polls `cond` until it holds, failing after a deadline.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn session(base: &str, tools: Value) -> String {
+    let agent = http(base, "POST", "/v1/agents", Some(json!({"name": "crash", "model": "claude-opus-4-8", "tools": tools})));
+    let env = http(base, "POST", "/v1/environments", Some(json!({"name": "crash", "config": {"type": "cloud"}})));
+    let s = http(base, "POST", "/v1/sessions", Some(json!({"agent": agent["id"], "environment_id": env["id"]})));
+    s["id"].as_str().unwrap().to_string()
+}
+
+fn say(base: &str, sid: &str, text: &str) {
+    http(
+        base,
+        "POST",
+        &format!("/v1/sessions/{sid}/events"),
+        Some(json!({"events": [{"type": "user.message", "content": [{"type": "text", "text": text}]}]})),
+    );
+}
+
+fn events(base: &str, sid: &str) -> Vec<Value> {
+    http(base, "GET", &format!("/v1/sessions/{sid}/events?limit=1000"), None)["data"].as_array().unwrap().clone()
+}
+
+fn status(base: &str, sid: &str) -> String {
+    http(base, "GET", &format!("/v1/sessions/{sid}"), None)["status"].as_str().unwrap().to_string()
+}
+
+fn kinds(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+}
+
+/// Every event once: ids are unique (a duplicate would mean an event was appended twice).
+fn assert_no_duplicates(events: &[Value]) {
+    let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "duplicate events in {:?}", kinds(events));
+}
+
+async fn checkpoints(data: &Path) -> i64 {
+    let url = format!("sqlite://{}", data.join("oma.db").display());
+    let store = oma_store::Store::connect(&url).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM model_streams").fetch_one(store.reader()).await.unwrap();
+    store.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_model_stream_then_the_turn_completes() {
+    let fake = FakeAnthropic::start().await;
+    let gate = Gate::new();
+    // message_start, content_block_start, one text delta … then the stream waits.
+    fake.push(Reply::text("The first half of an answer that a crash will cut.").gated(3, &gate));
+    fake.push(Reply::text("Recovered and finished."));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let first = serve(&data, &fake.base_url);
+    let sid = session(&first.base, json!([]));
+    say(&first.base, &sid, "tell me something");
+    gate.reached().await;
+    // The streamed text has been checkpointed: a crash now must keep it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while checkpoints(&data).await == 0 {
+        assert!(Instant::now() < deadline, "no stream checkpoint was written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(first); // SIGKILL: no shutdown code runs
+    gate.open();
+
+    let second = serve(&data, &fake.base_url);
+    until("the resumed turn to finish", || status(&second.base, &sid) == "idle").await;
+    let log = events(&second.base, &sid);
+    assert_no_duplicates(&log);
+    let k = kinds(&log);
+    assert_eq!(k.first().map(String::as_str), Some("user.message"));
+    assert_eq!(k.last().map(String::as_str), Some("session.status_idle"), "{k:?}");
+    assert_eq!(log.last().unwrap()["stop_reason"]["type"], "end_turn");
+    let messages: Vec<&Value> = log.iter().filter(|e| e["type"] == "agent.message").collect();
+    assert_eq!(messages.len(), 2, "{k:?}");
+    let partial = messages[0]["content"][0]["text"].as_str().unwrap();
+    assert!(!partial.is_empty() && "The first half of an answer that a crash will cut.".starts_with(partial), "{partial}");
+    assert_eq!(messages[1]["content"][0]["text"], "Recovered and finished.");
+    let ends: Vec<&Value> = log.iter().filter(|e| e["type"] == "span.model_request_end").collect();
+    assert_eq!(ends.len(), 2);
+    assert_eq!(ends[0]["is_error"], true, "the cut-off request is closed as an error");
+    assert_eq!(k.iter().filter(|t| *t == "session.status_running").count(), 1);
+    drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_tool_call_then_the_turn_completes() {
+    let fake = FakeAnthropic::start().await;
+    fake.push(Reply::tool_use("bash", json!({"command": "echo started > marker.txt; sleep 30; echo late > late.txt"})));
+    fake.push(Reply::text("The command was interrupted; moving on."));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let first = serve(&data, &fake.base_url);
+    let sid = session(&first.base, json!([{"type": "agent_toolset_20260401"}]));
+    say(&first.base, &sid, "run it");
+    let marker = data.join("workspaces").join(&sid).join("marker.txt");
+    until("the tool call to start", || marker.exists()).await;
+    drop(first);
+
+    let second = serve(&data, &fake.base_url);
+    until("the resumed turn to finish", || status(&second.base, &sid) == "idle").await;
+    let log = events(&second.base, &sid);
+    assert_no_duplicates(&log);
+    let k = kinds(&log);
+    let use_pos = k.iter().position(|t| t == "agent.tool_use").unwrap();
+    let result = log.iter().find(|e| e["type"] == "agent.tool_result").unwrap();
+    assert_eq!(result["tool_use_id"], log[use_pos]["id"]);
+    assert_eq!(result["is_error"], true);
+    assert!(result["content"][0]["text"].as_str().unwrap().contains("interrupted"), "{result}");
+    assert_eq!(log.last().unwrap()["stop_reason"]["type"], "end_turn");
+    assert!(k.iter().any(|t| t == "agent.message"));
+    // The killed server's box is gone with it: the command never finished.
+    assert!(!data.join("workspaces").join(&sid).join("late.txt").exists());
+    drop(second);
+}
