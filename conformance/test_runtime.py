@@ -281,3 +281,36 @@ def test_initial_events_start_a_turn(client, fake_model, unique):
         time.sleep(0.05)
     t = [e.type for e in listed(client, s.id)]
     assert t[:2] == ["user.message", "session.status_running"] and t[-1] == "session.status_idle"
+
+
+def test_streaming_previews_on_request(client, fake_model, unique):
+    text = "A streamed answer arriving in several small fragments."
+    fake_model.push(Reply(text=text))
+    s = make_session(client, unique)
+    seen = []
+    with client.beta.sessions.events.stream(s.id, event_deltas=["agent.message"]) as stream:
+        with client.beta.sessions.events.stream(s.id) as plain:
+            send_text(client, s.id, "stream it")
+            for ev in stream:
+                assert_no_extra(ev)
+                seen.append(ev)
+                if ev.type == "session.status_idle":
+                    break
+            plain_types = []
+            for ev in plain:
+                plain_types.append(ev.type)
+                if ev.type == "session.status_idle":
+                    break
+    t = types(seen)
+    starts = [e for e in seen if e.type == "event_start"]
+    assert len(starts) == 1 and starts[0].event.type == "agent.message"
+    message = next(e for e in seen if e.type == "agent.message")
+    assert message.id == starts[0].event.id
+    deltas = [e for e in seen if e.type == "event_delta"]
+    assert len(deltas) > 1 and all(d.event_id == message.id for d in deltas)
+    assert t.index("event_start") < t.index("event_delta") < t.index("agent.message")
+    assert "".join(d.delta.content.text for d in deltas) == text
+    # The connection that did not opt in sees no previews.
+    assert "event_start" not in plain_types and "event_delta" not in plain_types
+    # Previews are never stored.
+    assert "event_delta" not in types(listed(client, s.id))

@@ -26,7 +26,7 @@ use oma_store::runtime::{QueuedInput, Step};
 
 use crate::Runtime;
 use crate::context::{from_stored, project};
-use crate::hub::Committed;
+use crate::hub::{Committed, Preview};
 use crate::record::{self, IdleReason};
 
 type HostResult<T> = Result<T, HostError>;
@@ -443,21 +443,37 @@ impl SessionHost {
                 .stream_once(provider.as_ref(), request.clone(), &span_id)
                 .await?
             {
-                Streamed::Complete(acc) => return self.record_response(acc, &span_id).await,
-                Streamed::Interrupted { partial, inputs } => {
+                Streamed::Complete(acc, ids) => {
+                    return self.record_response(acc, &span_id, ids).await;
+                }
+                Streamed::Interrupted {
+                    partial,
+                    inputs,
+                    ids,
+                } => {
                     let mut before = Vec::new();
                     if !partial.is_empty() {
-                        before.push(record::agent_message(&partial));
+                        before.push(record::with_id(
+                            record::agent_message(&partial),
+                            ids.message,
+                        ));
                     }
                     before.push(record::model_request_end(&span_id, &Usage::default(), true));
                     self.interrupt(&inputs, before).await?;
                     self.clear_checkpoint(&span_id).await?;
                     return Ok(Sampled::TurnOver);
                 }
-                Streamed::Failed { error, partial } => {
+                Streamed::Failed {
+                    error,
+                    partial,
+                    ids,
+                } => {
                     let mut events = Vec::new();
                     if !partial.is_empty() {
-                        events.push(record::agent_message(&partial));
+                        events.push(record::with_id(
+                            record::agent_message(&partial),
+                            ids.message,
+                        ));
                     }
                     events.push(record::model_request_end(&span_id, &Usage::default(), true));
                     let kind = error_type(&error);
@@ -565,14 +581,15 @@ impl SessionHost {
         span_id: &str,
     ) -> HostResult<Streamed> {
         let mut acc = Accumulator::new();
+        let mut ids = PreviewIds::default();
         let mut stream = tokio::select! {
             r = provider.stream(request) => match r {
                 Ok(s) => s,
-                Err(error) => return Ok(Streamed::Failed { error, partial: vec![] }),
+                Err(error) => return Ok(Streamed::Failed { error, partial: vec![], ids }),
             },
             inputs = self.interrupt_signal() => {
                 let inputs = inputs?;
-                return Ok(Streamed::Interrupted { partial: vec![], inputs });
+                return Ok(Streamed::Interrupted { partial: vec![], inputs, ids });
             }
         };
         // Partial text is checkpointed at most every `every`, and at the latest `every` after
@@ -588,17 +605,18 @@ impl SessionHost {
                         if matches!(ev, StreamEvent::TextDelta { .. }) && dirty_since.is_none() {
                             dirty_since = Some(Instant::now());
                         }
+                        self.preview(&ev, &mut ids);
                         if let Err(error) = acc.push(&ev) {
-                            return Ok(Streamed::Failed { error, partial: texts_of(&acc.partial()) });
+                            return Ok(Streamed::Failed { error, partial: texts_of(&acc.partial()), ids });
                         }
                         if finished {
-                            return Ok(Streamed::Complete(acc));
+                            return Ok(Streamed::Complete(acc, ids));
                         }
                     }
-                    Some(Err(error)) => return Ok(Streamed::Failed { error, partial: texts_of(&acc.partial()) }),
+                    Some(Err(error)) => return Ok(Streamed::Failed { error, partial: texts_of(&acc.partial()), ids }),
                     None => {
                         let error = ModelError::incomplete("the model stream ended before the response was complete");
-                        return Ok(Streamed::Failed { error, partial: texts_of(&acc.partial()) });
+                        return Ok(Streamed::Failed { error, partial: texts_of(&acc.partial()), ids });
                     }
                 },
                 _ = sleep_until_opt(checkpoint_due) => {
@@ -609,9 +627,67 @@ impl SessionHost {
                 inputs = self.interrupt_signal() => {
                     let inputs = inputs?;
                     drop(stream);
-                    return Ok(Streamed::Interrupted { partial: texts_of(&acc.partial()), inputs });
+                    return Ok(Streamed::Interrupted { partial: texts_of(&acc.partial()), inputs, ids });
                 }
             }
+        }
+    }
+
+    /// Publishes the live preview of what a stream event adds (`event_start` when a text or
+    /// thinking block begins, `event_delta` per text fragment).
+    fn preview(&self, ev: &StreamEvent, ids: &mut PreviewIds) {
+        let hub = self.rt.hub();
+        match ev {
+            StreamEvent::BlockStart {
+                index,
+                kind: oma_model::BlockKind::Text,
+            } => {
+                let slot = ids.text_slots.len();
+                ids.text_slots.insert(*index, slot);
+                if ids.message.is_none() {
+                    let id = oma_core::ids::new_id(oma_core::ids::EVENT);
+                    ids.message = Some(id.clone());
+                    hub.preview(
+                        &self.session,
+                        Preview {
+                            thread_id: None,
+                            event_type: "agent.message",
+                            event_id: id,
+                            delta: None,
+                        },
+                    );
+                }
+            }
+            StreamEvent::BlockStart {
+                kind: oma_model::BlockKind::Thinking | oma_model::BlockKind::RedactedThinking { .. },
+                ..
+            } if ids.thinking.is_none() => {
+                let id = oma_core::ids::new_id(oma_core::ids::EVENT);
+                ids.thinking = Some(id.clone());
+                hub.preview(
+                    &self.session,
+                    Preview {
+                        thread_id: None,
+                        event_type: "agent.thinking",
+                        event_id: id,
+                        delta: None,
+                    },
+                );
+            }
+            StreamEvent::TextDelta { index, text } if !text.is_empty() => {
+                if let (Some(id), Some(slot)) = (&ids.message, ids.text_slots.get(index)) {
+                    hub.preview(
+                        &self.session,
+                        Preview {
+                            thread_id: None,
+                            event_type: "agent.message",
+                            event_id: id.clone(),
+                            delta: Some((*slot, text.clone())),
+                        },
+                    );
+                }
+            }
+            _ => {}
         }
     }
 
@@ -637,7 +713,12 @@ impl SessionHost {
         }
     }
 
-    async fn record_response(&mut self, acc: Accumulator, span_id: &str) -> HostResult<Sampled> {
+    async fn record_response(
+        &mut self,
+        acc: Accumulator,
+        span_id: &str,
+        ids: PreviewIds,
+    ) -> HostResult<Sampled> {
         let completion = match acc.finish() {
             Ok(c) => c,
             Err(error) => {
@@ -663,11 +744,11 @@ impl SessionHost {
                     | oma_model::types::Block::RedactedThinking { .. }
             )
         }) {
-            events.push(record::agent_thinking());
+            events.push(record::with_id(record::agent_thinking(), ids.thinking));
         }
         let texts = texts_of(&message);
         if !texts.is_empty() {
-            events.push(record::agent_message(&texts));
+            events.push(record::with_id(record::agent_message(&texts), ids.message));
         }
         let permissions = self.permissions();
         let custom: HashSet<String> = self.custom_tool_names();
@@ -989,15 +1070,27 @@ impl SessionHost {
 }
 
 enum Streamed {
-    Complete(Accumulator),
+    Complete(Accumulator, PreviewIds),
     Interrupted {
         partial: Vec<String>,
         inputs: Vec<QueuedInput>,
+        ids: PreviewIds,
     },
     Failed {
         error: ModelError,
         partial: Vec<String>,
+        ids: PreviewIds,
     },
+}
+
+/// The ids promised to preview subscribers (`event_start`) for the events this model request
+/// is producing; the buffered events carry them, so previews and events reconcile by id.
+#[derive(Debug, Default, Clone)]
+struct PreviewIds {
+    message: Option<String>,
+    thinking: Option<String>,
+    /// Model content-block index → position in the `agent.message` content array.
+    text_slots: HashMap<usize, usize>,
 }
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.

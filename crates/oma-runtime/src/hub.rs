@@ -23,8 +23,52 @@ pub struct Committed {
     pub body: String,
 }
 
+/// What flows to a session's subscribers, in the order it happened: committed events and the
+/// live previews of events still being produced. Sharing one channel keeps a preview's frames
+/// ahead of the buffered event that completes it.
+#[derive(Debug, Clone)]
+pub enum HubMsg {
+    Event(Arc<Committed>),
+    Preview(Arc<Preview>),
+}
+
+/// A stream-only preview (`event_start` / `event_delta`): never stored, never replayed.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The thread the previewed event belongs to (`None`: the primary thread).
+    pub thread_id: Option<String>,
+    /// `agent.message` or `agent.thinking`.
+    pub event_type: &'static str,
+    /// The id the buffered event will carry.
+    pub event_id: String,
+    /// `None` for `event_start`; `Some((index, text))` for an `event_delta` content fragment.
+    pub delta: Option<(usize, String)>,
+}
+
+impl Preview {
+    /// The SSE frame's `event:` name and JSON data.
+    pub fn frame(&self) -> (&'static str, String) {
+        match &self.delta {
+            None => (
+                "event_start",
+                serde_json::json!({"type": "event_start", "event": {"type": self.event_type, "id": self.event_id}})
+                    .to_string(),
+            ),
+            Some((index, text)) => (
+                "event_delta",
+                serde_json::json!({
+                    "type": "event_delta",
+                    "event_id": self.event_id,
+                    "delta": {"type": "content_delta", "index": index, "content": {"type": "text", "text": text}},
+                })
+                .to_string(),
+            ),
+        }
+    }
+}
+
 pub struct Hub {
-    channels: Mutex<HashMap<String, broadcast::Sender<Arc<Committed>>>>,
+    channels: Mutex<HashMap<String, broadcast::Sender<HubMsg>>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -38,7 +82,7 @@ impl Default for Hub {
 }
 
 impl Hub {
-    pub fn subscribe(&self, session_id: &str) -> broadcast::Receiver<Arc<Committed>> {
+    pub fn subscribe(&self, session_id: &str) -> broadcast::Receiver<HubMsg> {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(session_id.to_string())
             .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
@@ -57,7 +101,15 @@ impl Hub {
         }
         for e in events {
             // An error only means every receiver went away in the meantime.
-            let _ = tx.send(Arc::new(e));
+            let _ = tx.send(HubMsg::Event(Arc::new(e)));
+        }
+    }
+
+    /// Sends a live preview to the session's subscribers, if any.
+    pub fn preview(&self, session_id: &str, preview: Preview) {
+        let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(session_id) {
+            let _ = tx.send(HubMsg::Preview(Arc::new(preview)));
         }
     }
 

@@ -22,7 +22,7 @@ use oma_store::TenantRouter;
 use tokio::sync::Notify;
 
 pub use context::{Projection, project};
-pub use hub::{Committed, Hub};
+pub use hub::{Committed, Hub, HubMsg, Preview};
 pub use providers::Providers;
 
 /// Tunables of the runtime.

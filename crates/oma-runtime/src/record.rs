@@ -152,3 +152,14 @@ pub fn echo(kind: &str, mut body: Value) -> NewEvent {
 fn object_or_empty(v: &Value) -> Value {
     if v.is_object() { v.clone() } else { json!({}) }
 }
+
+/// Gives an event the id promised earlier (to preview subscribers), when there is one.
+pub fn with_id(mut e: NewEvent, id: Option<String>) -> NewEvent {
+    if let Some(id) = id {
+        if let Value::Object(m) = &mut e.body {
+            m.insert("id".into(), Value::String(id.clone()));
+        }
+        e.id = id;
+    }
+    e
+}

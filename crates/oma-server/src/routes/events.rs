@@ -30,7 +30,7 @@ use super::Id;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryMap, RawJson, page_json};
-use crate::hub::{Committed, Hub};
+use crate::hub::{Committed, Hub, HubMsg, Preview};
 
 use crate::state::AppState;
 
@@ -194,6 +194,12 @@ async fn open_stream(
         tenant: t.id.clone(),
         session: sid,
         thread,
+        previews: DELTA_TYPES
+            .iter()
+            .copied()
+            .filter(|t| deltas.iter().any(|d| d == t))
+            .collect(),
+        started: std::collections::HashSet::new(),
         cursor: start,
         tx,
     };
@@ -212,6 +218,10 @@ async fn open_stream(
 
 /// Moves events from the log and the hub to one SSE connection, in `seq` order.
 struct Pump {
+    /// Event types whose live previews this connection asked for (`event_deltas[]`).
+    previews: Vec<&'static str>,
+    /// Previewed event ids this connection has seen `event_start` for.
+    started: std::collections::HashSet<String>,
     store: Arc<Store>,
     tenant: Arc<str>,
     session: String,
@@ -228,12 +238,7 @@ enum Flow {
 }
 
 impl Pump {
-    async fn run(
-        mut self,
-        mut rx: broadcast::Receiver<Arc<Committed>>,
-        hub: Arc<Hub>,
-        replay: bool,
-    ) {
+    async fn run(mut self, mut rx: broadcast::Receiver<HubMsg>, hub: Arc<Hub>, replay: bool) {
         let mut shutdown = hub.shutdown_signal();
         if replay && matches!(self.catch_up().await, Flow::Stop) {
             return;
@@ -245,7 +250,8 @@ impl Pump {
                 _ = self.tx.closed() => return,
             };
             let flow = match received {
-                Ok(ev) => self.deliver_live(&ev).await,
+                Ok(HubMsg::Event(ev)) => self.deliver_live(&ev).await,
+                Ok(HubMsg::Preview(p)) => self.deliver_preview(&p).await,
                 // Fell behind the hub's buffer: the log has everything, read it from there.
                 Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up().await,
                 Err(broadcast::error::RecvError::Closed) => Flow::Stop,
@@ -256,7 +262,50 @@ impl Pump {
         }
     }
 
+    /// Forwards a live preview to a connection that opted in. Previews are never stored or
+    /// replayed; a connection that joined mid-stream gets an `event_start` before its first
+    /// delta, so each preview it sees is well-formed.
+    async fn deliver_preview(&mut self, p: &Preview) -> Flow {
+        // The session-level stream previews the primary thread only; a thread stream, its own.
+        let scope_ok = match &self.thread {
+            None => p.thread_id.is_none(),
+            Some(scope) => scope.as_deref() == p.thread_id.as_deref(),
+        };
+        if !scope_ok || !self.previews.contains(&p.event_type) {
+            return Flow::Continue;
+        }
+        if self.started.insert(p.event_id.clone()) && p.delta.is_some() {
+            let start = Preview {
+                delta: None,
+                ..p.clone()
+            };
+            let (name, data) = start.frame();
+            if self
+                .tx
+                .send(Ok(Event::default().event(name).data(data)))
+                .await
+                .is_err()
+            {
+                return Flow::Stop;
+            }
+        }
+        let (name, data) = p.frame();
+        if self
+            .tx
+            .send(Ok(Event::default().event(name).data(data)))
+            .await
+            .is_err()
+        {
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
     async fn deliver_live(&mut self, ev: &Committed) -> Flow {
+        if ev.kind == "span.model_request_end" {
+            // The end of a model request closes every preview it opened.
+            self.started.clear();
+        }
         if ev.seq <= self.cursor {
             return Flow::Continue;
         }
