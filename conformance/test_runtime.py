@@ -314,3 +314,33 @@ def test_streaming_previews_on_request(client, fake_model, unique):
     assert "event_start" not in plain_types and "event_delta" not in plain_types
     # Previews are never stored.
     assert "event_delta" not in types(listed(client, s.id))
+
+
+def test_turn_through_a_tenant_model_route(client, fake_model, unique):
+    """A tenant's own model route (oma extension) serves its agents' model id."""
+    import os
+
+    try:
+        import httpx2 as httpx
+    except ImportError:  # pragma: no cover - older SDK builds
+        import httpx
+
+    port = os.environ["OMA_FAKE_MODEL_PORT"]
+    base = os.environ.get("OMA_BASE_URL", "http://127.0.0.1:8787")
+    http = httpx.Client(base_url=base, headers={"x-api-key": os.environ["OMA_API_KEY"]})
+    model = f"tenant-model-{unique}"
+    r = http.post("/v1/oma/model_routes", json={
+        "model": model, "provider": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+        "upstream_model": "upstream-llm", "api_key": "sk-tenant-route-secret"})
+    assert r.status_code == 200, r.text
+    assert "sk-tenant-route-secret" not in r.text
+    fake_model.push(Reply(text="served by the tenant's route"))
+    s = make_session(client, unique, model=model)
+    events = run_until_idle(client, s.id, lambda: send_text(client, s.id, "hi"))
+    assert events[-1].stop_reason.type == "end_turn"
+    req = fake_model.requests[-1]
+    assert req["path"].endswith("/chat/completions")
+    assert req["body"]["model"] == "upstream-llm"
+    auth = {k.lower(): v for k, v in req["headers"].items()}.get("authorization")
+    assert auth == "Bearer sk-tenant-route-secret"
+    http.delete(f"/v1/oma/model_routes/{r.json()['id']}")

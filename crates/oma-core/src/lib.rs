@@ -11,6 +11,7 @@ pub mod events;
 pub mod ids;
 pub mod memory;
 pub mod metadata;
+pub mod model_routes;
 pub mod patch;
 pub mod seal;
 pub mod sessions;

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use oma_core::events::NewEvent;
-use oma_model::types::{Message, ModelRequest, SystemBlock, ToolSpec, Usage};
+use oma_model::types::{Block, Message, ModelRequest, Role, SystemBlock, ToolSpec, Usage};
 use oma_model::{Accumulator, ErrorClass, ModelError, StreamEvent};
 use oma_sandbox::{BoxSpec, Sandbox};
 use oma_store::Store;
@@ -25,7 +25,7 @@ use oma_store::events::StoredEvent;
 use oma_store::runtime::{QueuedInput, Step};
 
 use crate::Runtime;
-use crate::context::{from_stored, project};
+use crate::context::{Projection, from_stored, project};
 use crate::hub::{Committed, Preview};
 use crate::record::{self, IdleReason};
 
@@ -417,16 +417,33 @@ impl SessionHost {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let Some(provider) = self.rt.inner().providers.for_model(&model) else {
+        let selected = match self
+            .rt
+            .inner()
+            .providers
+            .select(&self.store, &self.tenant, &model)
+            .await
+        {
+            Ok(s) => s,
+            Err(message) => {
+                return self
+                    .give_up("model_request_failed_error", &message, None)
+                    .await;
+            }
+        };
+        let Some(selected) = selected else {
             let message = format!(
                 "no model provider is configured for model `{model}`: set ANTHROPIC_API_KEY (and \
-                 ANTHROPIC_BASE_URL if needed) for the oma server, or route the model to an \
-                 OpenAI-compatible provider"
+                 ANTHROPIC_BASE_URL if needed) for the oma server, route the model to an \
+                 OpenAI-compatible provider, or add a model route for it (/v1/oma/model_routes)"
             );
             return self
                 .give_up("model_request_failed_error", &message, None)
                 .await;
         };
+        let provider = selected.provider;
+        let model = selected.upstream_model;
+        self.maybe_compact(provider.as_ref(), &model).await?;
         let request = self.build_request(&model).await?;
         let backoff = self.rt.inner().config.backoff;
         let mut attempt: u32 = 0;
@@ -541,9 +558,126 @@ impl SessionHost {
         Ok(Sampled::TurnOver)
     }
 
-    async fn build_request(&mut self, model: &str) -> HostResult<ModelRequest> {
+    /// The model context: the newest compaction summary stands in for the events it covers.
+    async fn projection(&self) -> HostResult<(Projection, Vec<StoredEvent>)> {
         let events = self.store.all_events(&self.tenant, &self.session).await?;
-        let projection = project(&from_stored(&events));
+        let Some(c) = self
+            .store
+            .latest_compaction(&self.tenant, &self.session)
+            .await?
+        else {
+            return Ok((project(&from_stored(&events)), events));
+        };
+        let (covered, kept): (Vec<StoredEvent>, Vec<StoredEvent>) =
+            events.into_iter().partition(|e| e.seq <= c.upto_seq);
+        let mut p = project(&from_stored(&kept));
+        // System messages keep applying after their turn was summarised.
+        let mut system_extra = project(&from_stored(&covered)).system_extra;
+        system_extra.append(&mut p.system_extra);
+        p.system_extra = system_extra;
+        let summary = Block::Text {
+            text: compaction_preamble(&c.summary),
+            cache: false,
+        };
+        match p.messages.first_mut() {
+            Some(first) if first.role == Role::User => first.content.insert(0, summary),
+            _ => p.messages.insert(
+                0,
+                Message {
+                    role: Role::User,
+                    content: vec![summary],
+                },
+            ),
+        }
+        Ok((p, kept))
+    }
+
+    /// Summarises older context with a model call when the next request would come close to
+    /// the model's window, and records `agent.thread_context_compacted`. The current turn's
+    /// user message and what followed it stay verbatim when that alone fits.
+    async fn maybe_compact(
+        &mut self,
+        provider: &dyn oma_model::ModelProvider,
+        model: &str,
+    ) -> HostResult<()> {
+        let config = &self.rt.inner().config;
+        let limit = (config.context_window_tokens as f64 * config.compact_at) as u64;
+        let (projection, kept) = self.projection().await?;
+        if estimate_tokens(&projection) < limit || kept.is_empty() {
+            return Ok(());
+        }
+        // Keep the current turn (from its user.message on) when it is small enough by itself.
+        let turn_start = kept.iter().rposition(|e| e.kind == "user.message");
+        let upto = match turn_start {
+            Some(i) if i > 0 && estimate_tokens(&project(&from_stored(&kept[i..]))) < limit / 2 => {
+                kept[i - 1].seq
+            }
+            _ => kept.last().map_or(0, |e| e.seq),
+        };
+        let to_summarise: Vec<StoredEvent> =
+            kept.iter().filter(|e| e.seq <= upto).cloned().collect();
+        let mut context = project(&from_stored(&to_summarise));
+        if let Some(previous) = self
+            .store
+            .latest_compaction(&self.tenant, &self.session)
+            .await?
+        {
+            let block = Block::Text {
+                text: compaction_preamble(&previous.summary),
+                cache: false,
+            };
+            match context.messages.first_mut() {
+                Some(first) if first.role == Role::User => first.content.insert(0, block),
+                _ => context.messages.insert(
+                    0,
+                    Message {
+                        role: Role::User,
+                        content: vec![block],
+                    },
+                ),
+            }
+        }
+        let ask = Block::Text {
+            text: SUMMARY_REQUEST.to_string(),
+            cache: false,
+        };
+        match context.messages.last_mut() {
+            Some(last) if last.role == Role::User => last.content.push(ask),
+            _ => context.messages.push(Message {
+                role: Role::User,
+                content: vec![ask],
+            }),
+        }
+        let mut req = ModelRequest::new(model, context.messages, self.rt.inner().config.max_tokens);
+        req.system = vec![SystemBlock::new(SUMMARY_SYSTEM)];
+        match oma_model::complete(provider, req).await {
+            Ok(done) => {
+                let summary = texts_of(&done.message).join("\n");
+                self.tokens += done.usage;
+                let event = record::context_compacted();
+                let compaction = oma_store::runtime::Compaction {
+                    event_id: event.id.clone(),
+                    upto_seq: upto,
+                    summary,
+                };
+                self.commit(Step {
+                    events: vec![event],
+                    compaction: Some(compaction),
+                    usage: Some(self.usage_json()),
+                    ..Step::default()
+                })
+                .await?;
+            }
+            Err(e) => {
+                // Not fatal: the turn goes on; the model request may still fit.
+                tracing::warn!(op = "compaction", session_id = %self.session, error = %e, "context compaction failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn build_request(&mut self, model: &str) -> HostResult<ModelRequest> {
+        let (projection, _) = self.projection().await?;
         let mut system = Vec::new();
         if let Some(s) = self
             .agent
@@ -1091,6 +1225,27 @@ struct PreviewIds {
     thinking: Option<String>,
     /// Model content-block index → position in the `agent.message` content array.
     text_slots: HashMap<usize, usize>,
+}
+
+const SUMMARY_SYSTEM: &str = "You compact the history of an agent session. Write a faithful, \
+     self-contained summary that lets the agent continue the work without the original messages.";
+
+const SUMMARY_REQUEST: &str = "Summarise the conversation above for your own later use: the user's goals and \
+     instructions, decisions made, facts learned (file paths, commands, results, errors), the current state of the \
+     work, and what remains to do. Be specific and complete; omit pleasantries.";
+
+fn compaction_preamble(summary: &str) -> String {
+    format!(
+        "[Earlier parts of this session were compacted. Summary of what happened so far:]\n{summary}"
+    )
+}
+
+/// A rough token count of a context (about four bytes of JSON per token), enough to decide
+/// when to compact without a tokenizer.
+fn estimate_tokens(p: &Projection) -> u64 {
+    let bytes = serde_json::to_string(&p.messages).map_or(0, |s| s.len())
+        + p.system_extra.iter().map(String::len).sum::<usize>();
+    (bytes / 4) as u64
 }
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.

@@ -36,6 +36,10 @@ pub struct RuntimeConfig {
     pub backoff: oma_model::retry::Backoff,
     /// How often a streaming model request checkpoints its partial text.
     pub checkpoint_every: Duration,
+    /// The model's context window, in tokens.
+    pub context_window_tokens: u64,
+    /// The share of the window at which older context is compacted (0–1).
+    pub compact_at: f64,
 }
 
 impl RuntimeConfig {
@@ -45,6 +49,8 @@ impl RuntimeConfig {
             max_tokens: 8192,
             backoff: oma_model::retry::Backoff::default(),
             checkpoint_every: Duration::from_millis(250),
+            context_window_tokens: 200_000,
+            compact_at: 0.8,
         }
     }
 }

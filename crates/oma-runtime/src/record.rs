@@ -76,6 +76,10 @@ pub fn agent_message(text_blocks: &[String]) -> NewEvent {
     event("agent.message", json!({ "content": content }))
 }
 
+pub fn context_compacted() -> NewEvent {
+    event("agent.thread_context_compacted", json!({}))
+}
+
 pub fn agent_thinking() -> NewEvent {
     event("agent.thinking", json!({}))
 }

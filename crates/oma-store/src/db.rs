@@ -7,6 +7,9 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
+use oma_blob::BlobStore;
+
+use crate::events::SPILL_THRESHOLD_BYTES;
 use crate::{Result, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +45,17 @@ impl Backend {
 /// SQLite allows one writer at a time; writes go through a single-connection pool so that
 /// transactions queue in-process instead of failing with `SQLITE_BUSY`, while reads use a
 /// pool of their own and never wait for writers (WAL). PostgreSQL uses one pool for both.
+///
+/// A store that serves the API also holds the blob store ([`Store::with_blobs`]): event
+/// bodies too large for a row spill there. Without one (CLI tools) events stay inline.
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
     read: AnyPool,
     write: AnyPool,
     url_redacted: String,
+    blobs: Option<BlobStore>,
+    spill_threshold: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -55,6 +63,8 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("backend", &self.backend)
             .field("url", &self.url_redacted)
+            .field("blobs", &self.blobs.as_ref().map(BlobStore::root))
+            .field("spill_threshold", &self.spill_threshold)
             .finish()
     }
 }
@@ -83,6 +93,8 @@ impl Store {
                     read,
                     write,
                     url_redacted,
+                    blobs: None,
+                    spill_threshold: SPILL_THRESHOLD_BYTES,
                 })
             }
             Backend::Postgres => {
@@ -96,9 +108,34 @@ impl Store {
                     read: pool.clone(),
                     write: pool,
                     url_redacted,
+                    blobs: None,
+                    spill_threshold: SPILL_THRESHOLD_BYTES,
                 })
             }
         }
+    }
+
+    /// This store with `blobs` attached: event bodies larger than the spill threshold are
+    /// written there and the row keeps a reference (see [`crate::events`]).
+    pub fn with_blobs(mut self, blobs: BlobStore) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
+
+    /// This store with another spill threshold (bytes of an event's JSON body; an event
+    /// strictly larger spills). The default is [`SPILL_THRESHOLD_BYTES`]; tests lower it.
+    pub fn with_spill_threshold(mut self, bytes: usize) -> Self {
+        self.spill_threshold = bytes;
+        self
+    }
+
+    /// The blob store spilled event bodies live in, if attached.
+    pub(crate) fn blobs(&self) -> Option<&BlobStore> {
+        self.blobs.as_ref()
+    }
+
+    pub(crate) fn spill_threshold(&self) -> usize {
+        self.spill_threshold
     }
 
     pub fn backend(&self) -> Backend {

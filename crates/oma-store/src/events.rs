@@ -4,13 +4,41 @@
 //! transaction (a row lock on PostgreSQL, the single writer on SQLite), so `seq` is contiguous
 //! and never reused, whoever appends. Readers page by `seq`, an index range scan that costs the
 //! same on the first page of a session with a hundred events or a million.
+//!
+//! Large events spill: when the store has a blob store attached, an event whose JSON body is
+//! larger than the spill threshold is written to `events/<tenant>/<session>/<event id>` in
+//! the blob store before its row commits, and the row keeps a small stub body plus the
+//! `blob_key`. Every read here (`events_after` — SSE catch-up and the runtime's model
+//! context — and `list_events`) returns the full body, fetching the page's blobs
+//! concurrently; callers never see a stub. Keys are per session so that the blobs of
+//! deleted sessions can be pruned by prefix.
 
+use futures::{StreamExt, TryStreamExt, stream};
+use oma_blob::{BlobError, BlobStore};
+use serde_json::{Map, Value};
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use oma_core::Error;
 pub use oma_core::events::NewEvent;
 
-use crate::{ListQuery, Listed, Result, Store, to_json};
+use crate::{ListQuery, Listed, Result, Store, StoreError, to_json};
+
+/// Events whose JSON body is larger than this many bytes (500 KiB) spill to the blob store
+/// when the store has one ([`Store::with_blobs`]; configurable with
+/// [`Store::with_spill_threshold`]). Rows stay small, so pages and index scans stay cheap.
+pub const SPILL_THRESHOLD_BYTES: usize = 500 * 1024;
+
+/// How many spilled bodies one read or append moves at once: enough to hide per-blob latency
+/// on a page of large events without opening hundreds of files together.
+const BLOB_CONCURRENCY: usize = 16;
+
+/// The stub key recording the spilled body's size, checked on read to catch truncated blobs.
+const STUB_BYTES_KEY: &str = "spilled_bytes";
+
+/// The blob key of a spilled event.
+pub fn spill_key(tenant: &str, session_id: &str, event_id: &str) -> String {
+    format!("events/{tenant}/{session_id}/{event_id}")
+}
 
 /// An appended event.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,9 +64,13 @@ pub struct EventFilter {
     pub thread: Option<Option<String>>,
 }
 
-/// Appends `events` to a session's log inside `tx`. The caller has checked that the session
-/// accepts events; a missing session row is reported as not found.
+/// Appends `events` to a session's log inside `tx` (a transaction of `store`). The caller has
+/// checked that the session accepts events; a missing session row is reported as not found.
+///
+/// Events larger than the store's spill threshold are written to its blob store first (see
+/// the module docs); the returned events always carry the full body, ready to publish.
 pub async fn append_in_tx(
+    store: &Store,
     tx: &mut Transaction<'static, Any>,
     tenant: &str,
     session_id: &str,
@@ -48,6 +80,33 @@ pub async fn append_in_tx(
         return Ok(Vec::new());
     }
     let n = events.len() as i64;
+    let mut prepared = Vec::with_capacity(events.len());
+    for e in events {
+        let body = to_json(&e.body)?;
+        let spill = match store.blobs() {
+            Some(_) if body.len() > store.spill_threshold() => Some(Spill {
+                key: spill_key(tenant, session_id, &e.id),
+                stub: stub_of(&e.body, body.len())?,
+            }),
+            _ => None,
+        };
+        prepared.push((e, body, spill));
+    }
+    // Blobs are durable before the rows that point at them can commit. Should the
+    // transaction fail after this, they are unreferenced orphans: harmless, and removed with
+    // the session's prefix by the blob lifecycle rules.
+    if let Some(blobs) = store.blobs() {
+        // The futures are collected before awaiting (not built lazily by an iterator
+        // adapter), which keeps this future provably `Send` for the runtime's spawned hosts.
+        let writes: Vec<_> = prepared
+            .iter()
+            .filter_map(|(_, body, spill)| spill.as_ref().map(|s| write_spilled(blobs, s, body)))
+            .collect();
+        stream::iter(writes)
+            .buffer_unordered(BLOB_CONCURRENCY)
+            .try_collect::<Vec<u64>>()
+            .await?;
+    }
     let last: Option<i64> = sqlx::query_scalar(
         "UPDATE sessions SET last_seq = last_seq + $1 WHERE tenant_id = $2 AND id = $3 RETURNING last_seq",
     )
@@ -58,13 +117,16 @@ pub async fn append_in_tx(
     .await?;
     let last = last.ok_or_else(|| Error::missing("session", session_id))?;
     let mut seq = last - n;
-    let mut out = Vec::with_capacity(events.len());
-    for e in events {
+    let mut out = Vec::with_capacity(prepared.len());
+    for (e, body, spill) in prepared {
         seq += 1;
-        let body = to_json(&e.body)?;
+        let (row_body, blob_key) = match &spill {
+            Some(s) => (s.stub.as_str(), Some(s.key.as_str())),
+            None => (body.as_str(), None),
+        };
         sqlx::query(
-            "INSERT INTO events (session_id, seq, tenant_id, id, type, thread_id, processed_at, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO events (session_id, seq, tenant_id, id, type, thread_id, processed_at, body, blob_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(session_id)
         .bind(seq)
@@ -73,7 +135,8 @@ pub async fn append_in_tx(
         .bind(&e.kind)
         .bind(&e.thread_id)
         .bind(e.processed_at)
-        .bind(&body)
+        .bind(row_body)
+        .bind(blob_key)
         .execute(&mut **tx)
         .await?;
         out.push(StoredEvent {
@@ -87,7 +150,64 @@ pub async fn append_in_tx(
     Ok(out)
 }
 
-type EventRow = (i64, String, String, Option<String>, String);
+/// Where a large event's body goes: its blob and the stub its row keeps instead.
+struct Spill {
+    key: String,
+    stub: String,
+}
+
+/// The row body of a spilled event: its identity (so the row still reads as the event it is
+/// to anyone inspecting the database) and the size of the full body.
+fn stub_of(body: &Value, len: usize) -> Result<String> {
+    let mut stub = Map::new();
+    for k in ["id", "type", "processed_at"] {
+        if let Some(v) = body.get(k) {
+            stub.insert(k.to_string(), v.clone());
+        }
+    }
+    stub.insert(STUB_BYTES_KEY.to_string(), Value::from(len as u64));
+    to_json(&stub)
+}
+
+/// Writes a large event's body to its blob, durably.
+async fn write_spilled(blobs: &BlobStore, spill: &Spill, body: &str) -> Result<u64> {
+    blobs
+        .put_synced(&spill.key, body.as_bytes())
+        .await
+        .map_err(|e| {
+            StoreError::Corrupt(format!(
+                "cannot write the body of a large event to blob `{}`: {e}",
+                spill.key
+            ))
+        })
+}
+
+/// A spilled row of a page to resolve: its position, event id, blob key and stub body.
+struct Pending {
+    index: usize,
+    event_id: String,
+    key: String,
+    stub: String,
+}
+
+impl Pending {
+    /// The spilled rows among `(event id, blob key, body)` triples, in order.
+    fn of<'r>(rows: impl Iterator<Item = (&'r str, Option<&'r str>, &'r str)>) -> Vec<Self> {
+        rows.enumerate()
+            .filter_map(|(index, (id, key, body))| {
+                key.map(|k| Pending {
+                    index,
+                    event_id: id.to_string(),
+                    key: k.to_string(),
+                    stub: body.to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// `(seq, id, type, thread_id, body, blob_key)`.
+type EventRow = (i64, String, String, Option<String>, String, Option<String>);
 
 impl Store {
     /// Appends client or server events to a session that accepts them.
@@ -118,9 +238,62 @@ impl Store {
             ))
             .into());
         }
-        let stored = append_in_tx(&mut tx, tenant, session_id, events).await?;
+        let stored = append_in_tx(self, &mut tx, tenant, session_id, events).await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    /// The full bodies of the `pending` spilled rows, in the same order, fetched
+    /// concurrently. The futures are collected before awaiting (no borrowing iterator
+    /// adapter lives across an await), so callers' futures stay provably `Send`.
+    async fn fetch_spilled(&self, session_id: &str, pending: &[Pending]) -> Result<Vec<String>> {
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let reads: Vec<_> = pending
+            .iter()
+            .map(|p| self.read_spilled(session_id, &p.event_id, &p.key, &p.stub))
+            .collect();
+        stream::iter(reads)
+            .buffered(BLOB_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// The full body of one spilled event. A missing, truncated or unreadable blob is an
+    /// error naming the event and the blob: the log is damaged and must not be served partly.
+    async fn read_spilled(
+        &self,
+        session_id: &str,
+        event_id: &str,
+        key: &str,
+        stub: &str,
+    ) -> Result<String> {
+        let damaged = |what: String| {
+            StoreError::Corrupt(format!(
+                "event `{event_id}` of session `{session_id}` is stored in blob `{key}`, {what}"
+            ))
+        };
+        let blobs = self
+            .blobs()
+            .ok_or_else(|| damaged("but this store has no blob storage attached".to_string()))?;
+        let bytes = blobs.get(key).await.map_err(|e| match e {
+            BlobError::NotFound(_) => damaged("which is missing".to_string()),
+            other => damaged(format!("which cannot be read: {other}")),
+        })?;
+        let expected = serde_json::from_str::<Value>(stub)
+            .ok()
+            .and_then(|v| v.get(STUB_BYTES_KEY).and_then(Value::as_u64));
+        if let Some(n) = expected
+            && n != bytes.len() as u64
+        {
+            return Err(damaged(format!(
+                "which holds {} bytes instead of {n}",
+                bytes.len()
+            )));
+        }
+        String::from_utf8(Vec::from(bytes))
+            .map_err(|_| damaged("which is not UTF-8 text".to_string()))
     }
 
     /// Whether the session runs in a `self_hosted` environment (where clients execute tools and
@@ -208,8 +381,8 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>> {
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT seq, id, type, thread_id, body FROM events \
+        let mut rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT seq, id, type, thread_id, body, blob_key FROM events \
              WHERE session_id = $1 AND tenant_id = $2 AND seq > $3 ORDER BY seq ASC LIMIT $4",
         )
         .bind(session_id)
@@ -218,9 +391,17 @@ impl Store {
         .bind(limit)
         .fetch_all(self.reader())
         .await?;
+        let pending = Pending::of(
+            rows.iter()
+                .map(|(_, id, _, _, body, key)| (id.as_str(), key.as_deref(), body.as_str())),
+        );
+        let full = self.fetch_spilled(session_id, &pending).await?;
+        for (p, body) in pending.iter().zip(full) {
+            rows[p.index].4 = body;
+        }
         Ok(rows
             .into_iter()
-            .map(|(seq, id, kind, thread_id, body)| StoredEvent {
+            .map(|(seq, id, kind, thread_id, body, _)| StoredEvent {
                 seq,
                 id,
                 kind,
@@ -241,7 +422,7 @@ impl Store {
         // Existence (and tenancy) first, so an unknown session is a 404 rather than an empty page.
         self.session_last_seq(tenant, session_id).await?;
         let mut sql = String::from(
-            "SELECT seq, id, body FROM events WHERE session_id = $1 AND tenant_id = $2 \
+            "SELECT seq, id, body, blob_key FROM events WHERE session_id = $1 AND tenant_id = $2 \
              AND ($3 IS NULL OR processed_at > $3) AND ($4 IS NULL OR processed_at >= $4) \
              AND ($5 IS NULL OR processed_at < $5) AND ($6 IS NULL OR processed_at <= $6)",
         );
@@ -271,13 +452,14 @@ impl Store {
             q.order_clause("seq", "id"),
             next_param + 2
         ));
-        let mut query = sqlx::query_as::<_, (i64, String, String)>(AssertSqlSafe(sql))
-            .bind(session_id)
-            .bind(tenant)
-            .bind(f.gt)
-            .bind(f.gte)
-            .bind(f.lt)
-            .bind(f.lte);
+        let mut query =
+            sqlx::query_as::<_, (i64, String, String, Option<String>)>(AssertSqlSafe(sql))
+                .bind(session_id)
+                .bind(tenant)
+                .bind(f.gt)
+                .bind(f.gte)
+                .bind(f.lt)
+                .bind(f.lte);
         if let Some(t) = thread_param {
             query = query.bind(t);
         }
@@ -285,12 +467,29 @@ impl Store {
             query = query.bind(t.clone());
         }
         let (k, i) = q.after_binds();
-        let rows = query
+        let mut rows = query
             .bind(k)
             .bind(i)
             .bind(q.fetch_limit())
             .fetch_all(self.reader())
             .await?;
-        Ok(Listed::from_rows(q, rows))
+        // Only the page's rows are resolved: the extra row fetched to detect a next page is
+        // dropped by `from_rows`, so its blob is never read.
+        let page = rows.len().min(usize::try_from(q.limit).unwrap_or(0));
+        let pending = Pending::of(
+            rows[..page]
+                .iter()
+                .map(|(_, id, body, key)| (id.as_str(), key.as_deref(), body.as_str())),
+        );
+        let full = self.fetch_spilled(session_id, &pending).await?;
+        for (p, body) in pending.iter().zip(full) {
+            rows[p.index].2 = body;
+        }
+        Ok(Listed::from_rows(
+            q,
+            rows.into_iter()
+                .map(|(seq, id, body, _)| (seq, id, body))
+                .collect(),
+        ))
     }
 }

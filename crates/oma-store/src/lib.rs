@@ -18,6 +18,7 @@ pub mod environments;
 pub mod events;
 pub mod files;
 pub mod memory;
+pub mod model_routes;
 pub mod runtime;
 pub mod sessions;
 pub mod skills;

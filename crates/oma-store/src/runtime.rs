@@ -33,6 +33,17 @@ pub struct Step {
     pub usage: Option<Value>,
     /// A model request whose stream checkpoint can go (its end is among `events`).
     pub close_stream: Option<String>,
+    /// A context compaction recorded with its `agent.thread_context_compacted` event.
+    pub compaction: Option<Compaction>,
+}
+
+/// A summary that stands in for the events up to `upto_seq` in the model context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compaction {
+    /// The id of the `agent.thread_context_compacted` event.
+    pub event_id: String,
+    pub upto_seq: i64,
+    pub summary: String,
 }
 
 impl Store {
@@ -99,7 +110,7 @@ impl Store {
         step: Step,
     ) -> Result<Vec<StoredEvent>> {
         let mut tx = self.writer().begin().await?;
-        let stored = apply_step(&mut tx, tenant, session_id, step).await?;
+        let stored = apply_step(self, &mut tx, tenant, session_id, step).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -143,6 +154,27 @@ impl Store {
         .fetch_optional(self.reader())
         .await?;
         row.map(|s| from_json(&s)).transpose()
+    }
+
+    /// The newest context compaction of a session.
+    pub async fn latest_compaction(
+        &self,
+        tenant: &str,
+        session_id: &str,
+    ) -> Result<Option<Compaction>> {
+        let row: Option<(String, i64, String)> = sqlx::query_as(
+            "SELECT event_id, upto_seq, summary FROM context_compactions WHERE tenant_id = $1 AND session_id = $2 \
+             ORDER BY upto_seq DESC, created_at DESC LIMIT 1",
+        )
+        .bind(tenant)
+        .bind(session_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.map(|(event_id, upto_seq, summary)| Compaction {
+            event_id,
+            upto_seq,
+            summary,
+        }))
     }
 
     /// Sessions that need a host: those left running or rescheduling (a crash or restart cut
@@ -236,6 +268,7 @@ pub async fn enqueue_in_tx(
 }
 
 async fn apply_step(
+    store: &Store,
     tx: &mut Transaction<'static, Any>,
     tenant: &str,
     session_id: &str,
@@ -251,7 +284,7 @@ async fn apply_step(
         .execute(&mut **tx)
         .await?;
     }
-    let stored = append_in_tx(tx, tenant, session_id, step.events).await?;
+    let stored = append_in_tx(store, tx, tenant, session_id, step.events).await?;
     let now = oma_core::time::now_micros();
     if let Some(status) = step.status {
         sqlx::query(
@@ -292,6 +325,20 @@ async fn apply_step(
             .bind(session_id)
             .execute(&mut **tx)
             .await?;
+    }
+    if let Some(c) = step.compaction {
+        sqlx::query(
+            "INSERT INTO context_compactions (session_id, event_id, tenant_id, upto_seq, summary, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(session_id)
+        .bind(&c.event_id)
+        .bind(tenant)
+        .bind(c.upto_seq)
+        .bind(&c.summary)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     }
     if let Some(span) = step.close_stream {
         sqlx::query(

@@ -370,6 +370,7 @@ impl Store {
             }
         }
         let stored = append_in_tx(
+            self,
             &mut tx,
             tenant,
             id,
@@ -441,7 +442,7 @@ impl Store {
         if status != SessionStatus::Terminated {
             events.push(NewEvent::new("session.status_terminated", Map::new()));
         }
-        let stored = append_in_tx(&mut tx, tenant, id, events).await?;
+        let stored = append_in_tx(self, &mut tx, tenant, id, events).await?;
         let resources = resources_of(&mut tx, tenant, id).await?;
         tx.commit().await?;
         let row = SessionRowState {
@@ -470,6 +471,7 @@ impl Store {
             "DELETE FROM events WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM session_inputs WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM model_streams WHERE tenant_id = $1 AND session_id = $2",
+            "DELETE FROM context_compactions WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM session_resources WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM session_threads WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM sessions WHERE tenant_id = $1 AND id = $2",

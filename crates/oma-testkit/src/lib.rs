@@ -96,18 +96,30 @@ impl TestServer {
 
     /// A server whose sessions use `providers` (typically the fake model servers).
     pub async fn start_with(backend: Backend, providers: Providers) -> Result<Self> {
+        Self::start_configured(backend, providers, |_| {}).await
+    }
+
+    /// Like `start_with`, with the runtime's settings adjusted by `configure`.
+    pub async fn start_configured(
+        backend: Backend,
+        providers: Providers,
+        configure: impl FnOnce(&mut RuntimeConfig),
+    ) -> Result<Self> {
         let (store, db_dir) = store(backend).await?;
         let dir = match db_dir {
             Some(d) => d,
             None => tempfile::tempdir()?,
         };
         let blobs = oma_blob::BlobStore::open_local(dir.path().join("blobs"))?;
+        let store = store.with_blobs(blobs.clone());
         let sealer = Sealer::from_base64(&generate_root_secret())?;
         let tenants = TenantRouter::single(store.clone());
         let mut config = RuntimeConfig::new(dir.path().join("workspaces"));
         config.backoff.base = std::time::Duration::from_millis(10);
+        configure(&mut config);
         let launcher = Arc::new(LocalLauncher::new(sandbox_agent_exe()));
         let web = WebFetchClient::new(WebFetchOptions::default()).map_err(anyhow::Error::msg)?;
+        let providers = providers.with_tenant_routes(Arc::new(sealer.clone()));
         let runtime = Runtime::new(
             tenants.clone(),
             Arc::new(Hub::default()),

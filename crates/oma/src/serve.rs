@@ -51,8 +51,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if bootstrap.is_none() {
         tracing::warn!("OMA_API_KEY is not set: only keys made with `oma keys create` will work");
     }
+    // Events too large for a row spill to the blob store; every read resolves them.
+    let store = store.with_blobs(blobs.clone());
     let tenants = TenantRouter::single(store.clone());
-    let runtime = build_runtime(&resolved.data_dir, tenants.clone())?;
+    let runtime = build_runtime(
+        &resolved.data_dir,
+        tenants.clone(),
+        Arc::new(sealer.clone()),
+    )?;
     let state = AppState::new(
         tenants,
         sealer,
@@ -89,7 +95,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
 /// The session runtime: model providers from the environment (like the official SDK), the
 /// `local` sandbox backend running this binary's in-box agent, workspaces under the data dir.
-fn build_runtime(data_dir: &Path, tenants: TenantRouter) -> Result<Runtime> {
+fn build_runtime(data_dir: &Path, tenants: TenantRouter, sealer: Arc<Sealer>) -> Result<Runtime> {
     let anthropic = match AnthropicConfig::from_env() {
         Ok(cfg) => Some(
             Arc::new(AnthropicProvider::new(cfg).context("ANTHROPIC_BASE_URL")?)
@@ -103,7 +109,8 @@ fn build_runtime(data_dir: &Path, tenants: TenantRouter) -> Result<Runtime> {
             None
         }
     };
-    let mut providers = Providers::new(anthropic);
+    // Tenants' own model routes (/v1/oma/model_routes) come first.
+    let mut providers = Providers::new(anthropic).with_tenant_routes(sealer);
     // An OpenAI-compatible endpoint serves the model ids listed in OMA_OPENAI_MODELS.
     let openai_models = env_list("OMA_OPENAI_MODELS");
     if !openai_models.is_empty() {

@@ -47,7 +47,10 @@ fn serve(data: &Path, model_url: &str) -> Server {
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             if let Some(i) = line.find("listening on http://") {
-                let url: String = line[i + 13..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+                let url: String = line[i + 13..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect();
                 let _ = tx.send(url);
             }
         }
@@ -84,9 +87,24 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn session(base: &str, tools: Value) -> String {
-    let agent = http(base, "POST", "/v1/agents", Some(json!({"name": "crash", "model": "claude-opus-4-8", "tools": tools})));
-    let env = http(base, "POST", "/v1/environments", Some(json!({"name": "crash", "config": {"type": "cloud"}})));
-    let s = http(base, "POST", "/v1/sessions", Some(json!({"agent": agent["id"], "environment_id": env["id"]})));
+    let agent = http(
+        base,
+        "POST",
+        "/v1/agents",
+        Some(json!({"name": "crash", "model": "claude-opus-4-8", "tools": tools})),
+    );
+    let env = http(
+        base,
+        "POST",
+        "/v1/environments",
+        Some(json!({"name": "crash", "config": {"type": "cloud"}})),
+    );
+    let s = http(
+        base,
+        "POST",
+        "/v1/sessions",
+        Some(json!({"agent": agent["id"], "environment_id": env["id"]})),
+    );
     s["id"].as_str().unwrap().to_string()
 }
 
@@ -95,20 +113,36 @@ fn say(base: &str, sid: &str, text: &str) {
         base,
         "POST",
         &format!("/v1/sessions/{sid}/events"),
-        Some(json!({"events": [{"type": "user.message", "content": [{"type": "text", "text": text}]}]})),
+        Some(
+            json!({"events": [{"type": "user.message", "content": [{"type": "text", "text": text}]}]}),
+        ),
     );
 }
 
 fn events(base: &str, sid: &str) -> Vec<Value> {
-    http(base, "GET", &format!("/v1/sessions/{sid}/events?limit=1000"), None)["data"].as_array().unwrap().clone()
+    http(
+        base,
+        "GET",
+        &format!("/v1/sessions/{sid}/events?limit=1000"),
+        None,
+    )["data"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn status(base: &str, sid: &str) -> String {
-    http(base, "GET", &format!("/v1/sessions/{sid}"), None)["status"].as_str().unwrap().to_string()
+    http(base, "GET", &format!("/v1/sessions/{sid}"), None)["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn kinds(events: &[Value]) -> Vec<String> {
-    events.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Every event once: ids are unique (a duplicate would mean an event was appended twice).
@@ -123,7 +157,10 @@ fn assert_no_duplicates(events: &[Value]) {
 async fn checkpoints(data: &Path) -> i64 {
     let url = format!("sqlite://{}", data.join("oma.db").display());
     let store = oma_store::Store::connect(&url).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM model_streams").fetch_one(store.reader()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM model_streams")
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
     store.close().await;
     n
 }
@@ -145,36 +182,65 @@ async fn kill_9_mid_model_stream_then_the_turn_completes() {
     // The streamed text has been checkpointed: a crash now must keep it.
     let deadline = Instant::now() + Duration::from_secs(60);
     while checkpoints(&data).await == 0 {
-        assert!(Instant::now() < deadline, "no stream checkpoint was written");
+        assert!(
+            Instant::now() < deadline,
+            "no stream checkpoint was written"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(first); // SIGKILL: no shutdown code runs
     gate.open();
 
     let second = serve(&data, &fake.base_url);
-    until("the resumed turn to finish", || status(&second.base, &sid) == "idle").await;
+    until("the resumed turn to finish", || {
+        status(&second.base, &sid) == "idle"
+    })
+    .await;
     let log = events(&second.base, &sid);
     assert_no_duplicates(&log);
     let k = kinds(&log);
     assert_eq!(k.first().map(String::as_str), Some("user.message"));
-    assert_eq!(k.last().map(String::as_str), Some("session.status_idle"), "{k:?}");
+    assert_eq!(
+        k.last().map(String::as_str),
+        Some("session.status_idle"),
+        "{k:?}"
+    );
     assert_eq!(log.last().unwrap()["stop_reason"]["type"], "end_turn");
-    let messages: Vec<&Value> = log.iter().filter(|e| e["type"] == "agent.message").collect();
+    let messages: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["type"] == "agent.message")
+        .collect();
     assert_eq!(messages.len(), 2, "{k:?}");
     let partial = messages[0]["content"][0]["text"].as_str().unwrap();
-    assert!(!partial.is_empty() && "The first half of an answer that a crash will cut.".starts_with(partial), "{partial}");
+    assert!(
+        !partial.is_empty()
+            && "The first half of an answer that a crash will cut.".starts_with(partial),
+        "{partial}"
+    );
     assert_eq!(messages[1]["content"][0]["text"], "Recovered and finished.");
-    let ends: Vec<&Value> = log.iter().filter(|e| e["type"] == "span.model_request_end").collect();
+    let ends: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["type"] == "span.model_request_end")
+        .collect();
     assert_eq!(ends.len(), 2);
-    assert_eq!(ends[0]["is_error"], true, "the cut-off request is closed as an error");
-    assert_eq!(k.iter().filter(|t| *t == "session.status_running").count(), 1);
+    assert_eq!(
+        ends[0]["is_error"], true,
+        "the cut-off request is closed as an error"
+    );
+    assert_eq!(
+        k.iter().filter(|t| *t == "session.status_running").count(),
+        1
+    );
     drop(second);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_tool_call_then_the_turn_completes() {
     let fake = FakeAnthropic::start().await;
-    fake.push(Reply::tool_use("bash", json!({"command": "echo started > marker.txt; sleep 30; echo late > late.txt"})));
+    fake.push(Reply::tool_use(
+        "bash",
+        json!({"command": "echo started > marker.txt; sleep 30; echo late > late.txt"}),
+    ));
     fake.push(Reply::text("The command was interrupted; moving on."));
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -187,15 +253,27 @@ async fn kill_9_mid_tool_call_then_the_turn_completes() {
     drop(first);
 
     let second = serve(&data, &fake.base_url);
-    until("the resumed turn to finish", || status(&second.base, &sid) == "idle").await;
+    until("the resumed turn to finish", || {
+        status(&second.base, &sid) == "idle"
+    })
+    .await;
     let log = events(&second.base, &sid);
     assert_no_duplicates(&log);
     let k = kinds(&log);
     let use_pos = k.iter().position(|t| t == "agent.tool_use").unwrap();
-    let result = log.iter().find(|e| e["type"] == "agent.tool_result").unwrap();
+    let result = log
+        .iter()
+        .find(|e| e["type"] == "agent.tool_result")
+        .unwrap();
     assert_eq!(result["tool_use_id"], log[use_pos]["id"]);
     assert_eq!(result["is_error"], true);
-    assert!(result["content"][0]["text"].as_str().unwrap().contains("interrupted"), "{result}");
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{result}"
+    );
     assert_eq!(log.last().unwrap()["stop_reason"]["type"], "end_turn");
     assert!(k.iter().any(|t| t == "agent.message"));
     // The killed server's box is gone with it: the command never finished.

@@ -6,6 +6,7 @@ mod events;
 mod files;
 mod health;
 mod memory;
+mod model_routes;
 mod sessions;
 mod skills;
 mod vaults;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .merge(memory::routes())
         .merge(skills::routes())
         .merge(files::routes())
+        .merge(model_routes::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

@@ -1,4 +1,5 @@
 mod bad_input;
 mod routes;
+mod runtime;
 mod sse;
 mod tenant_isolation;
