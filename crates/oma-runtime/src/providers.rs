@@ -74,7 +74,7 @@ impl Providers {
                 .await
                 .map_err(|e| format!("the model route for `{model}` could not be read: {e}"))?;
             if let Some(route) = route {
-                let provider = self.from_route(tenant, model, &route)?;
+                let provider = self.build_for_route(tenant, model, &route)?;
                 return Ok(Some(Selected {
                     provider,
                     upstream_model: route.upstream_model,
@@ -87,7 +87,7 @@ impl Providers {
         }))
     }
 
-    fn from_route(
+    fn build_for_route(
         &self,
         tenant: &str,
         model: &str,
