@@ -90,6 +90,7 @@ fn secrets_never_leave_the_seal() {
         "ENV-secret-value-3333333333",
         "ghp_GITHUB-token-2222222222",
         "ghp_ROTATED-token-1111111111",
+        "sk-ROUTE-provider-key-0000000",
     ];
     let mut responses = Vec::new();
     let mut call = |method: &str, path: &str, body: Option<Value>| -> Value {
@@ -148,6 +149,13 @@ fn secrets_never_leave_the_seal() {
         Some(json!({"authorization_token": secrets[6]})),
     );
     call("GET", &format!("/v1/sessions/{sid}"), None);
+    let route = call(
+        "POST",
+        "/v1/oma/model_routes",
+        Some(json!({"model": "routed", "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": secrets[7]})),
+    );
+    call("GET", &format!("/v1/oma/model_routes/{}", route["id"].as_str().unwrap()), None);
+    call("GET", "/v1/oma/model_routes", None);
     call("GET", &format!("/v1/sessions/{sid}/resources"), None);
 
     let _ = child.kill();

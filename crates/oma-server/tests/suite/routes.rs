@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 /// `(method, path template)`. Placeholders: `{agent}`, `{env}`, `{session}`, `{resource}`,
 /// `{thread}`, `{vault}`, `{credential}`, `{store}`, `{memory}`, `{memver}`, `{skill}`,
-/// `{skillver}`, `{file}`.
+/// `{skillver}`, `{file}`, `{route}`.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/agents"),
     ("GET", "/v1/agents"),
@@ -83,6 +83,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/files/{file}"),
     ("GET", "/v1/files/{file}/content"),
     ("DELETE", "/v1/files/{file}"),
+    ("POST", "/v1/oma/model_routes"),
+    ("GET", "/v1/oma/model_routes"),
+    ("GET", "/v1/oma/model_routes/{route}"),
+    ("POST", "/v1/oma/model_routes/{route}"),
+    ("DELETE", "/v1/oma/model_routes/{route}"),
 ];
 
 /// Real ids of one object of every kind, owned by the server's tenant.
@@ -195,6 +200,14 @@ pub async fn fixture(s: &TestServer) -> Fixture {
         .to_string();
     f.ids.push(("skillver", skillver));
 
+    let route = created(
+        s,
+        "/v1/oma/model_routes",
+        json!({"model": "fx-model", "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "fx-route-key"}),
+    )
+    .await;
+    f.ids.push(("route", id(&route)));
+
     let session = created(
         s,
         "/v1/sessions",
@@ -241,6 +254,7 @@ pub async fn snapshot(s: &TestServer, key: &str, f: &Fixture) -> Vec<(String, Va
         "/v1/skills?limit=100",
         "/v1/skills/{skill}/versions?limit=100",
         "/v1/files?limit=100",
+        "/v1/oma/model_routes?limit=100",
     ];
     let mut out = Vec::new();
     for l in lists {
