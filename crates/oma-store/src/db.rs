@@ -173,6 +173,9 @@ async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool> {
         .max_connections(max)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
+        // A local SQLite file cannot go stale under a pooled connection; pinging each
+        // connection before every query only costs a thread hand-off per request.
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL lets readers run beside the writer; NORMAL sync is durable across process
