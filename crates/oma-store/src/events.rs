@@ -206,6 +206,33 @@ impl Pending {
     }
 }
 
+/// Fails unless the session exists for this tenant and still accepts events (it is neither
+/// archived nor terminated).
+pub(crate) async fn ensure_accepts_events(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    session_id: &str,
+) -> Result<()> {
+    let row: Option<(String, Option<i64>)> =
+        sqlx::query_as("SELECT status, archived_at FROM sessions WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(session_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (status, archived_at) = row.ok_or_else(|| Error::missing("session", session_id))?;
+    let state = if archived_at.is_some() {
+        "archived"
+    } else if status == "terminated" {
+        "terminated"
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(format!(
+        "session `{session_id}` is {state}: it accepts no new events"
+    ))
+    .into())
+}
+
 /// `(seq, id, type, thread_id, body, blob_key)`.
 type EventRow = (i64, String, String, Option<String>, String, Option<String>);
 
@@ -218,26 +245,7 @@ impl Store {
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>> {
         let mut tx = self.writer().begin().await?;
-        let row: Option<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT status, archived_at FROM sessions WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant)
-        .bind(session_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (status, archived_at) = row.ok_or_else(|| Error::missing("session", session_id))?;
-        if archived_at.is_some() {
-            return Err(Error::invalid(format!(
-                "session `{session_id}` is archived: it accepts no new events"
-            ))
-            .into());
-        }
-        if status == "terminated" {
-            return Err(Error::invalid(format!(
-                "session `{session_id}` is terminated: it accepts no new events"
-            ))
-            .into());
-        }
+        ensure_accepts_events(&mut tx, tenant, session_id).await?;
         let stored = append_in_tx(self, &mut tx, tenant, session_id, events).await?;
         tx.commit().await?;
         Ok(stored)

@@ -56,26 +56,7 @@ impl Store {
         events: Vec<NewEvent>,
     ) -> Result<Vec<Value>> {
         let mut tx = self.writer().begin().await?;
-        let row: Option<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT status, archived_at FROM sessions WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant)
-        .bind(session_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (status, archived_at) = row.ok_or_else(|| Error::missing("session", session_id))?;
-        if archived_at.is_some() {
-            return Err(Error::invalid(format!(
-                "session `{session_id}` is archived: it accepts no new events"
-            ))
-            .into());
-        }
-        if status == "terminated" {
-            return Err(Error::invalid(format!(
-                "session `{session_id}` is terminated: it accepts no new events"
-            ))
-            .into());
-        }
+        crate::events::ensure_accepts_events(&mut tx, tenant, session_id).await?;
         let echoes = enqueue_in_tx(&mut tx, tenant, session_id, events).await?;
         tx.commit().await?;
         Ok(echoes)
