@@ -27,6 +27,32 @@ pub fn project(events: &[(String, Value)]) -> Projection {
                 let blocks = user_blocks(body.get("content"));
                 push(&mut p.messages, Role::User, blocks);
             }
+            "user.define_outcome" => {
+                // The outcome is the task: the model works toward it like toward a message.
+                let description = str_field(body, "description");
+                let rubric = match body.pointer("/rubric/type").and_then(Value::as_str) {
+                    Some("text") => body
+                        .pointer("/rubric/content")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    Some("file") => format!(
+                        "(the rubric is file {})",
+                        body.pointer("/rubric/file_id")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?")
+                    ),
+                    _ => String::new(),
+                };
+                let text = format!(
+                    "Outcome to achieve: {description}\n\nIt will be judged against this rubric:\n{rubric}"
+                );
+                push(
+                    &mut p.messages,
+                    Role::User,
+                    vec![Block::Text { text, cache: false }],
+                );
+            }
             "system.message" => {
                 let text = texts(body.get("content")).join("\n");
                 if !text.is_empty() {

@@ -1392,3 +1392,106 @@ fn texts_of(m: &Message) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: i64, kind: &str, body: Value) -> StoredEvent {
+        StoredEvent {
+            seq,
+            id: body["id"].as_str().unwrap_or("x").to_string(),
+            kind: kind.into(),
+            thread_id: None,
+            body: body.to_string(),
+        }
+    }
+
+    fn tool_use(seq: i64, id: &str, name: &str, permission: &str) -> StoredEvent {
+        ev(
+            seq,
+            "agent.tool_use",
+            json!({"id": id, "name": name, "input": {}, "evaluated_permission": permission}),
+        )
+    }
+
+    #[test]
+    fn allowed_calls_run_and_asked_calls_wait() {
+        let log = vec![
+            tool_use(1, "a", "bash", "allow"),
+            tool_use(2, "b", "bash", "ask"),
+        ];
+        let s = settle(&log, false);
+        assert_eq!(
+            s.run
+                .iter()
+                .map(|c| c.event_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a"]
+        );
+        assert_eq!(s.blocking, vec!["b".to_string()]);
+    }
+
+    #[test]
+    fn confirmations_decide_and_results_settle() {
+        let log = vec![
+            tool_use(1, "a", "bash", "ask"),
+            tool_use(2, "b", "write", "ask"),
+            ev(
+                3,
+                "agent.custom_tool_use",
+                json!({"id": "c", "name": "lookup", "input": {}}),
+            ),
+            tool_use(4, "d", "read", "allow"),
+            ev(
+                5,
+                "agent.tool_result",
+                json!({"id": "r", "tool_use_id": "d"}),
+            ),
+            ev(
+                6,
+                "user.tool_confirmation",
+                json!({"id": "u1", "tool_use_id": "a", "result": "allow"}),
+            ),
+            ev(
+                7,
+                "user.tool_confirmation",
+                json!({"id": "u2", "tool_use_id": "b", "result": "deny", "deny_message": "no"}),
+            ),
+        ];
+        let s = settle(&log, false);
+        assert_eq!(s.run.len(), 1);
+        assert_eq!(s.run[0].event_id, "a");
+        assert_eq!(s.refuse.len(), 1);
+        assert!(s.refuse[0].1.contains("no"));
+        assert_eq!(s.blocking, vec!["c".to_string()]);
+        let answered = [
+            log,
+            vec![ev(
+                8,
+                "user.custom_tool_result",
+                json!({"id": "u3", "custom_tool_use_id": "c"}),
+            )],
+        ]
+        .concat();
+        assert!(settle(&answered, false).blocking.is_empty());
+    }
+
+    #[test]
+    fn after_a_crash_only_idempotent_calls_run_again() {
+        let log = vec![
+            tool_use(1, "a", "read", "allow"),
+            tool_use(2, "b", "bash", "allow"),
+        ];
+        let s = settle(&log, true);
+        assert_eq!(
+            s.run
+                .iter()
+                .map(|c| c.event_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a"]
+        );
+        assert_eq!(s.refuse.len(), 1);
+        assert!(s.refuse[0].1.contains("interrupted"));
+    }
+}
