@@ -88,6 +88,17 @@ impl Conn {
         Ok((status, len))
     }
 
+    /// Sends a request and returns the status and the body still to be read: for streams
+    /// (SSE), which are read frame by frame as they arrive.
+    pub async fn open_stream(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, hyper::body::Incoming)> {
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req).await?;
+        Ok((resp.status(), resp.into_body()))
+    }
+
     /// Sends a request and returns the status and the body.
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes)> {
         self.sender.ready().await?;

@@ -7,8 +7,28 @@
 use std::fs;
 
 /// Name prefix of the load generator's runtime threads. Every other thread of the process
-/// (the server runtime, SQLite connection threads, the idle main thread) counts as server.
+/// (the server runtime, SQLite connection threads, the idle main thread) counts as server,
+/// except the fake model's.
 pub const CLIENT_THREAD: &str = "bench-client";
+/// Name prefix of the fake model's runtime threads. They count as client: the model is part
+/// of the load the server is put under, not of the server.
+pub const MODEL_THREAD: &str = "bench-model";
+
+/// Fills in `s`'s CPU columns from samples taken at the start and end of a `window`.
+pub fn attach(
+    s: &mut crate::stats::Summary,
+    first: Option<CpuSample>,
+    last: Option<CpuSample>,
+    window: std::time::Duration,
+) {
+    if let (Some(a), Some(b)) = (first, last)
+        && let Some(c) = a.cores_until(&b, window.as_secs_f64())
+    {
+        s.server_cores = Some(c.server);
+        s.client_cores = Some(c.client);
+        s.other_cores = c.other;
+    }
+}
 
 /// Cumulative CPU nanoseconds of the process's threads at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,7 +62,8 @@ impl CpuSample {
             let Some(ns) = parse_schedstat(&stat) else {
                 continue;
             };
-            if comm.trim_end().starts_with(CLIENT_THREAD) {
+            let comm = comm.trim_end();
+            if comm.starts_with(CLIENT_THREAD) || comm.starts_with(MODEL_THREAD) {
                 s.client_ns += ns;
             } else {
                 s.server_ns += ns;

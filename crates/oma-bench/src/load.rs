@@ -187,7 +187,7 @@ async fn drive(
     r
 }
 
-fn micros(d: Duration) -> u32 {
+pub fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 

@@ -12,6 +12,14 @@
 //!   grows through several sizes (1k, 10k, 100k events by default) to show that a first page
 //!   does not get slower as the log grows.
 //!
+//! and, with a fake model that answers instantly (its own runtime thread):
+//!
+//! - `turn`: the time of one turn (POST a `user.message`, read `session.status_idle` on the
+//!   session's open SSE stream), next to the model floor (one bare streaming round trip to
+//!   the fake) and their difference, the platform's overhead;
+//! - `turns16`: turns/s and turn latency with 16 sessions driven at once;
+//! - `delivery`: commit-to-frame latency of events on 100 open SSE streams.
+//!
 //! Sessions' logs are filled straight through the store (validated by the same rules as the
 //! API) rather than over HTTP, so a 100k-event session takes seconds to prepare.
 //!
@@ -19,9 +27,13 @@
 
 mod client;
 mod cpu;
+mod delivery;
 mod load;
+mod model;
 mod server;
+mod sse;
 mod stats;
+mod turns;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,8 +47,10 @@ use serde_json::{Value, json};
 
 use crate::client::{Api, Headers};
 use crate::load::{Plan, Scenario};
+use crate::model::FakeModel;
 use crate::server::BenchServer;
 use crate::stats::Summary;
+use crate::turns::TurnSetup;
 
 /// Agents created up front for `GET /v1/agents/{id}` to cycle through, so reads are not all of
 /// one row.
@@ -75,6 +89,19 @@ struct Args {
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
+    /// Sessions driven at once by the `turns16` scenario.
+    #[arg(long, default_value_t = 16)]
+    turn_sessions: usize,
+    /// Turns on one session before a turn driver moves to a fresh one (the host rebuilds the
+    /// model context from the whole log each turn, so long sessions make slower turns).
+    #[arg(long, default_value_t = 50)]
+    turns_per_session: u32,
+    /// SSE streams open on the `delivery` scenario's session.
+    #[arg(long, default_value_t = 100)]
+    streams: usize,
+    /// Events per second the `delivery` scenario commits.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
     /// Run only these scenarios (comma separated). Default: all.
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Only>,
@@ -94,11 +121,21 @@ enum Only {
     EventsSend,
     /// First page of GET /v1/sessions/{id}/events at each session size
     EventsPage,
+    /// One session's turn against an instant fake model, its model floor and overhead
+    Turn,
+    /// Turns/s with --turn-sessions sessions at once
+    Turns16,
+    /// Commit → SSE delivery latency on --streams streams
+    Delivery,
 }
 
 impl Args {
     fn wants(&self, s: Only) -> bool {
         self.only.is_empty() || self.only.contains(&s)
+    }
+
+    fn wants_model(&self) -> bool {
+        self.wants(Only::Turn) || self.wants(Only::Turns16)
     }
 
     fn plan(&self) -> Result<Plan> {
@@ -167,6 +204,8 @@ struct Report {
     rows: Vec<Summary>,
     /// `(session size, first page ascending, first page descending)`.
     pages: Vec<(u64, Summary, Summary)>,
+    /// Derived figures printed under the table (the turn's overhead over the model floor).
+    notes: Vec<String>,
 }
 
 impl Report {
@@ -190,6 +229,13 @@ impl Report {
                     size_label(first.0),
                     f64::from(b.p50_us) / f64::from(a.p50_us.max(1)),
                 ));
+            }
+        }
+        if !self.notes.is_empty() {
+            out.push('\n');
+            for n in &self.notes {
+                out.push_str(n);
+                out.push('\n');
             }
         }
         let busiest = self
@@ -237,7 +283,14 @@ fn run(args: &Args) -> Result<Report> {
         .build()
         .context("starting the client runtime")?;
 
-    let server = server_rt.block_on(BenchServer::start(args.data_parent.as_deref()))?;
+    // The fake model runs only for the scenarios that need it.
+    let fake = if args.wants_model() {
+        Some(FakeModel::start()?)
+    } else {
+        None
+    };
+    let provider = fake.as_ref().map(FakeModel::provider).transpose()?;
+    let server = server_rt.block_on(BenchServer::start(args.data_parent.as_deref(), provider))?;
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let preamble = format!(
         "oma-bench {}: oma on SQLite ({}), {} CPU(s); server runtime {} worker thread(s), \
@@ -254,29 +307,44 @@ fn run(args: &Args) -> Result<Report> {
     );
     eprint!("{preamble}");
 
-    let result = measure(args, plan, &sizes, &server, &server_rt, &client_rt);
+    let result = measure(
+        args,
+        plan,
+        &sizes,
+        &server,
+        fake.as_ref(),
+        &server_rt,
+        &client_rt,
+    );
     // Stop the server whatever happened; a failure to stop matters less than the run's error.
     let stopped = server_rt
         .block_on(async { tokio::time::timeout(Duration::from_secs(10), server.stop()).await });
-    let (rows, pages) = result?;
+    let measured = result?;
     match stopped {
         Ok(r) => r?,
         Err(_) => bail!("the server did not stop within 10 s"),
     }
     Ok(Report {
         preamble,
-        rows,
-        pages,
+        rows: measured.rows,
+        pages: measured.pages,
+        notes: measured.notes,
     })
 }
 
-type Measured = (Vec<Summary>, Vec<(u64, Summary, Summary)>);
+#[derive(Default)]
+struct Measured {
+    rows: Vec<Summary>,
+    pages: Vec<(u64, Summary, Summary)>,
+    notes: Vec<String>,
+}
 
 fn measure(
     args: &Args,
     plan: Plan,
     sizes: &[u64],
     server: &BenchServer,
+    fake: Option<&FakeModel>,
     server_rt: &tokio::runtime::Runtime,
     client_rt: &tokio::runtime::Runtime,
 ) -> Result<Measured> {
@@ -377,8 +445,90 @@ fn measure(
             }
         }
     }
+    let mut notes = Vec::new();
+    if let (Some(fake), Some(setup)) = (fake, &fixtures.turns) {
+        let report = |s: &Summary| {
+            eprintln!(
+                "  {:.0} turns/s, p50 {}, p99 {}, {} errors",
+                s.rps(),
+                stats::ms(s.p50_us),
+                stats::ms(s.p99_us),
+                s.errors
+            );
+        };
+        if args.wants(Only::Turn) {
+            eprintln!("running turns on 1 session …");
+            let label = "turn: POST user.message → status_idle, 1 session";
+            let turn = client_rt.block_on(turns::run(addr, &server.key, label, 1, setup, plan))?;
+            report(&turn);
+            // The floor replays the very request the server last sent to the model.
+            let body = fake
+                .last_request()
+                .context("the fake model received no request during the turns")?;
+            eprintln!("running the model floor …");
+            let floor = client_rt.block_on(fake.floor(
+                "model floor: POST /v1/messages (stream) to the fake",
+                body,
+                plan,
+            ))?;
+            report(&floor);
+            notes.push(overhead(&turn, &floor));
+            rows.push(turn);
+            rows.push(floor);
+        }
+        if args.wants(Only::Turns16) {
+            let n = args.turn_sessions;
+            eprintln!("running turns on {n} sessions at once …");
+            let label = format!("turns: {n} sessions at once (req/s = turns/s)");
+            let s = client_rt.block_on(turns::run(addr, &server.key, &label, n, setup, plan))?;
+            report(&s);
+            rows.push(s);
+        }
+    }
+    if let Some(sid) = &fixtures.delivery_session {
+        eprintln!(
+            "running delivery to {} streams at {} events/s …",
+            args.streams, args.rate
+        );
+        let d = delivery::run(
+            server_rt,
+            client_rt,
+            addr,
+            &headers,
+            &server.store,
+            &server.state,
+            server::TENANT,
+            sid,
+            args.streams,
+            args.rate,
+            plan,
+        )?;
+        eprintln!(
+            "  p50 {}, p99 {}, max {}, {} missed",
+            stats::ms(d.delivery.p50_us),
+            stats::ms(d.delivery.p99_us),
+            stats::ms(d.delivery.max_us),
+            d.delivery.errors
+        );
+        rows.push(d.delivery);
+        rows.push(d.commit);
+    }
     drop(api);
-    Ok((rows, pages))
+    Ok(Measured { rows, pages, notes })
+}
+
+/// The platform's overhead per turn: turn time minus the model floor, at p50 and p99.
+fn overhead(turn: &Summary, floor: &Summary) -> String {
+    let d = |a: u32, b: u32| (f64::from(a) - f64::from(b)) / 1000.0;
+    format!(
+        "turn overhead over the model floor: p50 {:.3} ms ({} − {}), p99 {:.3} ms ({} − {})",
+        d(turn.p50_us, floor.p50_us),
+        stats::ms(turn.p50_us),
+        stats::ms(floor.p50_us),
+        d(turn.p99_us, floor.p99_us),
+        stats::ms(turn.p99_us),
+        stats::ms(floor.p99_us),
+    )
 }
 
 /// The objects the scenarios act on, made through the API like any client would.
@@ -388,6 +538,10 @@ struct Fixtures {
     send_session: Option<String>,
     /// The session whose log grows through the sizes and whose first page is read.
     page_session: Option<String>,
+    /// The agent (on the fake model) and environment of the turn scenarios' sessions.
+    turns: Option<TurnSetup>,
+    /// The session the delivery scenario's streams follow.
+    delivery_session: Option<String>,
 }
 
 impl Fixtures {
@@ -405,8 +559,10 @@ impl Fixtures {
         }
         let wants_send = args.wants(Only::EventsSend);
         let wants_page = args.wants(Only::EventsPage);
-        let (mut send_session, mut page_session) = (None, None);
-        if wants_send || wants_page {
+        let wants_delivery = args.wants(Only::Delivery);
+        let (mut send_session, mut page_session, mut delivery_session) = (None, None, None);
+        let mut turns = None;
+        if wants_send || wants_page || wants_delivery || args.wants_model() {
             let env = api
                 .create(
                     "/v1/environments",
@@ -414,7 +570,28 @@ impl Fixtures {
                 )
                 .await
                 .context("creating an environment")?;
+            if args.wants_model() {
+                let agent = api
+                    .create(
+                        "/v1/agents",
+                        &json!({"name": "bench-turns", "model": server::TURN_MODEL}),
+                    )
+                    .await
+                    .context("creating the turn agent")?;
+                turns = Some(TurnSetup {
+                    agent,
+                    environment: env.clone(),
+                    turns_per_session: args.turns_per_session,
+                });
+            }
             let body = json!({"agent": agents[0], "environment_id": env});
+            if wants_delivery {
+                delivery_session = Some(
+                    api.create("/v1/sessions", &body)
+                        .await
+                        .context("creating a session")?,
+                );
+            }
             if wants_send {
                 send_session = Some(
                     api.create("/v1/sessions", &body)
@@ -434,6 +611,8 @@ impl Fixtures {
             agents,
             send_session,
             page_session,
+            turns,
+            delivery_session,
         })
     }
 }
@@ -525,6 +704,10 @@ mod tests {
         let a = args(&["--only", "agent-get,events-send"]);
         assert!(a.wants(Only::AgentGet) && a.wants(Only::EventsSend));
         assert!(!a.wants(Only::AgentsCreate) && !a.wants(Only::EventsPage));
+        assert!(!a.wants_model());
+        let a = args(&["--only", "turns16,delivery"]);
+        assert!(a.wants(Only::Turns16) && a.wants(Only::Delivery) && a.wants_model());
+        assert!(!a.wants(Only::Turn));
     }
 
     #[test]
@@ -551,15 +734,30 @@ mod tests {
             "250",
             "--sizes",
             "120",
+            "--turn-sessions",
+            "3",
+            "--turns-per-session",
+            "4",
+            "--streams",
+            "5",
+            "--rate",
+            "100",
         ]);
         let report = run(&a).unwrap();
         let labels: Vec<&str> = report.rows.iter().map(|r| r.label.as_str()).collect();
-        assert_eq!(labels.len(), 3 + 2 * 2, "{labels:?}");
+        // API scenarios, two first pages at two sizes, turn + floor, turns at once, delivery
+        // + its writer's commits.
+        assert_eq!(labels.len(), 3 + 2 * 2 + 2 + 1 + 2, "{labels:?}");
         for r in &report.rows {
             assert!(r.ok > 0, "{}: no successful requests", r.label);
             assert_eq!(r.errors, 0, "{}: {:?}", r.label, r.first_error);
         }
         assert_eq!(report.pages.len(), 2);
-        assert!(report.render().contains("GET /v1/agents/{id}"));
+        let text = report.render();
+        assert!(text.contains("GET /v1/agents/{id}"));
+        assert!(
+            text.contains("turn overhead over the model floor"),
+            "{text}"
+        );
     }
 }

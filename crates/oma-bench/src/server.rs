@@ -1,11 +1,13 @@
 //! The server under test: a real oma server on SQLite in a temporary directory, assembled the
-//! way `oma serve` assembles it (migrated store, `default` tenant, sealer, local blobs, the
-//! session runtime), plus the fast fill of a session's event log straight through the store.
+//! way `oma serve` assembles it (migrated store with blob spill-over, `default` tenant, sealer,
+//! local blobs, tenant model routes, the session runtime), plus the fast fill of a session's
+//! event log straight through the store.
 //!
-//! The session runtime has no model provider — as `oma serve` runs without
-//! `ANTHROPIC_API_KEY` — so a `user.message` starts a turn that ends at once with a
-//! `model_request_failed_error`: the benchmark exercises the server's own work (queueing,
-//! the session host, the log) and never waits on, or pays for, a model.
+//! Only [`TURN_MODEL`] has a model provider (the benchmark's fake, when given). Every other
+//! model has none — as under `oma serve` without `ANTHROPIC_API_KEY` — so a `user.message` to
+//! an agent on another model starts a turn that ends at once with a
+//! `model_request_failed_error`: the API scenarios exercise the server's own work (queueing,
+//! the session host, the log) and never wait on, or pay for, a model.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use oma_core::events::{NewEvent, SendContext, validate_send};
 use oma_core::seal::{Sealer, generate_root_secret};
+use oma_model::ModelProvider;
 use oma_runtime::{Hub, Providers, Runtime, RuntimeConfig};
 use oma_server::AppState;
 use oma_store::{Store, TenantRouter};
@@ -27,6 +30,9 @@ use tokio::task::JoinHandle;
 /// lookup path real deployments take).
 pub const TENANT: &str = "bench";
 
+/// The model the turn scenarios' agents use: the only one routed to the fake model.
+pub const TURN_MODEL: &str = "claude-bench-instant";
+
 /// Events appended per store transaction while filling a session. Big enough that commit cost
 /// disappears, small enough that one transaction does not hold the writer for long.
 const FILL_BATCH: u64 = 1000;
@@ -35,6 +41,9 @@ pub struct BenchServer {
     pub addr: SocketAddr,
     pub key: String,
     pub store: Store,
+    /// The server's state: the scenarios that write through the store publish on its hub,
+    /// as a session host does.
+    pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     /// Holds the database and blobs; removed on drop.
@@ -45,7 +54,12 @@ impl BenchServer {
     /// Starts a server on `127.0.0.1:<free port>` with its data in a fresh directory under
     /// `parent` (the system temporary directory when `None`). Must run on the runtime that
     /// is to serve requests: the listener task and the database pools live there.
-    pub async fn start(parent: Option<&Path>) -> Result<Self> {
+    ///
+    /// `model` serves [`TURN_MODEL`]; other models have no provider.
+    pub async fn start(
+        parent: Option<&Path>,
+        model: Option<Arc<dyn ModelProvider>>,
+    ) -> Result<Self> {
         let mut builder = tempfile::Builder::new();
         builder.prefix("oma-bench-");
         let dir = match parent {
@@ -68,6 +82,13 @@ impl BenchServer {
 
         let sealer = Sealer::from_base64(&generate_root_secret())?;
         let blobs = oma_blob::BlobStore::open_local(dir.path().join("blobs"))?;
+        // As `oma serve` does: large events spill to the blob store, every read resolves them.
+        let store = store.with_blobs(blobs.clone());
+        // As `oma serve` does: each turn first looks for the tenant's own route of its model.
+        let mut providers = Providers::new(None).with_tenant_routes(Arc::new(sealer.clone()));
+        if let Some(p) = model {
+            providers = providers.route(TURN_MODEL, p);
+        }
         let tenants = TenantRouter::single(store.clone());
         let web = oma_tools::WebFetchClient::new(oma_tools::WebFetchOptions::default())
             .map_err(anyhow::Error::msg)
@@ -75,25 +96,27 @@ impl BenchServer {
         let runtime = Runtime::new(
             tenants.clone(),
             Arc::new(Hub::default()),
-            Providers::default(),
+            providers,
             Arc::new(oma_sandbox::LocalLauncher::new(sandbox_agent_exe())),
             RuntimeConfig::new(dir.path().join("workspaces")),
             web,
         );
         let state = AppState::new(tenants, sealer, blobs, None, runtime);
+        let serve_state = state.clone();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding a loopback port")?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(oma_server::serve(listener, state, async {
+        let task = tokio::spawn(oma_server::serve(listener, serve_state, async {
             let _ = rx.await;
         }));
         Ok(Self {
             addr,
             key,
             store,
+            state,
             shutdown: Some(tx),
             task: Some(task),
             dir,
@@ -128,8 +151,8 @@ impl Drop for BenchServer {
 }
 
 /// The in-box agent binary sandboxes would run: `OMA_SANDBOX_AGENT`, else `oma-sandbox-agent`
-/// beside this binary. Sandboxes start only when a tool runs, which never happens without a
-/// model, so it need not exist.
+/// beside this binary. Sandboxes start only when a tool runs, which never happens here (no
+/// agent has tools and the fake model never calls one), so it need not exist.
 fn sandbox_agent_exe() -> PathBuf {
     if let Some(p) = std::env::var_os("OMA_SANDBOX_AGENT") {
         return p.into();
