@@ -82,6 +82,11 @@ pub(crate) struct SessionHost {
     /// Set while finishing a turn a previous host left: an allowed call without a result was
     /// cut short by the crash, not just requested by the model.
     recovering: bool,
+    /// The session's log as this host knows it: loaded once, then extended by every commit
+    /// (the host is the only writer of the events the agent loop reads).
+    log: Option<Vec<StoredEvent>>,
+    /// The newest context compaction, loaded with the log.
+    compaction: Option<oma_store::runtime::Compaction>,
 }
 
 impl SessionHost {
@@ -100,7 +105,22 @@ impl SessionHost {
             active_seconds: 0.0,
             running_since: None,
             recovering: false,
+            log: None,
+            compaction: None,
         }
+    }
+
+    /// The log, read from the store the first time.
+    async fn log(&mut self) -> HostResult<&[StoredEvent]> {
+        if self.log.is_none() {
+            let events = self.store.all_events(&self.tenant, &self.session).await?;
+            self.compaction = self
+                .store
+                .latest_compaction(&self.tenant, &self.session)
+                .await?;
+            self.log = Some(events);
+        }
+        Ok(self.log.as_deref().unwrap_or(&[]))
     }
 
     pub(crate) async fn run(mut self) {
@@ -443,8 +463,8 @@ impl SessionHost {
         };
         let provider = selected.provider;
         let model = selected.upstream_model;
-        self.maybe_compact(provider.as_ref(), &model).await?;
-        let request = self.build_request(&model).await?;
+        let context = self.maybe_compact(provider.as_ref(), &model).await?;
+        let request = self.build_request(&model, context).await?;
         let backoff = self.rt.inner().config.backoff;
         let mut attempt: u32 = 0;
         loop {
@@ -559,13 +579,9 @@ impl SessionHost {
     }
 
     /// The model context: the newest compaction summary stands in for the events it covers.
-    async fn projection(&self) -> HostResult<(Projection, Vec<StoredEvent>)> {
-        let events = self.store.all_events(&self.tenant, &self.session).await?;
-        let Some(c) = self
-            .store
-            .latest_compaction(&self.tenant, &self.session)
-            .await?
-        else {
+    async fn projection(&mut self) -> HostResult<(Projection, Vec<StoredEvent>)> {
+        let events = self.log().await?.to_vec();
+        let Some(c) = self.compaction.clone() else {
             return Ok((project(&from_stored(&events)), events));
         };
         let (covered, kept): (Vec<StoredEvent>, Vec<StoredEvent>) =
@@ -599,12 +615,13 @@ impl SessionHost {
         &mut self,
         provider: &dyn oma_model::ModelProvider,
         model: &str,
-    ) -> HostResult<()> {
+    ) -> HostResult<Option<Projection>> {
         let config = &self.rt.inner().config;
         let limit = (config.context_window_tokens as f64 * config.compact_at) as u64;
         let (projection, kept) = self.projection().await?;
         if estimate_tokens(&projection) < limit || kept.is_empty() {
-            return Ok(());
+            // Nothing to compact: the caller can use this context as it is.
+            return Ok(Some(projection));
         }
         // Keep the current turn (from its user.message on) when it is small enough by itself.
         let turn_start = kept.iter().rposition(|e| e.kind == "user.message");
@@ -617,11 +634,7 @@ impl SessionHost {
         let to_summarise: Vec<StoredEvent> =
             kept.iter().filter(|e| e.seq <= upto).cloned().collect();
         let mut context = project(&from_stored(&to_summarise));
-        if let Some(previous) = self
-            .store
-            .latest_compaction(&self.tenant, &self.session)
-            .await?
-        {
+        if let Some(previous) = self.compaction.clone() {
             let block = Block::Text {
                 text: compaction_preamble(&previous.summary),
                 cache: false,
@@ -673,11 +686,20 @@ impl SessionHost {
                 tracing::warn!(op = "compaction", session_id = %self.session, error = %e, "context compaction failed");
             }
         }
-        Ok(())
+        Ok(None)
     }
 
-    async fn build_request(&mut self, model: &str) -> HostResult<ModelRequest> {
-        let (projection, _) = self.projection().await?;
+    /// The model request for the current context (`context`, when the caller already built
+    /// it).
+    async fn build_request(
+        &mut self,
+        model: &str,
+        context: Option<Projection>,
+    ) -> HostResult<ModelRequest> {
+        let projection = match context {
+            Some(p) => p,
+            None => self.projection().await?.0,
+        };
         let mut system = Vec::new();
         if let Some(s) = self
             .agent
@@ -921,8 +943,8 @@ impl SessionHost {
     /// Whether the log shows a turn in progress: its last status event is `running` or
     /// `rescheduled`. (A session created with initial events is `running` before its first
     /// turn has started; its log has no status event yet.)
-    async fn log_is_mid_turn(&self) -> HostResult<bool> {
-        let events = self.store.all_events(&self.tenant, &self.session).await?;
+    async fn log_is_mid_turn(&mut self) -> HostResult<bool> {
+        let events = self.log().await?;
         let last = events.iter().rev().find(|e| {
             matches!(
                 e.kind.as_str(),
@@ -934,9 +956,8 @@ impl SessionHost {
 
     /// Closes a model request the previous host left open, keeping what it had streamed.
     async fn recover_turn(&mut self, rescheduling: bool) -> HostResult<()> {
-        let events = self.store.all_events(&self.tenant, &self.session).await?;
         let mut open: Option<String> = None;
-        for e in &events {
+        for e in self.log().await? {
             match e.kind.as_str() {
                 "span.model_request_start" => open = Some(e.id.clone()),
                 "span.model_request_end" => open = None,
@@ -981,9 +1002,8 @@ impl SessionHost {
 
     /// Reads the log for tool calls without results and decides what happens to each.
     async fn settlement(&mut self) -> HostResult<Settlement> {
-        let events = self.store.all_events(&self.tenant, &self.session).await?;
         let recovering = std::mem::take(&mut self.recovering);
-        Ok(settle(&events, recovering))
+        Ok(settle(self.log().await?, recovering))
     }
 
     async fn run_tool(&mut self, call: &Call) -> (Vec<Value>, bool) {
@@ -1159,6 +1179,7 @@ impl SessionHost {
 
     /// Applies a step and publishes what it appended.
     async fn commit(&mut self, step: Step) -> HostResult<Vec<StoredEvent>> {
+        let compaction = step.compaction.clone();
         let stored = match self
             .store
             .commit_step(&self.tenant, &self.session, step)
@@ -1181,6 +1202,12 @@ impl SessionHost {
                 })
                 .collect();
             self.rt.hub().publish(&self.session, committed);
+        }
+        if let Some(log) = &mut self.log {
+            log.extend(stored.iter().cloned());
+        }
+        if compaction.is_some() {
+            self.compaction = compaction;
         }
         Ok(stored)
     }
