@@ -165,7 +165,18 @@ impl SessionHost {
                 .pending_inputs(&self.tenant, &self.session)
                 .await?;
             if inputs.is_empty() {
-                return Ok(());
+                // Stay a moment for the next message (a conversation's next turn usually
+                // follows soon) so it does not pay for reloading the session and its log.
+                let linger = self.rt.inner().config.idle_linger;
+                if tokio::time::timeout(linger, self.notify.notified())
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
+                // The session may have changed while idle (a tools update, an archive).
+                self.load().await?;
+                continue;
             }
             self.process_while_idle(inputs).await?;
         }
@@ -352,14 +363,8 @@ impl SessionHost {
             // 3. Ask the model.
             match self.sample().await? {
                 Sampled::Done { tool_calls: true } => continue,
-                Sampled::Done { tool_calls: false } => {
-                    let events = vec![
-                        self.usage_event(),
-                        record::status_idle(IdleReason::EndTurn, &[]),
-                    ];
-                    self.go_idle(events, vec![]).await?;
-                    return Ok(());
-                }
+                // The answer and the end of the turn were recorded together.
+                Sampled::Done { tool_calls: false } => return Ok(()),
                 Sampled::TurnOver => return Ok(()),
             }
         }
@@ -919,8 +924,19 @@ impl SessionHost {
             }
         }
         events.push(record::model_request_end(span_id, &usage, false));
+        let mut status = None;
+        if !tool_calls {
+            // The turn ends with this answer: record its end in the same step.
+            if let Some(since) = self.running_since.take() {
+                self.active_seconds += since.elapsed().as_secs_f64();
+            }
+            events.push(self.usage_event());
+            events.push(record::status_idle(IdleReason::EndTurn, &[]));
+            status = Some("idle");
+        }
         self.commit(Step {
             events,
+            status,
             usage: Some(self.usage_json()),
             close_stream: Some(span_id.to_string()),
             ..Step::default()

@@ -40,6 +40,8 @@ pub struct RuntimeConfig {
     pub context_window_tokens: u64,
     /// The share of the window at which older context is compacted (0–1).
     pub compact_at: f64,
+    /// How long a session's host waits for more input after going idle before it exits.
+    pub idle_linger: Duration,
 }
 
 impl RuntimeConfig {
@@ -51,6 +53,7 @@ impl RuntimeConfig {
             checkpoint_every: Duration::from_millis(250),
             context_window_tokens: 200_000,
             compact_at: 0.8,
+            idle_linger: Duration::from_secs(10),
         }
     }
 }

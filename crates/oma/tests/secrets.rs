@@ -152,9 +152,15 @@ fn secrets_never_leave_the_seal() {
     let route = call(
         "POST",
         "/v1/oma/model_routes",
-        Some(json!({"model": "routed", "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": secrets[7]})),
+        Some(
+            json!({"model": "routed", "provider": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": secrets[7]}),
+        ),
     );
-    call("GET", &format!("/v1/oma/model_routes/{}", route["id"].as_str().unwrap()), None);
+    call(
+        "GET",
+        &format!("/v1/oma/model_routes/{}", route["id"].as_str().unwrap()),
+        None,
+    );
     call("GET", "/v1/oma/model_routes", None);
     call("GET", &format!("/v1/sessions/{sid}/resources"), None);
 

@@ -10,7 +10,8 @@ use oma_testkit::fake_model::Reply;
 use oma_testkit::{TestServer, backends};
 use serde_json::{Value, json};
 
-async fn wait_idle(s: &TestServer, sid: &str) -> Vec<Value> {
+/// Waits until the session has gone idle `turns` times and is idle now.
+async fn wait_idle(s: &TestServer, sid: &str, turns: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, session) = s.get(&format!("/v1/sessions/{sid}")).await.unwrap();
@@ -19,9 +20,14 @@ async fn wait_idle(s: &TestServer, sid: &str) -> Vec<Value> {
             .await
             .unwrap();
         let events = page["data"].as_array().cloned().unwrap_or_default();
-        let idle_last = events
-            .last()
-            .is_some_and(|e| e["type"] == "session.status_idle");
+        let idles = events
+            .iter()
+            .filter(|e| e["type"] == "session.status_idle")
+            .count();
+        let idle_last = idles >= turns
+            && events
+                .last()
+                .is_some_and(|e| e["type"] == "session.status_idle");
         if session["status"] == "idle" && idle_last {
             return events;
         }
@@ -79,7 +85,7 @@ async fn context_near_the_window_is_compacted_and_the_session_keeps_working() {
 
         fake.push(Reply::text("first answer"));
         say(&s, &sid, &format!("FIRST {}", "alpha ".repeat(700))).await;
-        let first = wait_idle(&s, &sid).await;
+        let first = wait_idle(&s, &sid, 1).await;
         assert!(
             !first
                 .iter()
@@ -91,7 +97,7 @@ async fn context_near_the_window_is_compacted_and_the_session_keeps_working() {
         ));
         fake.push(Reply::text("second answer"));
         say(&s, &sid, &format!("SECOND {}", "beta ".repeat(700))).await;
-        let events = wait_idle(&s, &sid).await;
+        let events = wait_idle(&s, &sid, 2).await;
         let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
         let compacted = kinds
             .iter()
