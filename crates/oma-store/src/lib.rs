@@ -14,6 +14,7 @@ pub mod page;
 pub mod router;
 
 pub mod agents;
+pub mod backup;
 pub mod environments;
 pub mod events;
 pub mod files;

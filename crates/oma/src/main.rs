@@ -1,7 +1,9 @@
 //! `oma`: the one binary. `serve` runs the API server; the other verbs operate on the same
 //! storage (also while a server runs).
 
+mod backup;
 mod config;
+mod doctor;
 mod serve;
 
 use anyhow::{Context, Result};
@@ -39,6 +41,13 @@ enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// Back up the data (online) or restore a backup into a new data directory.
+    Backup {
+        #[command(subcommand)]
+        action: BackupAction,
+    },
+    /// Check the installation and say how to fix what is broken.
+    Doctor(StorageArgs),
     /// The in-box sandbox agent: speaks the framed tool protocol on stdin/stdout. Started by
     /// the server's sandbox launchers, never by hand.
     #[command(hide = true)]
@@ -51,6 +60,14 @@ enum MigrateAction {
     Status(StorageArgs),
     /// Apply pending migrations.
     Up(StorageArgs),
+}
+
+#[derive(Subcommand)]
+enum BackupAction {
+    /// Write a consistent backup of a (possibly running) server's data to one file.
+    Create(backup::CreateArgs),
+    /// Restore a backup into an empty data directory that no server is using.
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -120,6 +137,11 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::SandboxAgent => Ok(oma_sandbox::agent::run_stdio().await?),
+        Command::Backup { action } => match action {
+            BackupAction::Create(a) => backup::create(a).await,
+            BackupAction::Restore(a) => backup::restore(a).await,
+        },
+        Command::Doctor(storage) => doctor::run(storage).await,
         Command::Migrate { action } => match action {
             MigrateAction::Status(s) => {
                 let store = s.resolve()?.open_store().await?;

@@ -38,6 +38,30 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .parse()
         .with_context(|| format!("invalid --listen address `{listen}`"))?;
 
+    // Held until this function returns (the kernel drops it on any exit): `oma backup
+    // restore` refuses a data dir in use, and two servers cannot share one SQLite database.
+    // Servers over PostgreSQL may share a data dir's blobs, so theirs is a shared lock.
+    std::fs::create_dir_all(&resolved.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            resolved.data_dir.display()
+        )
+    })?;
+    let lock_mode = match resolved.backend {
+        oma_store::Backend::Sqlite => crate::backup::LockMode::Exclusive,
+        oma_store::Backend::Postgres => crate::backup::LockMode::Shared,
+    };
+    let _data_dir_lock =
+        crate::backup::lock_data_dir(&resolved.data_dir, lock_mode).map_err(|e| match e {
+            crate::backup::LockError::Busy => anyhow::anyhow!(
+                "{} is in use by another oma process (a server or a restore): stop it or use \
+                 another --data-dir",
+                resolved.data_dir.display()
+            ),
+            crate::backup::LockError::Io(e) => {
+                anyhow::Error::new(e).context("locking the data directory")
+            }
+        })?;
     let store = resolved.open_migrated_store().await?;
     let sealer = load_root_secret(&resolved.data_dir)?;
     let blobs =

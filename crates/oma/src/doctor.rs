@@ -1,0 +1,515 @@
+//! `oma doctor`: checks every piece a deployment needs and says how to fix what is broken.
+//!
+//! Each check prints one line, `ok` / `warn` / `skip` / `FAIL`, what was checked, and for
+//! anything not `ok` the fix. Required pieces (database, migrations, root secret, sandbox
+//! backend) FAIL; optional ones not configured yet (a model provider key, integrations) warn.
+//! The exit status is non-zero iff something FAILed.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use oma_store::{Backend, Store};
+
+use crate::backup::sqlite_file;
+use crate::config::StorageArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warn,
+    Skip,
+    Fail,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Skip => "skip",
+            Level::Fail => "FAIL",
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Check {
+    level: Level,
+    what: &'static str,
+    detail: String,
+    fix: Option<String>,
+}
+
+#[derive(Default)]
+struct Report {
+    checks: Vec<Check>,
+}
+
+impl Report {
+    fn add(&mut self, level: Level, what: &'static str, detail: impl Into<String>) {
+        self.checks.push(Check {
+            level,
+            what,
+            detail: detail.into(),
+            fix: None,
+        });
+    }
+
+    fn fix(
+        &mut self,
+        level: Level,
+        what: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.checks.push(Check {
+            level,
+            what,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        });
+    }
+
+    fn failures(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.level == Level::Fail)
+            .count()
+    }
+}
+
+pub async fn run(storage: StorageArgs) -> Result<()> {
+    let report = checks(&storage).await;
+    for c in &report.checks {
+        println!("{:<4}  {}: {}", c.level, c.what, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("      fix: {fix}");
+        }
+    }
+    let failed = report.failures();
+    let warned = report
+        .checks
+        .iter()
+        .filter(|c| c.level == Level::Warn)
+        .count();
+    if failed > 0 {
+        bail!("{failed} required check(s) failed ({warned} warning(s))");
+    }
+    println!("all required checks passed ({warned} warning(s))");
+    Ok(())
+}
+
+async fn checks(storage: &StorageArgs) -> Report {
+    let mut r = Report::default();
+    let resolved = match storage.resolve() {
+        Ok(res) => res,
+        Err(e) => {
+            r.fix(
+                Level::Fail,
+                "configuration",
+                format!("{e:#}"),
+                "fix oma.toml / --config, --data-dir, --database-url (or OMA_DATABASE_URL)",
+            );
+            return r;
+        }
+    };
+    r.add(
+        Level::Ok,
+        "configuration",
+        format!(
+            "data dir {}, database {}",
+            resolved.data_dir.display(),
+            oma_store::db_url_redacted(&resolved.database_url)
+        ),
+    );
+    database(&mut r, &resolved.database_url, resolved.backend).await;
+    root_secret(&mut r, &resolved.data_dir);
+    sandbox(&mut r);
+    model_provider(&mut r);
+    r.fix(
+        Level::Warn,
+        "egress CA",
+        "not implemented in this build: sandboxes reach the network directly, without the \
+         credential-injecting egress proxy",
+        "nothing to configure yet; restrict sandbox networking at the host level meanwhile",
+    );
+    r.add(
+        Level::Skip,
+        "integrations",
+        "no integrations are implemented in this build, so there are no webhook secrets to check",
+    );
+    public_urls(&mut r);
+    r
+}
+
+async fn database(r: &mut Report, url: &str, backend: Backend) {
+    // Doctor only looks: it must not create an embedded database that does not exist yet.
+    if backend == Backend::Sqlite
+        && let Some(path) = sqlite_file(url)
+        && !path.exists()
+    {
+        r.fix(
+            Level::Warn,
+            "database",
+            format!("{} does not exist yet", path.display()),
+            "`oma serve` (or `oma migrate up`) creates and migrates it on first start; if you \
+             expected data here, check --data-dir",
+        );
+        r.add(Level::Skip, "migrations", "no database yet");
+        return;
+    }
+    let connected = tokio::time::timeout(Duration::from_secs(15), Store::connect(url)).await;
+    let store = match connected {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            r.fix(
+                Level::Fail,
+                "database",
+                format!("cannot connect to {}: {e}", oma_store::db_url_redacted(url)),
+                database_fix(backend),
+            );
+            r.add(Level::Skip, "migrations", "the database is unreachable");
+            return;
+        }
+        Err(_) => {
+            r.fix(
+                Level::Fail,
+                "database",
+                format!(
+                    "connecting to {} timed out after 15s",
+                    oma_store::db_url_redacted(url)
+                ),
+                database_fix(backend),
+            );
+            r.add(Level::Skip, "migrations", "the database is unreachable");
+            return;
+        }
+    };
+    match store.ping().await {
+        Ok(()) => r.add(
+            Level::Ok,
+            "database",
+            format!("{} is reachable", store.url_redacted()),
+        ),
+        Err(e) => {
+            r.fix(
+                Level::Fail,
+                "database",
+                format!("{} does not answer: {e}", store.url_redacted()),
+                database_fix(backend),
+            );
+            store.close().await;
+            return;
+        }
+    }
+    match store.migration_status().await {
+        Ok(st) if !st.unknown.is_empty() => r.fix(
+            Level::Fail,
+            "migrations",
+            format!(
+                "the schema is NEWER than this binary (unknown migration(s) {:?})",
+                st.unknown
+            ),
+            "upgrade oma to the version that wrote this database",
+        ),
+        Ok(st) if !st.pending.is_empty() => r.fix(
+            Level::Fail,
+            "migrations",
+            format!(
+                "the schema is behind: {} pending migration(s), first {:04} {}",
+                st.pending.len(),
+                st.pending[0].version,
+                st.pending[0].description
+            ),
+            "run `oma migrate up` with the same --data-dir / --database-url",
+        ),
+        Ok(st) => r.add(
+            Level::Ok,
+            "migrations",
+            format!("schema is up to date ({} applied)", st.applied.len()),
+        ),
+        Err(e) => r.fix(
+            Level::Fail,
+            "migrations",
+            format!("cannot read the migration state: {e}"),
+            "check that the database user can read `_sqlx_migrations`, then run `oma migrate status`",
+        ),
+    }
+    store.close().await;
+}
+
+fn database_fix(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => {
+            "check that PostgreSQL is running and reachable at that host/port, and the user, \
+             password and database name in --database-url (OMA_DATABASE_URL)"
+        }
+        Backend::Sqlite => {
+            "check that the data directory is readable and writable by this user and that the \
+             disk is not full"
+        }
+    }
+}
+
+const ROOT_SECRET_FIX: &str = "set OMA_ROOT_SECRET to the base64 of 32 random bytes (`openssl rand -base64 32`), or \
+     let `oma serve` generate DATA_DIR/root.key on first start; if sealed secrets already exist, \
+     restore the ORIGINAL key from your backup instead";
+
+fn root_secret(r: &mut Report, data_dir: &Path) {
+    if let Ok(b64) = std::env::var("OMA_ROOT_SECRET")
+        && !b64.trim().is_empty()
+    {
+        match oma_core::seal::Sealer::from_base64(&b64) {
+            Ok(_) => r.add(Level::Ok, "root secret", "OMA_ROOT_SECRET is a valid key"),
+            Err(e) => r.fix(
+                Level::Fail,
+                "root secret",
+                format!("OMA_ROOT_SECRET is not a valid key: {e}"),
+                ROOT_SECRET_FIX,
+            ),
+        }
+        return;
+    }
+    let path = data_dir.join("root.key");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            r.fix(
+                Level::Fail,
+                "root secret",
+                format!(
+                    "OMA_ROOT_SECRET is not set and {} does not exist",
+                    path.display()
+                ),
+                ROOT_SECRET_FIX,
+            );
+            return;
+        }
+        Err(e) => {
+            r.fix(
+                Level::Fail,
+                "root secret",
+                format!("cannot read {}: {e}", path.display()),
+                format!("make {} readable by the user oma runs as", path.display()),
+            );
+            return;
+        }
+    };
+    if let Err(e) = oma_core::seal::Sealer::from_base64(&text) {
+        r.fix(
+            Level::Fail,
+            "root secret",
+            format!("{} does not hold a valid key: {e}", path.display()),
+            ROOT_SECRET_FIX,
+        );
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                r.fix(
+                    Level::Fail,
+                    "root secret",
+                    format!(
+                        "{} is readable by other users (mode {:o})",
+                        path.display(),
+                        m.permissions().mode() & 0o777
+                    ),
+                    format!("chmod 600 {}", path.display()),
+                );
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                r.fix(
+                    Level::Fail,
+                    "root secret",
+                    format!("cannot stat {}: {e}", path.display()),
+                    format!("make {} readable by the user oma runs as", path.display()),
+                );
+                return;
+            }
+        }
+    }
+    r.add(
+        Level::Ok,
+        "root secret",
+        format!("{} holds a valid key (mode 0600)", path.display()),
+    );
+}
+
+fn sandbox(r: &mut Report) {
+    // The backend the runtime uses today: this binary re-executed as the in-box agent.
+    match std::env::current_exe() {
+        Ok(exe) if exe.exists() => r.fix(
+            Level::Warn,
+            "sandbox backend",
+            format!(
+                "`local` (runs {} as the in-box agent): tools run WITHOUT isolation, as the user \
+                 oma runs as",
+                exe.display()
+            ),
+            "run oma as a dedicated unprivileged user, or in a container/VM, until the isolated \
+             backend ships",
+        ),
+        Ok(exe) => r.fix(
+            Level::Fail,
+            "sandbox backend",
+            format!("the oma binary {} is gone", exe.display()),
+            "reinstall oma (the binary was moved or deleted while in use)",
+        ),
+        Err(e) => r.fix(
+            Level::Fail,
+            "sandbox backend",
+            format!("cannot locate the oma binary for the in-box agent: {e}"),
+            "run oma from a path that /proc/self/exe resolves to",
+        ),
+    }
+    match find_on_path("bwrap") {
+        Some(p) => r.add(
+            Level::Ok,
+            "bubblewrap",
+            format!("{} (for the upcoming isolated backend)", p.display()),
+        ),
+        None => r.fix(
+            Level::Warn,
+            "bubblewrap",
+            "`bwrap` is not on PATH (needed by the upcoming isolated backend)",
+            "install bubblewrap (`apt-get install bubblewrap` / `dnf install bubblewrap`)",
+        ),
+    }
+    match std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+    {
+        Some(n) if n > 0 => r.add(
+            Level::Ok,
+            "user namespaces",
+            format!("enabled (max_user_namespaces = {n})"),
+        ),
+        Some(_) => r.fix(
+            Level::Warn,
+            "user namespaces",
+            "disabled (max_user_namespaces = 0)",
+            "sysctl -w user.max_user_namespaces=15000 (and persist it in /etc/sysctl.d)",
+        ),
+        None => r.fix(
+            Level::Warn,
+            "user namespaces",
+            "cannot read /proc/sys/user/max_user_namespaces (not Linux, or /proc not mounted)",
+            "the isolated backend needs Linux with user namespaces",
+        ),
+    }
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        r.add(
+            Level::Ok,
+            "cgroups",
+            "cgroup v2 is mounted at /sys/fs/cgroup",
+        );
+    } else {
+        r.fix(
+            Level::Warn,
+            "cgroups",
+            "cgroup v2 is not mounted at /sys/fs/cgroup (resource limits will not apply)",
+            "boot with the unified cgroup hierarchy (systemd.unified_cgroup_hierarchy=1)",
+        );
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn model_provider(r: &mut Report) {
+    match oma_model::AnthropicConfig::from_env() {
+        Ok(cfg) => r.add(
+            Level::Ok,
+            "model provider",
+            format!("Anthropic credentials are set (base URL {})", cfg.base_url),
+        ),
+        Err(e) => r.fix(
+            Level::Warn,
+            "model provider",
+            format!("{e}; agent turns on Anthropic models will fail"),
+            "export ANTHROPIC_API_KEY=sk-ant-… in the server's environment (or add a model route \
+             with /v1/oma/model_routes)",
+        ),
+    }
+    let openai_models = std::env::var("OMA_OPENAI_MODELS").unwrap_or_default();
+    if !openai_models.trim().is_empty() {
+        // `oma serve` refuses to start in this state, so it is a required piece.
+        if std::env::var("OMA_OPENAI_BASE_URL").is_ok_and(|v| !v.trim().is_empty()) {
+            r.add(
+                Level::Ok,
+                "openai-compatible provider",
+                format!("serves {}", openai_models.trim()),
+            );
+        } else {
+            r.fix(
+                Level::Fail,
+                "openai-compatible provider",
+                "OMA_OPENAI_MODELS is set but OMA_OPENAI_BASE_URL is not; `oma serve` will refuse to start",
+                "set OMA_OPENAI_BASE_URL (and OMA_OPENAI_API_KEY), or unset OMA_OPENAI_MODELS",
+            );
+        }
+    }
+}
+
+fn public_urls(r: &mut Report) {
+    match std::env::var("OMA_PUBLIC_BASE_URL")
+        .ok()
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty())
+    {
+        Some(base) => r.add(
+            Level::Ok,
+            "public URLs",
+            format!(
+                "SDK base_url: {base} (no integrations in this build, so no webhook URLs to \
+                 register yet; they will be {base}/v1/integrations/<name>/webhook)"
+            ),
+        ),
+        None => r.add(
+            Level::Skip,
+            "public URLs",
+            "OMA_PUBLIC_BASE_URL is not set; no webhook URLs to register",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn sqlite_file_paths() {
+        assert_eq!(
+            sqlite_file("sqlite:///a/oma.db?mode=rwc"),
+            Some(PathBuf::from("/a/oma.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://x/y"), None);
+    }
+
+    #[test]
+    fn bad_root_key_files_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Report::default();
+        // No env secret is assumed here; only the file path is exercised when it is unset.
+        if std::env::var("OMA_ROOT_SECRET").is_ok() {
+            return;
+        }
+        std::fs::write(dir.path().join("root.key"), "not base64!").unwrap();
+        root_secret(&mut r, dir.path());
+        assert_eq!(r.failures(), 1, "{:?}", r.checks);
+    }
+}
