@@ -4,10 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oma_testkit::fake_anthropic::FakeAnthropic;
@@ -16,65 +13,22 @@ use serde_json::{Value, json};
 
 const KEY: &str = "sk-crash-test";
 
-struct Server {
-    child: Child,
-    base: String,
-}
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(data: &Path, model_url: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_oma"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("OMA_API_KEY", KEY)
-        .env("ANTHROPIC_BASE_URL", model_url)
-        .env("ANTHROPIC_API_KEY", "fake")
-        .env("OMA_MODEL_RETRY_BASE_MS", "10")
-        .env_remove("OMA_DATABASE_URL")
-        .env_remove("OMA_ROOT_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(i) = line.find("listening on http://") {
-                let url: String = line[i + 13..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != '"')
-                    .collect();
-                let _ = tx.send(url);
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(30)).unwrap();
-    Server { child, base }
+fn serve(data: &Path, model_url: &str) -> common::Server {
+    common::serve(data, KEY, model_url)
 }
 
 fn http(base: &str, method: &str, path: &str, body: Option<Value>) -> Value {
-    let addr = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {KEY}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{method} {path}: {raw}");
-    serde_json::from_str(body).unwrap()
+    common::http(base, KEY, method, path, body)
+}
+
+fn say(base: &str, sid: &str, text: &str) {
+    common::say(base, KEY, sid, text)
+}
+
+fn session(base: &str, tools: Value) -> String {
+    common::session(base, KEY, tools)
 }
 
 /// Polls `cond` until it holds, failing after a deadline.
@@ -84,39 +38,6 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn session(base: &str, tools: Value) -> String {
-    let agent = http(
-        base,
-        "POST",
-        "/v1/agents",
-        Some(json!({"name": "crash", "model": "claude-opus-4-8", "tools": tools})),
-    );
-    let env = http(
-        base,
-        "POST",
-        "/v1/environments",
-        Some(json!({"name": "crash", "config": {"type": "cloud"}})),
-    );
-    let s = http(
-        base,
-        "POST",
-        "/v1/sessions",
-        Some(json!({"agent": agent["id"], "environment_id": env["id"]})),
-    );
-    s["id"].as_str().unwrap().to_string()
-}
-
-fn say(base: &str, sid: &str, text: &str) {
-    http(
-        base,
-        "POST",
-        &format!("/v1/sessions/{sid}/events"),
-        Some(
-            json!({"events": [{"type": "user.message", "content": [{"type": "text", "text": text}]}]}),
-        ),
-    );
 }
 
 fn events(base: &str, sid: &str) -> Vec<Value> {
