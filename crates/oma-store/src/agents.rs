@@ -65,12 +65,9 @@ impl Store {
     pub async fn get_agent(&self, tenant: &str, id: &str, version: Option<i64>) -> Result<String> {
         match version {
             None => {
-                let body: Option<String> =
-                    sqlx::query_scalar("SELECT body FROM agents WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant)
-                        .bind(id)
-                        .fetch_optional(self.reader())
-                        .await?;
+                let body = self
+                    .body_of(crate::rows::BodyTable::Agents, tenant, id)
+                    .await?;
                 Ok(body.ok_or_else(|| missing(id))?)
             }
             Some(v) => {

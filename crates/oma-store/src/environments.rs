@@ -42,12 +42,9 @@ impl Store {
 
     /// The environment's API object.
     pub async fn get_environment(&self, tenant: &str, id: &str) -> Result<String> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM environments WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(self.reader())
-                .await?;
+        let body = self
+            .body_of(crate::rows::BodyTable::Environments, tenant, id)
+            .await?;
         Ok(body.ok_or_else(|| rules::not_found(id))?)
     }
 

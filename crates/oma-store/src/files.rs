@@ -94,12 +94,9 @@ impl Store {
 
     /// The metadata object of a file, as JSON.
     pub async fn get_file(&self, tenant: &str, id: &str) -> Result<String> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM files WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(self.reader())
-                .await?;
+        let body = self
+            .body_of(crate::rows::BodyTable::Files, tenant, id)
+            .await?;
         Ok(body.ok_or_else(|| missing(id))?)
     }
 

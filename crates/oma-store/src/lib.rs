@@ -12,6 +12,7 @@ mod db;
 pub mod migrate;
 pub mod page;
 pub mod router;
+mod rows;
 
 pub mod agents;
 pub mod backup;

@@ -150,12 +150,9 @@ impl Store {
 
     /// The store object as JSON.
     pub async fn get_memory_store(&self, tenant: &str, id: &str) -> Result<String> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM memory_stores WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(self.reader())
-                .await?;
+        let body = self
+            .body_of(crate::rows::BodyTable::MemoryStores, tenant, id)
+            .await?;
         Ok(body.ok_or_else(|| store_missing(id))?)
     }
 

@@ -44,12 +44,9 @@ impl Store {
     }
 
     pub async fn get_vault(&self, tenant: &str, id: &str) -> Result<String> {
-        let body: Option<String> =
-            sqlx::query_scalar("SELECT body FROM vaults WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(self.reader())
-                .await?;
+        let body = self
+            .body_of(crate::rows::BodyTable::Vaults, tenant, id)
+            .await?;
         Ok(body.ok_or_else(|| rules::vault_not_found(id))?)
     }
 
