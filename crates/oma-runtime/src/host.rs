@@ -1075,7 +1075,7 @@ impl SessionHost {
         let spec = BoxSpec {
             session_id: self.session.clone(),
             workspace,
-            env: Vec::new(),
+            ..BoxSpec::default()
         };
         let sb = self
             .rt

@@ -58,7 +58,7 @@ pub mod limits {
 }
 
 /// What a launcher needs to start a box.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BoxSpec {
     /// The session the box belongs to (for logs and naming).
     pub session_id: String,
@@ -67,6 +67,37 @@ pub struct BoxSpec {
     /// Extra environment variables for the box. Nothing else of the server's environment
     /// reaches it.
     pub env: Vec<(String, String)>,
+    /// Host folders the box sees at fixed paths (skills, memory stores, uploads, outputs,
+    /// environment package layers). Only the isolated backend can place them at `target`; the
+    /// `local` backend has no private view of the filesystem and ignores them.
+    pub mounts: Vec<Mount>,
+    /// Resource limits (from the environment's instance type). Enforced by the isolated
+    /// backend; `local` ignores them.
+    pub limits: Limits,
+}
+
+/// A host folder bound into the box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The folder on the host; must exist.
+    pub source: PathBuf,
+    /// Absolute path inside the box, e.g. `/mnt/memory/notes`.
+    pub target: String,
+    /// Whether tools in the box may write to it.
+    pub writable: bool,
+}
+
+/// Resource limits of one box. `None` means no limit of that kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// CPU time, in thousandths of a CPU (1000 = one full core).
+    pub millicpus: Option<u32>,
+    /// Memory (and swap), in bytes, for every process of the box together.
+    pub memory_bytes: Option<u64>,
+    /// Processes and threads of the box together.
+    pub pids: Option<u32>,
+    /// Size of the workspace filesystem, in bytes.
+    pub disk_bytes: Option<u64>,
 }
 
 /// A description of a running box.

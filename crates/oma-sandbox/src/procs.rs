@@ -56,6 +56,19 @@ pub(crate) fn table() -> Vec<ProcInfo> {
     .collect()
 }
 
+/// This process's own row, read from `/proc/self/stat` rather than through `getsid`/`getpgrp`:
+/// under some container runtimes the session or group id is 0, which the typed wrappers
+/// refuse to represent.
+pub(crate) fn own() -> Option<ProcInfo> {
+    parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// Whether this process leads its own session, so that everything else in the session is
+/// something it started.
+pub(crate) fn leads_own_session() -> bool {
+    own().is_some_and(|me| me.sid == me.pid)
+}
+
 /// Direct children of `pid`.
 pub(crate) fn children(table: &[ProcInfo], pid: i32) -> Vec<ProcInfo> {
     table.iter().filter(|p| p.ppid == pid).copied().collect()

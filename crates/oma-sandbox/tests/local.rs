@@ -23,6 +23,7 @@ async fn launch_with(ws: &Path, env: Vec<(String, String)>) -> Arc<dyn Sandbox> 
             session_id: "sesn_test".into(),
             workspace: ws.to_path_buf(),
             env,
+            ..BoxSpec::default()
         })
         .await
         .expect("launch")
@@ -546,6 +547,7 @@ async fn launch_failures_are_clear() {
             session_id: "s".into(),
             workspace: dir.path().to_path_buf(),
             env: vec![],
+            ..BoxSpec::default()
         })
         .await
         .err()
@@ -557,6 +559,7 @@ async fn launch_failures_are_clear() {
             session_id: "s".into(),
             workspace: dir.path().to_path_buf(),
             env: vec![],
+            ..BoxSpec::default()
         })
         .await
         .err()
@@ -567,6 +570,7 @@ async fn launch_failures_are_clear() {
             session_id: "s".into(),
             workspace: dir.path().to_path_buf(),
             env: vec![("A=B".into(), "x".into())],
+            ..BoxSpec::default()
         })
         .await
         .err()

@@ -358,9 +358,8 @@ impl Shell {
         // Jobs of a shell that already exited were re-parented away from it; when the agent
         // leads its own session they are still found there. Only the shell starts processes
         // in a box, so everything in the session but the agent belongs to it.
-        let me = rustix::process::getpid();
-        if rustix::process::getsid(None).is_ok_and(|sid| sid == me) {
-            let me = me.as_raw_nonzero().get();
+        if procs::leads_own_session() {
+            let me = std::process::id() as i32;
             procs::kill_session(me, Some(me));
         }
         let _ = self.child.kill().await;
@@ -511,7 +510,7 @@ impl Shell {
 
 /// The agent's process group, which the shell shares and which must never be killed.
 fn own_pgid() -> i32 {
-    rustix::process::getpgrp().as_raw_nonzero().get()
+    procs::own().map_or(0, |me| me.pgid)
 }
 
 /// A per-call random token. `RandomState` is seeded from the OS per process; mixing in a

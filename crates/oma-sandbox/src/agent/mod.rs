@@ -248,9 +248,8 @@ impl Agent {
         // Anything else the tools left behind (daemons started from bash, …). Only when this
         // process leads its own session: otherwise the session is someone else's (a test
         // harness, a terminal) and must not be touched.
-        let me = rustix::process::getpid();
-        if rustix::process::getsid(None).is_ok_and(|sid| sid == me) {
-            let me = me.as_raw_nonzero().get();
+        if procs::leads_own_session() {
+            let me = std::process::id() as i32;
             procs::kill_session(me, Some(me));
         }
     }
