@@ -21,6 +21,7 @@ pub mod events;
 pub mod files;
 pub mod memory;
 pub mod model_routes;
+pub mod ops_events;
 pub mod runtime;
 pub mod sessions;
 pub mod skills;
