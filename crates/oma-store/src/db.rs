@@ -129,8 +129,9 @@ impl Store {
         self
     }
 
-    /// The blob store spilled event bodies live in, if attached.
-    pub(crate) fn blobs(&self) -> Option<&BlobStore> {
+    /// The blob store attached to this store (spilled event bodies, and the bytes of files
+    /// and skills the runtime mounts into sessions), if any.
+    pub fn blobs(&self) -> Option<&BlobStore> {
         self.blobs.as_ref()
     }
 

@@ -1,0 +1,310 @@
+//! What a session's box sees besides its workspace: the agent's skills, the session's memory
+//! stores, its uploaded files and its outputs folder.
+//!
+//! Each lives in a host folder under `<sessions_dir>/<session>/mnt/` that is filled before
+//! the box starts and bound into it ([`oma_sandbox::Mount`]) at the path the API promises:
+//!
+//! | host                      | box                         | access                     |
+//! |---------------------------|-----------------------------|----------------------------|
+//! | `mnt/skills/<name>/`      | `/home/user/.skills/<name>/`| read-only                  |
+//! | `mnt/memory/<slug>/`      | `/mnt/memory/<slug>/`       | as the resource's `access` |
+//! | `mnt/uploads/`            | `/mnt/session/uploads/`     | read-only                  |
+//! | `mnt/outputs/`            | `/mnt/session/outputs/`     | read-write                 |
+//!
+//! After every tool call the host syncs back: memory folders to their stores, outputs to the
+//! Files API. What was last synced is kept in `<sessions_dir>/<session>/state/`, which no box
+//! sees. The `local` backend cannot place folders at those paths; its tools are told the host
+//! folders instead, so the same features work there without isolation.
+
+mod files;
+mod memory;
+mod skills;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use oma_api::sessions::{MemoryAccess, SessionResource};
+use oma_sandbox::Mount;
+use oma_store::{ListQuery, Store};
+use serde_json::Value;
+
+use files::{OUTPUTS_DIR, Outputs, UPLOADS_DIR, Uploads};
+use memory::{Ctx, MemoryMount};
+use skills::SkillMount;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MountError {
+    #[error(transparent)]
+    Store(#[from] oma_store::StoreError),
+    #[error(transparent)]
+    Blob(#[from] oma_blob::BlobError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The mounts of one session, loaded once per host.
+pub(crate) struct SessionMounts {
+    store: Arc<Store>,
+    tenant: Arc<str>,
+    session: String,
+    /// `<sessions_dir>/<session>/mnt`.
+    root: PathBuf,
+    /// `<sessions_dir>/<session>/state`.
+    state: PathBuf,
+    skills: Vec<SkillMount>,
+    memory: Vec<MemoryMount>,
+    uploads: Uploads,
+    outputs: Outputs,
+    /// Whether the session had file resources when the mounts were loaded.
+    has_files: bool,
+    /// Problems found while preparing the mounts, told with the next tool result.
+    pending: Vec<String>,
+}
+
+impl SessionMounts {
+    /// Reads what the session mounts: the agent's skills (`agent` is the session's agent
+    /// snapshot) and the session's memory store resources. Writes nothing yet.
+    pub(crate) async fn load(
+        store: Arc<Store>,
+        tenant: Arc<str>,
+        session: &str,
+        agent: &Value,
+        sessions_dir: &Path,
+    ) -> Result<Self, MountError> {
+        let base = sessions_dir.join(session);
+        let root = base.join("mnt");
+        let state = base.join("state");
+        let (skills, warnings) = skills::resolve(&store, store.blobs(), &tenant, agent).await;
+        for w in &warnings {
+            tracing::warn!(op = "skills_mount", session_id = %session, "{w}");
+        }
+        let mut memory = Vec::new();
+        let mut has_files = false;
+        let mut after = None;
+        loop {
+            let page = store
+                .list_session_resources(&tenant, session, &ListQuery::new(100, false, after))
+                .await?;
+            for body in &page.items {
+                let r = match serde_json::from_str(body) {
+                    Ok(SessionResource::MemoryStore(r)) => r,
+                    Ok(SessionResource::File(_)) => {
+                        has_files = true;
+                        continue;
+                    }
+                    _ => continue,
+                };
+                let target = r.mount_path.clone().unwrap_or_else(|| {
+                    format!(
+                        "/mnt/memory/{}",
+                        oma_core::memory::mount_slug(r.name.as_deref().unwrap_or("memory"))
+                    )
+                });
+                let slug = target.rsplit('/').next().unwrap_or("memory").to_string();
+                memory.push(MemoryMount::new(
+                    r.memory_store_id.clone(),
+                    r.name.clone().unwrap_or_default(),
+                    r.description.clone().unwrap_or_default(),
+                    r.instructions.clone().filter(|i| !i.is_empty()),
+                    r.access != Some(MemoryAccess::ReadOnly),
+                    target,
+                    root.join("memory").join(&slug),
+                    state.join(format!("memory-{}.json", r.memory_store_id)),
+                ));
+            }
+            match page.next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        Ok(Self {
+            uploads: Uploads::new(root.join("uploads"), state.join("uploads.json")),
+            outputs: Outputs::new(root.join("outputs"), state.join("outputs.json")),
+            store,
+            tenant,
+            session: session.to_string(),
+            root,
+            state,
+            skills,
+            memory,
+            has_files,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Whether the model needs telling about anything (skills, memory stores or uploads).
+    pub(crate) fn has_any(&self) -> bool {
+        !self.skills.is_empty() || !self.memory.is_empty() || self.has_files
+    }
+
+    /// Fills the host folders and returns the mounts for the box. Parts that fail are left
+    /// out and reported with the next tool result; only an unusable folder is an error.
+    pub(crate) async fn materialize(&mut self) -> Result<Vec<Mount>, MountError> {
+        std::fs::create_dir_all(&self.root)?;
+        std::fs::create_dir_all(&self.state)?;
+        let blobs = self.store.blobs().cloned();
+        let mut mounts = Vec::new();
+        let mut ok_skills = Vec::new();
+        for skill in std::mem::take(&mut self.skills) {
+            let dir = self.root.join("skills").join(&skill.name);
+            let marker = self.state.join(format!("skill-{}.version", skill.name));
+            let done = match &blobs {
+                Some(b) => skill.materialize(b, &dir, &marker).await,
+                None => Err(std::io::Error::other("no blob storage attached").into()),
+            };
+            match done {
+                Ok(()) => {
+                    mounts.push(Mount {
+                        source: dir,
+                        target: skill.target(),
+                        writable: false,
+                    });
+                    ok_skills.push(skill);
+                }
+                Err(e) => {
+                    tracing::warn!(op = "skills_mount", session_id = %self.session, skill_id = %skill.skill_id, error = %e, "could not extract a skill");
+                    self.pending.push(format!(
+                        "Skill `{}` could not be provided at {}: {e}",
+                        skill.name,
+                        skill.target()
+                    ));
+                }
+            }
+        }
+        self.skills = ok_skills;
+        let ctx = Ctx {
+            store: &self.store,
+            tenant: &self.tenant,
+            session: &self.session,
+        };
+        for m in &mut self.memory {
+            // Pushes what a previous host left unsynced, then fills the folder from the store.
+            let notes = m.sync(&ctx).await;
+            self.pending.extend(notes);
+            mounts.push(Mount {
+                source: m.dir.clone(),
+                target: m.target.clone(),
+                writable: m.writable,
+            });
+        }
+        let notes = self.uploads.refresh(&ctx, blobs.as_ref()).await;
+        self.pending.extend(notes);
+        mounts.push(Mount {
+            source: self.uploads.dir.clone(),
+            target: UPLOADS_DIR.to_string(),
+            writable: false,
+        });
+        std::fs::create_dir_all(&self.outputs.dir)?;
+        mounts.push(Mount {
+            source: self.outputs.dir.clone(),
+            target: OUTPUTS_DIR.to_string(),
+            writable: true,
+        });
+        Ok(mounts)
+    }
+
+    /// Before a tool call: file resources added or removed since appear in the uploads folder.
+    pub(crate) async fn before_call(&mut self) {
+        let blobs = self.store.blobs().cloned();
+        let ctx = Ctx {
+            store: &self.store,
+            tenant: &self.tenant,
+            session: &self.session,
+        };
+        let notes = self.uploads.refresh(&ctx, blobs.as_ref()).await;
+        self.pending.extend(notes);
+    }
+
+    /// After a tool call (and before the box stops): memory folders go to their stores and
+    /// outputs to the Files API. Returns notes for the tool result: conflicts and files that
+    /// could not be saved.
+    pub(crate) async fn after_call(&mut self) -> Vec<String> {
+        let blobs = self.store.blobs().cloned();
+        let mut notes = std::mem::take(&mut self.pending);
+        let ctx = Ctx {
+            store: &self.store,
+            tenant: &self.tenant,
+            session: &self.session,
+        };
+        for m in &mut self.memory {
+            notes.extend(m.sync(&ctx).await);
+        }
+        notes.extend(self.outputs.sync(&ctx, blobs.as_ref()).await);
+        notes
+    }
+
+    /// The system prompt section describing the mounts, with paths as the box's tools see
+    /// them: the fixed paths when the box is `isolated`, the host folders otherwise.
+    pub(crate) fn system_prompt(&self, isolated: bool) -> Option<String> {
+        if !self.has_any() {
+            return None;
+        }
+        let shown = |target: &str, source: &Path| -> String {
+            if isolated {
+                target.to_string()
+            } else {
+                source.display().to_string()
+            }
+        };
+        let mut out = String::new();
+        if !self.skills.is_empty() {
+            out.push_str(
+                "# Skills\n\nYou have the skills below. Use a skill when the task matches its \
+                 description; its instructions follow, and its other files (scripts, references) \
+                 are in its folder, read-only.\n",
+            );
+            for s in &self.skills {
+                let dir = shown(&s.target(), &self.root.join("skills").join(&s.name));
+                out.push_str(&format!(
+                    "\n## Skill `{}`\n\nThe files of this skill are in {dir}/\n\n{}\n",
+                    s.name,
+                    s.skill_md.trim_end()
+                ));
+            }
+        }
+        if !self.memory.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(
+                "# Memory stores\n\nThese memory stores are mounted as folders: each file is one \
+                 memory (UTF-8 text, at most 100 kB). Use your file tools on them. Changes in a \
+                 read-write store are saved to the store after each tool call and are seen by \
+                 other sessions that use it.\n\n",
+            );
+            for m in &self.memory {
+                let access = if m.writable {
+                    "read-write"
+                } else {
+                    "read-only"
+                };
+                out.push_str(&format!(
+                    "- `{}` at {}/ ({access})",
+                    m.name,
+                    shown(&m.target, &m.dir)
+                ));
+                if !m.description.is_empty() {
+                    out.push_str(&format!(": {}", m.description));
+                }
+                out.push('\n');
+                if let Some(i) = &m.instructions {
+                    out.push_str(&format!("  Instructions: {i}\n"));
+                }
+            }
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "# Session files\n\nFiles attached to this session are in {}/ (read-only). Save files \
+             meant for the user in {}/; they become downloadable files of this session.\n",
+            shown(UPLOADS_DIR, &self.uploads.dir),
+            shown(OUTPUTS_DIR, &self.outputs.dir),
+        ));
+        Some(out)
+    }
+}
