@@ -1,9 +1,15 @@
-//! Configuration layers: built-in defaults < `oma.toml` < `OMA_*` environment < flags.
-//! (clap reads the environment for each flag, so a flag value always wins over it.)
+//! Configuration layers: built-in defaults < `oma.toml` < its `[env.<name>]` overlay (chosen by
+//! `--env` / `OMA_ENV`) < `OMA_*` environment < flags. clap reads the environment for each flag,
+//! so a flag value always wins over its variable, and both win over the file.
+//!
+//! An overlay table has the same keys as the top level and replaces the values it sets; nested
+//! tables (`[tls]`, …) merge key by key. Unknown keys, at the top level or in any overlay, are
+//! errors naming the key and the file, so a typo never silently falls back to a default.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde::Deserialize;
 
@@ -12,7 +18,7 @@ use oma_store::{Backend, Store};
 pub const DEFAULT_DATA_DIR: &str = "./oma-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 
-/// Where the data lives; every storage-touching subcommand takes these.
+/// The settings every subcommand shares: where the data lives, the config file and its overlay.
 #[derive(Args, Debug, Clone, Default)]
 pub struct StorageArgs {
     /// Data directory: the SQLite database (`oma.db`), blobs and the root key live here.
@@ -21,43 +27,188 @@ pub struct StorageArgs {
     /// Database URL: `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: SQLite in the data dir.
     #[arg(long, env = "OMA_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Configuration file (`oma.toml`).
+    /// Configuration file (`oma.toml`; default: `./oma.toml` when it exists).
     #[arg(long, env = "OMA_CONFIG")]
     pub config: Option<PathBuf>,
+    /// The `[env.NAME]` overlay of the configuration file to apply (e.g. `staging`).
+    #[arg(long = "env", env = "OMA_ENV", value_name = "NAME")]
+    pub env: Option<String>,
+    /// The public URL clients and third parties reach this deployment at (`https://oma.example.com`):
+    /// the base of every URL oma hands out.
+    #[arg(long, env = "OMA_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
 }
 
 /// `oma.toml`. Every key is optional.
+// `metrics_listen` and `tls` are read by `oma serve` once metrics and TLS land.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub public_base_url: Option<String>,
+    /// Address of the Prometheus metrics listener (off when unset).
+    pub metrics_listen: Option<String>,
+    #[serde(default)]
+    pub tls: TlsFileConfig,
+    /// `[env.<name>]` overlays. Empty once loaded: the chosen one is merged in.
+    #[serde(default)]
+    pub env: BTreeMap<String, FileConfig>,
+}
+
+/// `[tls]`: terminate TLS in `oma serve` with these PEM files (both or neither).
+#[allow(dead_code)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 impl FileConfig {
-    pub fn load(path: &Path) -> Result<Self> {
+    /// Reads `path` and applies its `[env.<env>]` overlay when `env` is given.
+    pub fn load(path: &Path, env: Option<&str>) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        Self::parse(&text, env).with_context(|| format!("in {}", path.display()))
+    }
+
+    fn parse(text: &str, env: Option<&str>) -> Result<Self> {
+        // The typed parse checks every key, overlays included, and its errors carry the line,
+        // column and key; the untyped one is what overlays merge on.
+        let typed: FileConfig = toml::from_str(text).map_err(|e| anyhow!("{e}"))?;
+        if let Some((name, _)) = typed.env.iter().find(|(_, o)| !o.env.is_empty()) {
+            bail!("[env.{name}] cannot hold overlays of its own");
+        }
+        let Some(name) = env else {
+            return Ok(FileConfig {
+                env: BTreeMap::new(),
+                ..typed
+            });
+        };
+        if !typed.env.contains_key(name) {
+            let known: Vec<&str> = typed.env.keys().map(String::as_str).collect();
+            bail!(
+                "there is no [env.{name}] section (overlays defined: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| anyhow!("{e}"))?;
+        let overlay = match table.remove("env") {
+            Some(toml::Value::Table(mut envs)) => match envs.remove(name) {
+                Some(toml::Value::Table(t)) => t,
+                _ => bail!("[env.{name}] must be a table"),
+            },
+            _ => bail!("[env] must be a table of tables"),
+        };
+        merge(&mut table, overlay);
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| anyhow!("[env.{name}]: {e}"))
     }
 }
 
-/// The storage settings after layering.
+/// Overlays `over` on `base`: tables merge key by key, any other value replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Checks that `url` is an absolute http(s) URL without query, fragment or credentials and
+/// returns it without a trailing slash, ready to have paths appended.
+pub fn validate_public_base_url(url: &str) -> Result<String> {
+    let u = url.trim();
+    let lower = u.to_ascii_lowercase();
+    let scheme_len = if lower.starts_with("https://") {
+        8
+    } else if lower.starts_with("http://") {
+        7
+    } else {
+        bail!(
+            "public_base_url `{url}` must be an absolute URL starting with https:// (or http://)"
+        );
+    };
+    if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("public_base_url `{url}` contains whitespace");
+    }
+    if u.contains(['?', '#']) {
+        bail!("public_base_url `{url}` must not have a query or fragment");
+    }
+    let rest = &u[scheme_len..];
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        bail!("public_base_url `{url}` must not carry credentials");
+    }
+    // `host`, `host:port`, `[v6]` or `[v6]:port`.
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => bail!("public_base_url `{url}` has an unclosed IPv6 address"),
+        },
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        bail!("public_base_url `{url}` has no host");
+    }
+    if let Some(p) = port
+        && p.parse::<u16>().is_err()
+    {
+        bail!("public_base_url `{url}` has an invalid port `{p}`");
+    }
+    Ok(format!("{}{rest}", &lower[..scheme_len])
+        .trim_end_matches('/')
+        .to_string())
+}
+
+/// The settings after layering.
 #[derive(Debug, Clone)]
 pub struct Resolved {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub backend: Backend,
+    /// Validated, without a trailing slash.
+    pub public_base_url: Option<String>,
+    /// The file the settings came from, if any, and the overlay applied.
+    pub config_path: Option<PathBuf>,
+    pub env: Option<String>,
+    /// The file's settings with the overlay applied (other subcommands read their sections).
     pub file: FileConfig,
 }
 
 impl StorageArgs {
     pub fn resolve(&self) -> Result<Resolved> {
-        let file = match &self.config {
-            Some(p) => FileConfig::load(p)?,
-            None if Path::new("oma.toml").exists() => FileConfig::load(Path::new("oma.toml"))?,
-            None => FileConfig::default(),
+        let env = self.env.clone().filter(|e| !e.trim().is_empty());
+        let config_path = match &self.config {
+            Some(p) => Some(p.clone()),
+            None if Path::new("oma.toml").exists() => Some(PathBuf::from("oma.toml")),
+            None => None,
+        };
+        let file = match &config_path {
+            Some(p) => FileConfig::load(p, env.as_deref())?,
+            None => {
+                if let Some(e) = &env {
+                    bail!(
+                        "--env {e} (OMA_ENV) selects an [env.{e}] overlay of oma.toml, but there is \
+                         no configuration file: pass --config FILE or unset OMA_ENV"
+                    );
+                }
+                FileConfig::default()
+            }
         };
         let data_dir = self
             .data_dir
@@ -73,10 +224,20 @@ impl StorageArgs {
             None => format!("sqlite://{}", data_dir.join("oma.db").display()),
         };
         let backend = Backend::of_url(&database_url)?;
+        let public_base_url = self
+            .public_base_url
+            .clone()
+            .or_else(|| file.public_base_url.clone())
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| validate_public_base_url(&u))
+            .transpose()?;
         Ok(Resolved {
             data_dir,
             database_url,
             backend,
+            public_base_url,
+            config_path,
+            env,
             file,
         })
     }
@@ -123,5 +284,166 @@ impl Resolved {
             .create_tenant(oma_server::auth::DEFAULT_TENANT)
             .await?;
         Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    const FILE: &str = r#"
+listen = "127.0.0.1:9000"
+data_dir = "/srv/oma"
+public_base_url = "https://oma.example.com/"
+
+[tls]
+cert = "/etc/oma/cert.pem"
+key = "/etc/oma/key.pem"
+
+[env.staging]
+listen = "0.0.0.0:9100"
+
+[env.staging.tls]
+cert = "/etc/oma/staging.pem"
+
+[env.production]
+database_url = "postgres://oma@db/oma"
+metrics_listen = "127.0.0.1:9464"
+"#;
+
+    #[test]
+    fn without_an_env_the_top_level_applies() {
+        let c = FileConfig::parse(FILE, None).unwrap();
+        assert_eq!(c.listen.as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(c.metrics_listen, None);
+        assert!(c.env.is_empty());
+        assert_eq!(c.tls.cert.unwrap(), PathBuf::from("/etc/oma/cert.pem"));
+    }
+
+    #[test]
+    fn an_overlay_replaces_what_it_sets_and_nested_tables_merge_key_by_key() {
+        let c = FileConfig::parse(FILE, Some("staging")).unwrap();
+        assert_eq!(c.listen.as_deref(), Some("0.0.0.0:9100"));
+        assert_eq!(c.data_dir.unwrap(), PathBuf::from("/srv/oma"));
+        assert_eq!(c.tls.cert.unwrap(), PathBuf::from("/etc/oma/staging.pem"));
+        assert_eq!(c.tls.key.unwrap(), PathBuf::from("/etc/oma/key.pem"));
+
+        let p = FileConfig::parse(FILE, Some("production")).unwrap();
+        assert_eq!(p.listen.as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(p.database_url.as_deref(), Some("postgres://oma@db/oma"));
+        assert_eq!(p.metrics_listen.as_deref(), Some("127.0.0.1:9464"));
+    }
+
+    #[test]
+    fn a_missing_overlay_is_an_error_listing_the_defined_ones() {
+        let e = format!("{:#}", FileConfig::parse(FILE, Some("prod")).unwrap_err());
+        assert!(e.contains("[env.prod]"), "{e}");
+        assert!(e.contains("production, staging"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key_even_in_overlays() {
+        let e = format!(
+            "{:#}",
+            FileConfig::parse("lissten = \"x\"\n", None).unwrap_err()
+        );
+        assert!(e.contains("unknown field `lissten`"), "{e}");
+        // An overlay that is not selected is checked too: a typo there would bite in production.
+        let text = "[env.production]\nmetrics_lisen = \"x\"\n";
+        let e = format!("{:#}", FileConfig::parse(text, None).unwrap_err());
+        assert!(e.contains("metrics_lisen"), "{e}");
+        let e = format!(
+            "{:#}",
+            FileConfig::parse("[tls]\ncertificate = \"x\"\n", None).unwrap_err()
+        );
+        assert!(e.contains("certificate"), "{e}");
+        let e = format!(
+            "{:#}",
+            FileConfig::parse("[env.a.env.b]\nlisten = \"x\"\n", Some("a")).unwrap_err()
+        );
+        assert!(e.contains("cannot hold overlays"), "{e}");
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oma.toml");
+        std::fs::write(&path, "listen = \"x\"\nbogus = 1\n").unwrap();
+        let e = format!("{:#}", FileConfig::load(&path, None).unwrap_err());
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn layers_defaults_file_overlay_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("oma.toml");
+        std::fs::write(&path, FILE).unwrap();
+        let args = StorageArgs {
+            config: Some(path.clone()),
+            env: Some("production".into()),
+            ..StorageArgs::default()
+        };
+        let r = args.resolve().unwrap();
+        assert_eq!(r.data_dir, PathBuf::from("/srv/oma"));
+        assert_eq!(r.database_url, "postgres://oma@db/oma");
+        assert_eq!(r.backend, Backend::Postgres);
+        assert_eq!(
+            r.public_base_url.as_deref(),
+            Some("https://oma.example.com")
+        );
+        // A flag (or its OMA_* variable, which clap folds into the same field) wins.
+        let args = StorageArgs {
+            data_dir: Some("/tmp/x".into()),
+            database_url: Some("sqlite:///tmp/x/oma.db".into()),
+            public_base_url: Some("http://localhost:8787".into()),
+            ..args
+        };
+        let r = args.resolve().unwrap();
+        assert_eq!(r.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(r.backend, Backend::Sqlite);
+        assert_eq!(r.public_base_url.as_deref(), Some("http://localhost:8787"));
+        // An env without any file is refused rather than ignored.
+        let e = StorageArgs {
+            config: None,
+            env: Some("staging".into()),
+            data_dir: Some(dir.path().into()),
+            ..StorageArgs::default()
+        };
+        // Only meaningful when the working directory has no oma.toml of its own.
+        if !Path::new("oma.toml").exists() {
+            let msg = format!("{:#}", e.resolve().unwrap_err());
+            assert!(msg.contains("no configuration file"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn public_base_url_must_be_absolute_http() {
+        assert_eq!(
+            validate_public_base_url("https://oma.example.com/base/").unwrap(),
+            "https://oma.example.com/base"
+        );
+        assert_eq!(
+            validate_public_base_url("http://127.0.0.1:8787").unwrap(),
+            "http://127.0.0.1:8787"
+        );
+        assert_eq!(
+            validate_public_base_url("HTTPS://[::1]:8443/").unwrap(),
+            "https://[::1]:8443"
+        );
+        for bad in [
+            "oma.example.com",
+            "https://",
+            "https://:80",
+            "https://host:99999",
+            "https://a b",
+            "/relative",
+            "ftp://oma.example.com",
+            "https://oma.example.com/?x=1",
+            "https://user:pw@oma.example.com",
+        ] {
+            assert!(validate_public_base_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -141,7 +141,7 @@ async fn checks(storage: &StorageArgs) -> Report {
         "integrations",
         "no integrations are implemented in this build, so there are no webhook secrets to check",
     );
-    public_urls(&mut r);
+    public_urls(&mut r, resolved.public_base_url.as_deref());
     r
 }
 
@@ -463,12 +463,9 @@ fn model_provider(r: &mut Report) {
     }
 }
 
-fn public_urls(r: &mut Report) {
-    match std::env::var("OMA_PUBLIC_BASE_URL")
-        .ok()
-        .map(|u| u.trim().trim_end_matches('/').to_string())
-        .filter(|u| !u.is_empty())
-    {
+fn public_urls(r: &mut Report, public_base_url: Option<&str>) {
+    // `resolve` has validated it (absolute http(s), no trailing slash).
+    match public_base_url {
         Some(base) => r.add(
             Level::Ok,
             "public URLs",
@@ -480,7 +477,8 @@ fn public_urls(r: &mut Report) {
         None => r.add(
             Level::Skip,
             "public URLs",
-            "OMA_PUBLIC_BASE_URL is not set; no webhook URLs to register",
+            "public_base_url is not set (oma.toml, OMA_PUBLIC_BASE_URL or --public-base-url); no \
+             webhook URLs to register",
         ),
     }
 }
