@@ -80,6 +80,18 @@ impl BlobStore {
         }
     }
 
+    /// The keys under `prefix` (a folder of keys, e.g. `snapshots/sesn_1`), at any depth, in
+    /// key order. Writes still in progress (or abandoned by a crash) are not listed. A prefix
+    /// with no blobs is an empty list.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        let base = self.path_of(prefix)?;
+        let prefix = prefix.to_string();
+        let keys = tokio::task::spawn_blocking(move || list_under(&base, &prefix))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(keys)
+    }
+
     /// Deletes `key`; deleting a missing blob is not an error (deletes are retried after crashes).
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
         let path = self.path_of(key)?;
@@ -195,6 +207,18 @@ impl BlobWriter {
         Ok(self.written)
     }
 
+    /// Like [`BlobWriter::commit`], and the rename itself is made durable (the folder is
+    /// fsynced too): for callers that delete the only other copy of the data right after.
+    pub async fn commit_durable(self) -> Result<u64, BlobError> {
+        let parent = self.path.parent().map(Path::to_path_buf);
+        let n = self.commit().await?;
+        #[cfg(unix)]
+        if let Some(parent) = parent {
+            tokio::fs::File::open(parent).await?.sync_all().await?;
+        }
+        Ok(n)
+    }
+
     /// Discards what was written.
     pub async fn abort(mut self) {
         self.file.take();
@@ -245,6 +269,39 @@ impl BlobReader {
     }
 }
 
+/// Keys of the files under `base` (the folder of key `prefix`); temporary files of writers
+/// are left out.
+fn list_under(base: &Path, prefix: &str) -> Result<Vec<String>, BlobError> {
+    let mut keys = Vec::new();
+    let mut stack = vec![(base.to_path_buf(), prefix.to_string())];
+    while let Some((dir, key)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue; // not a key this store could have written
+            };
+            if name.contains(".tmp-") {
+                continue;
+            }
+            let child = format!("{key}/{name}");
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                stack.push((entry.path(), child));
+            } else if ft.is_file() {
+                keys.push(child);
+            }
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
 fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -285,6 +342,39 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn list_finds_published_keys_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open_local(dir.path()).unwrap();
+        assert!(s.list("snapshots").await.unwrap().is_empty());
+        s.put("snapshots/s1/2.tar", Bytes::from_static(b"b"))
+            .await
+            .unwrap();
+        s.put("snapshots/s1/1.tar", Bytes::from_static(b"a"))
+            .await
+            .unwrap();
+        s.put("snapshots/s2/1.tar", Bytes::from_static(b"c"))
+            .await
+            .unwrap();
+        s.put("files/t/x", Bytes::from_static(b"x")).await.unwrap();
+        let mut w = s.writer("snapshots/s1/3.tar").await.unwrap();
+        w.write(b"half").await.unwrap();
+        assert_eq!(
+            s.list("snapshots").await.unwrap(),
+            vec![
+                "snapshots/s1/1.tar",
+                "snapshots/s1/2.tar",
+                "snapshots/s2/1.tar"
+            ]
+        );
+        w.commit_durable().await.unwrap();
+        assert_eq!(s.list("snapshots/s1").await.unwrap().len(), 3);
+        assert!(matches!(
+            s.list("../x").await,
+            Err(BlobError::InvalidKey(_))
+        ));
     }
 
     #[tokio::test]
