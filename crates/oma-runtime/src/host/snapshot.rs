@@ -85,10 +85,12 @@ impl SessionHost {
                     // The folder is whole (removal renames it away first), so it is simply
                     // used as is next time.
                     tracing::warn!(op = "snapshot", session_id = %self.session, error = %e, "could not remove the snapshotted workspace folder");
+                    self.ops_silent("runtime.snapshot", &e);
                 }
             }
             Err(e) => {
                 tracing::error!(op = "snapshot", tenant_id = %self.tenant, session_id = %self.session, error = %e, "workspace snapshot failed; the local folder is kept");
+                self.ops_silent("runtime.snapshot", &e);
             }
         }
     }
