@@ -85,6 +85,10 @@ async fn wait_idle(s: &TestServer, sid: &str) -> Vec<Value> {
     }
 }
 
+fn system_has_read_only(system: &str) -> bool {
+    system.contains("`Policies` at") && system.contains("(read-only)")
+}
+
 fn id(v: &Value) -> String {
     v["id"]
         .as_str()
@@ -146,6 +150,14 @@ async fn run(b: Backend, kind: Kind) {
         json!({"path": "/seed.md", "content": "seeded"}),
     )
     .await;
+    let policies = post(&h, "/v1/memory_stores", json!({"name": "Policies"})).await;
+    let policies_id = id(&policies);
+    post(
+        &h,
+        &format!("/v1/memory_stores/{policies_id}/memories"),
+        json!({"path": "/rule.md", "content": "be kind"}),
+    )
+    .await;
     let agent = post(
         &h,
         "/v1/agents",
@@ -168,6 +180,7 @@ async fn run(b: Backend, kind: Kind) {
                 "agent": id(&agent), "environment_id": id(&env),
                 "resources": [
                     {"type": "memory_store", "memory_store_id": store_id, "instructions": "Keep it short."},
+                    {"type": "memory_store", "memory_store_id": policies_id, "access": "read_only"},
                     {"type": "file", "file_id": id(&file), "mount_path": "/data.csv"},
                 ],
             }),
@@ -200,7 +213,11 @@ async fn run(b: Backend, kind: Kind) {
          printf 'written in the box' > {memory}/box.md && \
          cp {uploads}/data.csv {outputs}/copy.csv && echo DONE"
     );
+    let policies_dir = shown(&h, &kind, &sid, "/mnt/memory/policies", "memory/policies");
+    let tamper =
+        format!("cat {policies_dir}/rule.md; printf hacked > {policies_dir}/rule.md; echo EXIT=$?");
     fake.push(Reply::tool_use("bash", json!({"command": command})));
+    fake.push(Reply::tool_use("bash", json!({"command": tamper})));
     fake.push(Reply::text("all done"));
     post(
         &h,
@@ -218,6 +235,34 @@ async fn run(b: Backend, kind: Kind) {
     assert!(out.contains("SKILL-SCRIPT-RAN"), "{out}");
     assert!(out.contains("seeded"), "{out}");
     assert!(out.contains("DONE"), "{out}");
+
+    // A read-only store: the box cannot write it (the local backend can, on disk only: the
+    // store is never written and the file is put back).
+    let tampered = events
+        .iter()
+        .filter(|e| e["type"] == "agent.tool_result")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no second tool result: {events:?}"))["content"]
+        .to_string();
+    assert!(tampered.contains("be kind"), "{tampered}");
+    if matches!(kind, Kind::Isolated) {
+        assert!(tampered.contains("Read-only file system"), "{tampered}");
+    }
+    let rule = get(
+        &h,
+        &format!("/v1/memory_stores/{policies_id}/memories?view=full"),
+    )
+    .await;
+    assert_eq!(rule["data"][0]["content"], "be kind", "{rule}");
+    let versions = get(
+        &h,
+        &format!("/v1/memory_stores/{policies_id}/memory_versions"),
+    )
+    .await;
+    assert_eq!(versions["data"].as_array().unwrap().len(), 1, "{versions}");
+    assert!(system_has_read_only(
+        &fake.requests()[0]["system"].to_string()
+    ));
 
     // The system prompt carries SKILL.md and the memory store's note.
     let system = fake.requests()[0]["system"].to_string();
