@@ -8,6 +8,7 @@
 //!   live subscribers (`oma tail`), without ever making logging wait.
 
 pub mod event;
+pub mod query;
 mod recorder;
 pub mod tail;
 

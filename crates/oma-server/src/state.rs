@@ -18,6 +18,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub runtime: Runtime,
     pub info: Arc<ServerInfo>,
+    /// The admin key and log fan-out of `/v1/oma/admin/*` ([`AppState::with_admin`]).
+    pub admin: Arc<crate::routes::admin::Admin>,
 }
 
 /// What `/health` reports.
@@ -54,6 +56,13 @@ impl AppState {
             hub: runtime.hub().clone(),
             runtime,
             info: Arc::new(info),
+            admin: Arc::default(),
         }
+    }
+
+    /// This state with the admin API enabled by `admin` (see [`crate::routes::admin`]).
+    pub fn with_admin(mut self, admin: crate::routes::admin::Admin) -> Self {
+        self.admin = Arc::new(admin);
+        self
     }
 }

@@ -1,5 +1,6 @@
 //! The route table: one module per resource, merged here.
 
+pub mod admin;
 mod agents;
 mod environments;
 mod events;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(skills::routes())
         .merge(files::routes())
         .merge(model_routes::routes())
+        .merge(admin::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
