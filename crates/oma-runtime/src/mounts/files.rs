@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use oma_api::files::FileScope;
 use oma_api::sessions::SessionResource;
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::memory::Ctx;
+use super::state::StateFile;
 use super::tree::{Stamp, Tree};
 
 pub(crate) const UPLOADS_DIR: &str = "/mnt/session/uploads";
@@ -23,38 +24,19 @@ pub(crate) const OUTPUTS_DIR: &str = "/mnt/session/outputs";
 /// Largest output file turned into a Files API file (the Files API's own upload limit).
 const MAX_OUTPUT_BYTES: u64 = 500 * 1024 * 1024;
 
-fn load<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-fn store_state<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(value).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(&tmp, path)
-}
-
 // ---- uploads -----------------------------------------------------------------------------------
 
 /// The session's file resources as files in a folder.
 pub(crate) struct Uploads {
     pub dir: PathBuf,
-    state: PathBuf,
+    state: StateFile,
     /// Path below the folder → file id, as last written.
     present: BTreeMap<String, String>,
 }
 
 impl Uploads {
     pub(crate) fn new(dir: PathBuf, state: PathBuf) -> Self {
-        let present = load(&state);
+        let (state, present) = StateFile::open(state);
         Self {
             dir,
             state,
@@ -113,7 +95,7 @@ impl Uploads {
                 )),
             }
         }
-        if let Err(e) = store_state(&self.state, &self.present) {
+        if let Err(e) = self.state.save(&self.present) {
             tracing::warn!(op = "uploads_mount", session_id = %ctx.session, error = %e, "could not save the uploads state");
         }
         notes
@@ -201,14 +183,14 @@ struct Produced {
 /// The outputs folder and the Files API files made from it.
 pub(crate) struct Outputs {
     pub dir: PathBuf,
-    state: PathBuf,
+    state: StateFile,
     produced: BTreeMap<String, Produced>,
     reported: HashMap<String, Stamp>,
 }
 
 impl Outputs {
     pub(crate) fn new(dir: PathBuf, state: PathBuf) -> Self {
-        let produced = load(&state);
+        let (state, produced) = StateFile::open(state);
         Self {
             dir,
             state,
@@ -265,7 +247,7 @@ impl Outputs {
                 }
             }
         }
-        if let Err(e) = store_state(&self.state, &self.produced) {
+        if let Err(e) = self.state.save(&self.produced) {
             tracing::warn!(op = "outputs_mount", session_id = %ctx.session, error = %e, "could not save the outputs state");
         }
         notes

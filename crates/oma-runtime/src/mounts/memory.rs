@@ -24,6 +24,7 @@ use oma_store::memory::MemoryListQuery;
 use oma_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+use super::state::StateFile;
 use super::tree::{Stamp, Tree};
 
 /// What the box last saw of one memory.
@@ -61,7 +62,7 @@ pub(crate) struct MemoryMount {
     pub target: String,
     /// The host folder.
     pub dir: PathBuf,
-    state: PathBuf,
+    state: StateFile,
     known: BTreeMap<String, Known>,
     /// Problems already reported, by path, with the stamp they were reported for, so one
     /// bad file is named once, not after every tool call.
@@ -107,10 +108,7 @@ impl MemoryMount {
         dir: PathBuf,
         state: PathBuf,
     ) -> Self {
-        let known = std::fs::read(&state)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let (state, known) = StateFile::open(state);
         Self {
             store_id,
             name,
@@ -144,7 +142,7 @@ impl MemoryMount {
                 "changes made outside this session could not be fetched: {e}"
             ));
         }
-        if let Err(e) = self.save_state() {
+        if let Err(e) = self.state.save(&self.known) {
             tracing::warn!(op = "memory_mount", session_id = %ctx.session, error = %e, "could not save the memory mount state");
         }
         self.tagged(notes)
@@ -155,16 +153,6 @@ impl MemoryMount {
             .into_iter()
             .map(|n| format!("Memory store `{}` ({}): {n}", self.name, self.target))
             .collect()
-    }
-
-    fn save_state(&self) -> std::io::Result<()> {
-        if let Some(parent) = self.state.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let json = serde_json::to_vec(&self.known).map_err(std::io::Error::other)?;
-        let tmp = self.state.with_extension("tmp");
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, &self.state)
     }
 
     /// Records a problem with `path` unless it was already reported for this stamp.

@@ -19,6 +19,7 @@
 mod files;
 mod memory;
 mod skills;
+mod state;
 mod tree;
 
 #[cfg(test)]
