@@ -3,7 +3,6 @@
 //! session (`GET /v1/files?scope_id=<session>`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::PathBuf;
 
 use oma_api::files::FileScope;
@@ -14,6 +13,7 @@ use oma_store::ListQuery;
 use oma_store::files::NewFile;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
 
 use super::memory::Ctx;
 use super::state::StateFile;
@@ -260,14 +260,16 @@ impl Outputs {
         tree: &Tree,
         rel: &str,
     ) -> Result<(), String> {
-        let (mut file, stamp) = tree.open_file(rel).map_err(|e| e.to_string())?;
+        let (file, stamp) = tree.open_file(rel).map_err(|e| e.to_string())?;
+        // Outputs can be large: reads go through tokio's blocking pool, not this task.
+        let mut file = tokio::fs::File::from_std(file);
         let id = ids::new_id(ids::FILE);
         let blob_key = format!("files/{}/{id}", ctx.tenant);
         let mut writer = blobs.writer(&blob_key).await.map_err(|e| e.to_string())?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = file.read(&mut buf).map_err(|e| e.to_string())?;
+            let n = file.read(&mut buf).await.map_err(|e| e.to_string())?;
             if n == 0 {
                 break;
             }
