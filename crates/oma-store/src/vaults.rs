@@ -463,6 +463,86 @@ impl Store {
             _ => Ok(None),
         }
     }
+
+    /// Like [`Store::open_credential_secrets`], with the sealed text the secrets came from: the
+    /// version to hand to [`Store::swap_credential_secrets`].
+    pub async fn open_credential_secrets_versioned(
+        &self,
+        tenant: &str,
+        vault_id: &str,
+        credential_id: &str,
+        sealer: &Sealer,
+    ) -> Result<Option<(CredentialSecrets, String)>> {
+        let row: Option<(Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT archived_at, secrets FROM vault_credentials WHERE tenant_id = $1 AND vault_id = $2 AND id = $3",
+        )
+        .bind(tenant)
+        .bind(vault_id)
+        .bind(credential_id)
+        .fetch_optional(self.writer())
+        .await?;
+        match row.ok_or_else(|| rules::credential_not_found(credential_id))? {
+            (None, Some(sealed)) => Ok(Some((open(sealer, tenant, credential_id, &sealed)?, sealed))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Compare-and-swap of an active credential's secrets (an OAuth refresh writing its new
+    /// token back): replaces them only while the stored sealed text is still `expected`, and
+    /// sets the public `expires_at` of an `mcp_oauth` credential. `false` when another writer
+    /// got there first (or the credential was archived); the caller then re-reads.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn swap_credential_secrets(
+        &self,
+        tenant: &str,
+        vault_id: &str,
+        id: &str,
+        expected: &str,
+        next: &CredentialSecrets,
+        expires_at: Option<String>,
+        sealer: &Sealer,
+    ) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT created_at, body FROM vault_credentials \
+             WHERE tenant_id = $1 AND vault_id = $2 AND id = $3 AND archived_at IS NULL AND secrets = $4",
+        )
+        .bind(tenant)
+        .bind(vault_id)
+        .bind(id)
+        .bind(expected)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((created_at, body)) = row else {
+            return Ok(false);
+        };
+        let mut spec = CredentialSpec::from_object(&from_json::<Credential>(&body)?);
+        if let oma_api::vaults::CredentialAuth::McpOAuth { expires_at: e, .. } = &mut spec.auth {
+            *e = expires_at;
+        }
+        let now = time::now_micros();
+        let new_body = to_json(&spec.to_object(id, vault_id, created_at, now, None))?;
+        let sealed = seal(sealer, tenant, id, next)?;
+        // The `secrets = $expected` guard makes the write itself the comparison: of two
+        // concurrent swaps from the same version exactly one updates a row.
+        let done = sqlx::query(
+            "UPDATE vault_credentials SET updated_at = $1, body = $2, secrets = $3 \
+             WHERE tenant_id = $4 AND id = $5 AND archived_at IS NULL AND secrets = $6",
+        )
+        .bind(now)
+        .bind(&new_body)
+        .bind(&sealed)
+        .bind(tenant)
+        .bind(id)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
 }
 
 /// Marks a credential archived, purging its sealed secrets.

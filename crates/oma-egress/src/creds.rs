@@ -1,0 +1,235 @@
+//! The injection rules of a session, resolved from its attached vaults (its tenant only).
+//!
+//! Rules are re-resolved from the store every [`RULES_TTL`], so a rotation, an archive or a
+//! refresh by another node reaches a running session without a restart. Nothing here derives
+//! `Debug`: these structs hold opened secrets.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oma_api::vaults::{CredentialAuth, CredentialNetworking, McpOAuthRefresh};
+use oma_core::seal::Sealer;
+use oma_store::Store;
+
+use crate::policy::{HostPattern, matches_any, url_host_port};
+
+pub(crate) const RULES_TTL: Duration = Duration::from_secs(10);
+
+/// Headers that carry credentials: stripped on hosts where the proxy injects.
+pub(crate) const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "x-goog-api-key"];
+
+#[derive(Clone)]
+pub(crate) struct CredRef {
+    pub vault_id: String,
+    pub credential_id: String,
+}
+
+pub(crate) enum Bearer {
+    Static(String),
+    OAuth {
+        access_token: String,
+        refresh: Option<McpOAuthRefresh>,
+    },
+}
+
+/// `Authorization: Bearer` for an MCP server's host (`static_bearer`, `mcp_oauth`).
+pub(crate) struct BearerRule {
+    pub host: String,
+    pub port: u16,
+    pub https: bool,
+    pub cred: CredRef,
+    pub bearer: Bearer,
+}
+
+impl BearerRule {
+    pub fn token(&self) -> &str {
+        match &self.bearer {
+            Bearer::Static(t) => t,
+            Bearer::OAuth { access_token, .. } => access_token,
+        }
+    }
+}
+
+/// An `environment_variable` credential: its placeholder and where it may be substituted.
+pub(crate) struct EnvRule {
+    pub placeholder: String,
+    pub value: String,
+    /// `None`: every host the environment permits.
+    pub hosts: Option<Vec<HostPattern>>,
+    pub header: bool,
+    pub body: bool,
+    pub cred: CredRef,
+}
+
+#[derive(Default)]
+pub(crate) struct Rules {
+    pub bearer: Vec<BearerRule>,
+    pub env: Vec<EnvRule>,
+}
+
+impl Rules {
+    pub fn bearer_for(&self, host: &str, port: u16, https: bool) -> Option<&BearerRule> {
+        self.bearer
+            .iter()
+            .find(|r| r.host == host && r.port == port && r.https == https)
+    }
+
+    pub fn env_for<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a EnvRule> + 'a {
+        self.env.iter().filter(move |r| match &r.hosts {
+            None => true,
+            Some(h) => matches_any(h, host),
+        })
+    }
+
+    /// Whether the proxy must see inside a TLS connection to `host:port`.
+    pub fn intercepts(&self, host: &str, port: u16) -> bool {
+        self.bearer_for(host, port, true).is_some() || self.env_for(host).next().is_some()
+    }
+}
+
+/// A fresh, unguessable placeholder.
+pub(crate) fn new_placeholder() -> String {
+    let hex: String = oma_core::ids::random_bytes(20)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("oma_placeholder_{hex}")
+}
+
+/// Resolves the rules of `vault_ids` (in order; the first vault wins for a host or a variable
+/// name). `placeholders` maps variable names to the placeholders the box was given; a variable
+/// without one (its credential appeared after the box started) is not injected.
+pub(crate) async fn resolve(
+    store: &Store,
+    sealer: &Sealer,
+    tenant: &str,
+    vault_ids: &[String],
+    placeholders: &HashMap<String, String>,
+) -> Result<Rules, oma_store::StoreError> {
+    let mut rules = Rules::default();
+    for vault_id in vault_ids {
+        let creds = match store.active_credentials(tenant, vault_id).await {
+            Ok(c) => c,
+            // A vault of another tenant or a deleted one: nothing to inject from it.
+            Err(oma_store::StoreError::Domain(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        for (credential_id, spec) in creds {
+            let cred = CredRef {
+                vault_id: vault_id.clone(),
+                credential_id: credential_id.clone(),
+            };
+            let secrets = match store
+                .open_credential_secrets(tenant, vault_id, &credential_id, sealer)
+                .await
+            {
+                Ok(Some(s)) => s,
+                // Archived between the two reads: its secrets are gone.
+                Ok(None) | Err(oma_store::StoreError::Domain(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            match spec.auth {
+                CredentialAuth::StaticBearer { mcp_server_url } => {
+                    let (Some((host, port, https)), Some(token)) =
+                        (url_host_port(&mcp_server_url), secrets.token)
+                    else {
+                        continue;
+                    };
+                    if rules.bearer_for(&host, port, https).is_none() {
+                        rules.bearer.push(BearerRule {
+                            host,
+                            port,
+                            https,
+                            cred,
+                            bearer: Bearer::Static(token),
+                        });
+                    }
+                }
+                CredentialAuth::McpOAuth {
+                    mcp_server_url,
+                    refresh,
+                    ..
+                } => {
+                    let (Some((host, port, https)), Some(access_token)) =
+                        (url_host_port(&mcp_server_url), secrets.access_token)
+                    else {
+                        continue;
+                    };
+                    if rules.bearer_for(&host, port, https).is_none() {
+                        rules.bearer.push(BearerRule {
+                            host,
+                            port,
+                            https,
+                            cred,
+                            bearer: Bearer::OAuth {
+                                access_token,
+                                refresh,
+                            },
+                        });
+                    }
+                }
+                CredentialAuth::EnvironmentVariable {
+                    injection_location,
+                    networking,
+                    secret_name,
+                } => {
+                    let (Some(placeholder), Some(value)) =
+                        (placeholders.get(&secret_name), secrets.secret_value)
+                    else {
+                        continue;
+                    };
+                    if rules.env.iter().any(|r| &r.placeholder == placeholder) {
+                        continue;
+                    }
+                    let hosts = match networking {
+                        CredentialNetworking::Unrestricted => None,
+                        CredentialNetworking::Limited { allowed_hosts } => {
+                            Some(allowed_hosts.iter().map(|h| HostPattern::new(h)).collect())
+                        }
+                    };
+                    rules.env.push(EnvRule {
+                        placeholder: placeholder.clone(),
+                        value,
+                        hosts,
+                        header: injection_location.header,
+                        body: injection_location.body,
+                        cred,
+                    });
+                }
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// The variable names of the `environment_variable` credentials in `vault_ids`, first vault
+/// first, each once.
+pub(crate) async fn env_names(
+    store: &Store,
+    tenant: &str,
+    vault_ids: &[String],
+) -> Result<Vec<String>, oma_store::StoreError> {
+    let mut names: Vec<String> = Vec::new();
+    for vault_id in vault_ids {
+        let creds = match store.active_credentials(tenant, vault_id).await {
+            Ok(c) => c,
+            Err(oma_store::StoreError::Domain(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        for (_, spec) in creds {
+            if let CredentialAuth::EnvironmentVariable { secret_name, .. } = spec.auth
+                && !names.contains(&secret_name)
+            {
+                names.push(secret_name);
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// A cached rule set with its age.
+pub(crate) struct Cached {
+    pub at: Instant,
+    pub rules: Arc<Rules>,
+}
