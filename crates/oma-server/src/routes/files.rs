@@ -235,6 +235,9 @@ fn blob_stream(
 pub(super) async fn delete_blob(state: &AppState, key: &str) {
     if let Err(e) = state.blobs.delete(key).await {
         tracing::warn!(blob = key, error = %e, "could not delete a blob; it is left unreferenced");
+        if let Some(ops) = state.runtime.ops() {
+            ops.record(oma_ops::event::silent_catch("api.blob_delete", &e));
+        }
     }
 }
 
