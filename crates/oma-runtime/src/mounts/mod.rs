@@ -309,3 +309,16 @@ impl SessionMounts {
         Some(out)
     }
 }
+
+/// Removes a deleted session's folders (its copies of skills, memories and files). Links a
+/// box planted there are removed, never followed.
+pub(crate) async fn forget(sessions_dir: &Path, session: &str) {
+    let dir = sessions_dir.join(session);
+    match tokio::fs::remove_dir_all(&dir).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(op = "mounts", session_id = %session, error = %e, "could not remove a deleted session's mount folders")
+        }
+    }
+}

@@ -313,5 +313,22 @@ async fn run(b: Backend, kind: Kind) {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), b"a,b\n1,2\n");
+
+    // Deleting the session removes its folders (copies of skills, memories and files).
+    let folder = h.data_dir().join("sessions").join(&sid);
+    assert!(folder.exists());
+    let (status, v) = send(h.req(reqwest::Method::DELETE, &format!("/v1/sessions/{sid}")))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while folder.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} was not removed",
+            folder.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     h.stop().await;
 }
