@@ -332,15 +332,6 @@ impl Store {
         }
         Ok(out)
     }
-
-    /// Deletes events older than `before` (µs); returns how many. For retention.
-    pub async fn prune_ops_events(&self, before: i64) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM ops_events WHERE at < $1")
-            .bind(before)
-            .execute(self.writer())
-            .await?;
-        Ok(done.rows_affected())
-    }
 }
 
 #[cfg(test)]
