@@ -69,7 +69,11 @@ pub fn project(events: &[(String, Value)]) -> Projection {
             }
             "agent.tool_use" | "agent.custom_tool_use" | "agent.mcp_tool_use" => {
                 let id = str_field(body, "id");
-                let name = str_field(body, "name");
+                let mut name = str_field(body, "name");
+                if kind == "agent.mcp_tool_use" {
+                    // The model called it by the name it was offered.
+                    name = oma_mcp::exposed_name(&str_field(body, "mcp_server_name"), &name);
+                }
                 let input = body
                     .get("input")
                     .cloned()

@@ -52,6 +52,11 @@ impl Providers {
         self
     }
 
+    /// The root-secret sealer, when tenant routes are on (it also opens vault credentials).
+    pub(crate) fn sealer(&self) -> Option<&Sealer> {
+        self.sealer.as_deref()
+    }
+
     /// The server-wide provider of `model`.
     pub fn for_model(&self, model: &str) -> Option<Arc<dyn ModelProvider>> {
         self.by_model

@@ -1,8 +1,8 @@
 //! `/v1/vaults` and `/v1/vaults/{vault_id}/credentials` (spec §3.4).
 //!
 //! Credential secrets go from the parsed request straight to the store, which seals them with
-//! the server's root secret; no handler returns or logs them. `…/mcp_oauth_validate` needs a
-//! live probe of the MCP server and is not served yet (it answers with the router's 404).
+//! the server's root secret; no handler returns or logs them. `…/mcp_oauth_validate` probes the
+//! credential's MCP server live (see `oma_runtime::mcp::validate_credential`).
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -41,6 +41,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/v1/vaults/{vault_id}/credentials/{credential_id}/archive",
             post(archive_credential),
+        )
+        .route(
+            "/v1/vaults/{vault_id}/credentials/{credential_id}/mcp_oauth_validate",
+            post(validate_credential),
         )
 }
 
@@ -143,5 +147,17 @@ async fn archive_credential(
 ) -> ApiResult<RawJson> {
     Ok(RawJson(
         t.store.archive_credential(t.id(), &vault_id, &id).await?,
+    ))
+}
+
+/// Live-probes the credential against its MCP server (refreshing an `mcp_oauth` token once on a
+/// 401/403). The body is empty, as for every action POST.
+async fn validate_credential(
+    State(st): State<AppState>,
+    t: Tenant,
+    Id((vault_id, id)): Id<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(
+        oma_runtime::mcp::validate_credential(&t.store, t.id(), &vault_id, &id, &st.sealer).await?,
     ))
 }

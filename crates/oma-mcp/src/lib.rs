@@ -1,0 +1,253 @@
+//! MCP servers for agents.
+//!
+//! The runtime talks to an agent's MCP servers through [`McpClient`], our own small trait, so
+//! the MCP SDK (rmcp, whose API changes between majors) stays inside `rmcp_client.rs`. Servers
+//! are reached host-side over streamable HTTP with the platform's own HTTP client: the
+//! credential (a bearer from the session's vaults) is added here, never shown to the model.
+//!
+//! Also here, because the credential probe needs them: [`probe`] (a live `initialize` +
+//! `tools/list` that keeps the failing HTTP response) and [`oauth`] (the refresh-token grant).
+//!
+//! Not here: the legacy HTTP+SSE transport (rmcp 3 removed its client) and stdio servers (they
+//! run inside the session's box, which is the sandbox's side).
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+pub mod oauth;
+pub mod probe;
+mod rmcp_client;
+
+/// The HTTP client type MCP traffic goes through ([`http_client`]).
+pub use reqwest::Client as HttpClient;
+
+/// How long discovery (connect, `initialize`, `tools/list`) may take per server.
+pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long one tool call may take before it is reported as failed.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One MCP server to connect to.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// The agent's name for the server (`mcp_servers[].name`).
+    pub name: String,
+    pub url: String,
+    /// The bearer token the platform sends (from a vault credential), if any.
+    pub bearer: Option<String>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The bearer is a secret: say whether there is one, never what it is.
+        f.debug_struct("ServerConfig")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// A tool a server offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpTool {
+    pub name: String,
+    pub description: String,
+    /// The tool's JSON schema for its arguments (an object schema).
+    pub input_schema: Value,
+}
+
+/// What a tool call returned, as tool-result content blocks (`text`, `image`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub content: Vec<Value>,
+    pub is_error: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    /// The server could not be reached, or the connection broke.
+    #[error("{0}")]
+    Connect(String),
+    /// The server refused the credentials (HTTP 401 or 403).
+    #[error("the MCP server refused the request's credentials (HTTP {status})")]
+    Auth { status: u16 },
+    #[error("no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+    /// The server answered, but not as MCP says it should (or with a JSON-RPC error).
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl McpError {
+    pub fn is_auth(&self) -> bool {
+        matches!(self, McpError::Auth { .. })
+    }
+}
+
+/// A connected MCP server.
+pub trait McpClient: Send + Sync {
+    /// Every tool the server offers (all pages).
+    fn list_tools(&self) -> BoxFuture<'_, Result<Vec<McpTool>, McpError>>;
+    /// Calls `name` with `arguments` (a JSON object).
+    fn call_tool<'a>(
+        &'a self,
+        name: &'a str,
+        arguments: Value,
+    ) -> BoxFuture<'a, Result<ToolOutput, McpError>>;
+    /// Ends the MCP session (best effort).
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// Connects to a server over streamable HTTP with `http` (which decides TLS roots and
+/// redirects; see [`http_client`]).
+pub async fn connect(
+    http: &reqwest::Client,
+    server: &ServerConfig,
+) -> Result<Box<dyn McpClient>, McpError> {
+    rmcp_client::connect(http.clone(), server).await
+}
+
+/// A server after discovery: its client and tools, or why it is unusable.
+pub struct Discovered {
+    pub name: String,
+    pub result: Result<(Box<dyn McpClient>, Vec<McpTool>), McpError>,
+}
+
+/// Connects to every server and lists its tools, all at once, each bounded by `timeout`: a
+/// slow or failing server never holds up the others.
+pub async fn discover(
+    http: &reqwest::Client,
+    servers: Vec<ServerConfig>,
+    timeout: Duration,
+) -> Vec<Discovered> {
+    let tasks = servers.into_iter().map(|server| async move {
+        let work = async {
+            let client = connect(http, &server).await?;
+            match client.list_tools().await {
+                Ok(tools) => Ok((client, tools)),
+                Err(e) => {
+                    client.close().await;
+                    Err(e)
+                }
+            }
+        };
+        let result = match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(McpError::Timeout(timeout)),
+        };
+        Discovered {
+            name: server.name,
+            result,
+        }
+    });
+    futures::future::join_all(tasks).await
+}
+
+/// The HTTP client for MCP traffic: no redirects (a credential must not follow one to another
+/// host), no ambient proxy settings, bounded connect time.
+pub fn http_client() -> Result<reqwest::Client, McpError> {
+    http_client_with_roots(&[])
+}
+
+/// [`http_client`] trusting extra PEM roots besides the system ones (tests' own CA).
+pub fn http_client_with_roots(extra_roots_pem: &[Vec<u8>]) -> Result<reqwest::Client, McpError> {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("oma-mcp/", env!("CARGO_PKG_VERSION")));
+    for pem in extra_roots_pem {
+        let cert = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| McpError::Connect(format!("invalid root certificate: {e}")))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build()
+        .map_err(|e| McpError::Connect(format!("cannot build the HTTP client: {e}")))
+}
+
+/// The name a model sees for an MCP tool: `mcp__<server>__<tool>`, with characters the model
+/// APIs do not accept in tool names replaced by `_`, at most 128 characters.
+pub fn exposed_name(server: &str, tool: &str) -> String {
+    let raw = format!("mcp__{server}__{tool}");
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(128)
+        .collect()
+}
+
+/// MCP content blocks as tool-result content: text and images pass through; embedded
+/// resources give their text; anything else is described in a line of text.
+pub fn content_blocks(content: &[Value], structured: Option<&Value>) -> Vec<Value> {
+    let mut out: Vec<Value> = content.iter().map(content_block).collect();
+    if out.is_empty()
+        && let Some(s) = structured
+    {
+        out.push(serde_json::json!({"type": "text", "text": s.to_string()}));
+    }
+    out
+}
+
+fn content_block(block: &Value) -> Value {
+    let s = |k: &str| block.get(k).and_then(Value::as_str).unwrap_or_default();
+    let text = |t: String| serde_json::json!({"type": "text", "text": t});
+    match s("type") {
+        "text" => text(s("text").to_string()),
+        "image" => serde_json::json!({
+            "type": "image",
+            "source": {"type": "base64", "media_type": s("mimeType"), "data": s("data")},
+        }),
+        "resource" => {
+            let r = block.get("resource").cloned().unwrap_or(Value::Null);
+            match r.get("text").and_then(Value::as_str) {
+                Some(t) => text(t.to_string()),
+                None => text(format!(
+                    "[binary resource {} ({})]",
+                    r.get("uri").and_then(Value::as_str).unwrap_or("?"),
+                    r.get("mimeType").and_then(Value::as_str).unwrap_or("?")
+                )),
+            }
+        }
+        "resource_link" => text(format!("[resource link: {}]", s("uri"))),
+        "audio" => text(format!("[audio content ({}) not shown]", s("mimeType"))),
+        other => text(format!("[unsupported MCP content type `{other}`]")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn exposed_names_are_valid_tool_names() {
+        assert_eq!(exposed_name("gh", "create_issue"), "mcp__gh__create_issue");
+        assert_eq!(exposed_name("my server", "a.b"), "mcp__my_server__a_b");
+        assert_eq!(exposed_name(&"x".repeat(300), "t").len(), 128);
+    }
+
+    #[test]
+    fn content_maps_to_tool_result_blocks() {
+        let blocks = content_blocks(
+            &[
+                json!({"type": "text", "text": "hi"}),
+                json!({"type": "image", "data": "AAAA", "mimeType": "image/png"}),
+                json!({"type": "resource", "resource": {"uri": "file:///a", "text": "body"}}),
+            ],
+            None,
+        );
+        assert_eq!(blocks[0], json!({"type": "text", "text": "hi"}));
+        assert_eq!(blocks[1]["source"]["media_type"], "image/png");
+        assert_eq!(blocks[2]["text"], "body");
+        let structured = content_blocks(&[], Some(&json!({"n": 1})));
+        assert_eq!(structured[0]["text"], "{\"n\":1}");
+    }
+}

@@ -1,0 +1,657 @@
+//! The agent's MCP servers in a session (spec §5.1 `mcp_toolset`, §6.6, §7).
+//!
+//! At the start of every turn (each idle→running transition, so a server that failed is
+//! retried then) the host connects to the servers an `mcp_toolset` references, all at once,
+//! each bounded at 15 s. Their tools reach the model as `mcp__<server>__<tool>`. A call is
+//! recorded as `agent.mcp_tool_use` with the toolset's permission (MCP defaults to
+//! `always_ask`, so it waits for `user.tool_confirmation` like a built-in tool), runs on the
+//! server, and ends as `agent.mcp_tool_result`. A server that cannot be reached or refuses
+//! the credentials is a non-blocking `session.error` naming it; the session goes on without
+//! its tools.
+//!
+//! Credentials come from the session's attached vaults (its tenant's only), matched by
+//! normalised URL, first vault in `vault_ids` order wins; the token is sent host-side as a
+//! bearer and never reaches the model, the log or the box. Expired or refused `mcp_oauth`
+//! tokens are refreshed once with the refresh token and written back to the vault.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value, json};
+
+use oma_api::agents::{McpToolset, PermissionPolicy};
+use oma_api::environments::{CloudNetworking, EnvironmentConfig};
+use oma_api::vaults::{CredentialAuth, TokenEndpointAuth};
+use oma_core::credentials::normalize_url;
+use oma_core::events::NewEvent;
+use oma_core::seal::Sealer;
+use oma_mcp::{McpClient, McpError, McpTool, ServerConfig};
+use oma_model::types::ToolSpec;
+use oma_store::Store;
+use oma_store::events::StoredEvent;
+
+/// A server the agent declares and an `mcp_toolset` references.
+#[derive(Debug, Clone)]
+pub(crate) struct Declared {
+    pub name: String,
+    pub url: String,
+    pub toolset: McpToolset,
+}
+
+/// One tool as the model sees it.
+#[derive(Debug, Clone)]
+struct Exposed {
+    exposed: String,
+    server: String,
+    tool: McpTool,
+    ask: bool,
+}
+
+/// The connected servers of a turn and their tools.
+#[derive(Default)]
+pub(crate) struct McpTools {
+    clients: HashMap<String, Box<dyn McpClient>>,
+    tools: Vec<Exposed>,
+}
+
+/// What connecting needs from the session.
+pub(crate) struct SessionRefs<'a> {
+    pub store: &'a Store,
+    pub tenant: &'a str,
+    pub session: &'a str,
+    pub agent: &'a Value,
+    pub environment_id: Option<&'a str>,
+    pub sealer: Option<&'a Sealer>,
+}
+
+fn http() -> Result<&'static oma_mcp::HttpClient, McpError> {
+    static CLIENT: OnceLock<oma_mcp::HttpClient> = OnceLock::new();
+    if let Some(c) = CLIENT.get() {
+        return Ok(c);
+    }
+    let c = oma_mcp::http_client()?;
+    Ok(CLIENT.get_or_init(|| c))
+}
+
+/// The servers `agent` declares that an `mcp_toolset` references.
+pub(crate) fn declared(agent: &Value) -> Vec<Declared> {
+    let toolsets: Vec<McpToolset> = agent
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("mcp_toolset"))
+        .filter_map(|t| serde_json::from_value(t.clone()).ok())
+        .collect();
+    agent
+        .get("mcp_servers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let name = s.get("name")?.as_str()?.to_string();
+            let url = s.get("url")?.as_str()?.to_string();
+            let toolset = toolsets.iter().find(|t| t.mcp_server_name == name)?.clone();
+            Some(Declared { name, url, toolset })
+        })
+        .collect()
+}
+
+/// Whether a tool call waits for the user (`Some(true)`), runs (`Some(false)`), or the tool
+/// is disabled (`None`). `auto` has no judge in oma yet, so it asks.
+fn permission(toolset: &McpToolset, tool: &str) -> Option<bool> {
+    let (enabled, policy) = match toolset.configs.iter().find(|c| c.name == tool) {
+        Some(c) => (c.enabled, c.permission_policy),
+        None => (
+            toolset.default_config.enabled,
+            toolset.default_config.permission_policy,
+        ),
+    };
+    enabled.then_some(!matches!(policy, PermissionPolicy::AlwaysAllow))
+}
+
+impl McpTools {
+    /// Connects to the agent's servers. Returns the tools and the `session.error` events of
+    /// the servers that failed.
+    pub(crate) async fn connect(refs: SessionRefs<'_>) -> (McpTools, Vec<NewEvent>) {
+        let servers = declared(refs.agent);
+        if servers.is_empty() {
+            return (McpTools::default(), Vec::new());
+        }
+        let mut errors = Vec::new();
+        if let Some(reason) = networking_refusal(&refs).await {
+            for s in &servers {
+                errors.push(error_event("mcp_connection_failed_error", &s.name, &reason));
+            }
+            return (McpTools::default(), errors);
+        }
+        let http = match http() {
+            Ok(h) => h,
+            Err(e) => {
+                for s in &servers {
+                    errors.push(error_event(
+                        "mcp_connection_failed_error",
+                        &s.name,
+                        &e.to_string(),
+                    ));
+                }
+                return (McpTools::default(), errors);
+            }
+        };
+        let vault_ids = vault_ids(&refs).await;
+        let creds = futures::future::join_all(
+            servers
+                .iter()
+                .map(|s| credential_for(&refs, &vault_ids, &s.url, http)),
+        )
+        .await;
+        let configs: Vec<ServerConfig> = servers
+            .iter()
+            .zip(&creds)
+            .map(|(s, c)| ServerConfig {
+                name: s.name.clone(),
+                url: s.url.clone(),
+                bearer: c.as_ref().map(|c| c.token.clone()),
+            })
+            .collect();
+        let mut found = oma_mcp::discover(http, configs, oma_mcp::DISCOVERY_TIMEOUT).await;
+        // A refused `mcp_oauth` token is refreshed once and the server tried again.
+        for (i, d) in found.iter_mut().enumerate() {
+            let refused = matches!(&d.result, Err(e) if e.is_auth());
+            if let (true, Some(cred)) = (refused, &creds[i])
+                && let Some(token) = cred.refresh(&refs, http).await
+            {
+                let retry = ServerConfig {
+                    name: servers[i].name.clone(),
+                    url: servers[i].url.clone(),
+                    bearer: Some(token),
+                };
+                *d = oma_mcp::discover(http, vec![retry], oma_mcp::DISCOVERY_TIMEOUT)
+                    .await
+                    .pop()
+                    .unwrap_or_else(|| oma_mcp::Discovered {
+                        name: servers[i].name.clone(),
+                        result: Err(McpError::Protocol("no discovery result".into())),
+                    });
+            }
+        }
+        let mut out = McpTools::default();
+        for (d, server) in found.into_iter().zip(&servers) {
+            match d.result {
+                Ok((client, tools)) => {
+                    for tool in tools {
+                        if let Some(ask) = permission(&server.toolset, &tool.name) {
+                            out.tools.push(Exposed {
+                                exposed: oma_mcp::exposed_name(&server.name, &tool.name),
+                                server: server.name.clone(),
+                                tool,
+                                ask,
+                            });
+                        }
+                    }
+                    out.clients.insert(server.name.clone(), client);
+                }
+                Err(e) => {
+                    let kind = if e.is_auth() {
+                        "mcp_authentication_failed_error"
+                    } else {
+                        "mcp_connection_failed_error"
+                    };
+                    tracing::warn!(op = "mcp_connect", session_id = %refs.session, mcp_server = %server.name, error = %e, "MCP server unavailable");
+                    let message = format!(
+                        "MCP server `{}` is unavailable, the session continues without its tools: {e}",
+                        server.name
+                    );
+                    errors.push(error_event(kind, &server.name, &message));
+                }
+            }
+        }
+        (out, errors)
+    }
+
+    /// The tools for the model request.
+    pub(crate) fn specs(&self) -> Vec<ToolSpec> {
+        self.tools
+            .iter()
+            .map(|t| ToolSpec {
+                name: t.exposed.clone(),
+                description: t.tool.description.clone(),
+                input_schema: t.tool.input_schema.clone(),
+            })
+            .collect()
+    }
+
+    /// `agent.mcp_tool_use` for a model tool call, when `name` is one of these tools.
+    pub(crate) fn tool_use(&self, name: &str, input: &Value) -> Option<NewEvent> {
+        let t = self.tools.iter().find(|t| t.exposed == name)?;
+        Some(tool_use_event(&t.server, &t.tool.name, input, t.ask))
+    }
+
+    /// Runs a call on its server: tool-result content and whether it is an error.
+    pub(crate) async fn call(&self, server: &str, tool: &str, input: &Value) -> (Vec<Value>, bool) {
+        let Some(client) = self.clients.get(server) else {
+            return (
+                vec![text(&format!(
+                    "MCP server `{server}` is not connected, so `{tool}` could not run."
+                ))],
+                true,
+            );
+        };
+        let input = if input.is_object() {
+            input.clone()
+        } else {
+            json!({})
+        };
+        match client.call_tool(tool, input).await {
+            Ok(out) => (out.content, out.is_error),
+            Err(e) => (
+                vec![text(&format!(
+                    "The MCP server `{server}` failed to run `{tool}`: {e}"
+                ))],
+                true,
+            ),
+        }
+    }
+
+    /// Ends every MCP session (in the background: nothing waits on it).
+    pub(crate) fn close(self) {
+        for (_, c) in self.clients {
+            tokio::spawn(c.close());
+        }
+    }
+}
+
+/// `agent.mcp_tool_use`.
+pub(crate) fn tool_use_event(server: &str, tool: &str, input: &Value, ask: bool) -> NewEvent {
+    let (permission, evaluation) = if ask {
+        ("ask", "always_ask")
+    } else {
+        ("allow", "always_allow")
+    };
+    let input = if input.is_object() {
+        input.clone()
+    } else {
+        json!({})
+    };
+    event(
+        "agent.mcp_tool_use",
+        json!({
+            "mcp_server_name": server,
+            "name": tool,
+            "input": input,
+            "evaluated_permission": permission,
+            "evaluation": {"type": evaluation},
+            "session_thread_id": null,
+        }),
+    )
+}
+
+/// The result event for the tool use `id`: `agent.mcp_tool_result` when the log says it was an
+/// MCP call, else `agent.tool_result`.
+pub(crate) fn result_event(
+    log: &[StoredEvent],
+    id: &str,
+    content: Vec<Value>,
+    is_error: bool,
+) -> NewEvent {
+    if mcp_call(log, id).is_some() {
+        event(
+            "agent.mcp_tool_result",
+            json!({"mcp_tool_use_id": id, "content": content, "is_error": is_error}),
+        )
+    } else {
+        crate::record::tool_result(id, content, is_error)
+    }
+}
+
+/// `(server, tool)` of the `agent.mcp_tool_use` event `id`.
+pub(crate) fn mcp_call(log: &[StoredEvent], id: &str) -> Option<(String, String)> {
+    let e = log
+        .iter()
+        .rev()
+        .find(|e| e.id == id && e.kind == "agent.mcp_tool_use")?;
+    let body: Value = serde_json::from_str(&e.body).ok()?;
+    let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    Some((s("mcp_server_name")?, s("name")?))
+}
+
+/// The non-blocking `session.error` for a server (`retrying`: the connection is tried again
+/// at the next turn).
+fn error_event(kind: &str, server: &str, message: &str) -> NewEvent {
+    event(
+        "session.error",
+        json!({"error": {
+            "type": kind,
+            "message": message,
+            "mcp_server_name": server,
+            "retry_status": {"type": "retrying"},
+        }}),
+    )
+}
+
+fn event(kind: &str, fields: Value) -> NewEvent {
+    let map = match fields {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    NewEvent::new(kind, map)
+}
+
+fn text(s: &str) -> Value {
+    json!({"type": "text", "text": s})
+}
+
+/// Why the environment's networking policy keeps MCP servers closed, if it does: `limited`
+/// networking opens them only with `allow_mcp_servers`.
+async fn networking_refusal(refs: &SessionRefs<'_>) -> Option<String> {
+    let id = refs.environment_id?;
+    match refs.store.environment(refs.tenant, id).await {
+        Ok(env) => match env.spec.config {
+            EnvironmentConfig::Cloud {
+                networking:
+                    CloudNetworking::Limited {
+                        allow_mcp_servers: false,
+                        ..
+                    },
+                ..
+            } => Some(format!(
+                "the environment `{id}` has limited networking without `allow_mcp_servers`, so MCP \
+                 servers are not reachable from this session"
+            )),
+            _ => None,
+        },
+        Err(e) => {
+            // Fail closed: without the policy there is no way to know the servers are allowed.
+            tracing::warn!(op = "mcp_connect", session_id = %refs.session, error = %e, "reading the environment");
+            Some(format!(
+                "the environment's networking policy could not be read: {e}"
+            ))
+        }
+    }
+}
+
+async fn vault_ids(refs: &SessionRefs<'_>) -> Vec<String> {
+    match refs
+        .store
+        .session_runtime_view(refs.tenant, refs.session)
+        .await
+    {
+        Ok((_, body)) => body
+            .get("vault_ids")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(op = "mcp_connect", session_id = %refs.session, error = %e, "reading the session's vaults");
+            Vec::new()
+        }
+    }
+}
+
+/// A credential matched to a server, opened.
+struct Matched {
+    vault_id: String,
+    credential_id: String,
+    token: String,
+    refresh: Option<oma_mcp::oauth::RefreshRequest>,
+}
+
+/// The credential for `url` from the session's vaults: first vault in order, first match.
+/// An expired `mcp_oauth` token is refreshed before use. `None`: connect without one.
+async fn credential_for(
+    refs: &SessionRefs<'_>,
+    vault_ids: &[String],
+    url: &str,
+    http: &oma_mcp::HttpClient,
+) -> Option<Matched> {
+    let sealer = refs.sealer?;
+    let want = normalize_url(url).ok()?;
+    for vault in vault_ids {
+        let creds = match refs.store.active_credentials(refs.tenant, vault).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(op = "mcp_connect", session_id = %refs.session, vault_id = %vault, error = %e, "reading a vault");
+                continue;
+            }
+        };
+        for (id, spec) in creds {
+            let (server_url, expires_at, refresh) = match &spec.auth {
+                CredentialAuth::McpOAuth {
+                    mcp_server_url,
+                    expires_at,
+                    refresh,
+                } => (mcp_server_url, expires_at.clone(), refresh.clone()),
+                CredentialAuth::StaticBearer { mcp_server_url } => (mcp_server_url, None, None),
+                CredentialAuth::EnvironmentVariable { .. } => continue,
+            };
+            if normalize_url(server_url).ok().as_deref() != Some(want.as_str()) {
+                continue;
+            }
+            let secrets = match refs
+                .store
+                .open_credential_secrets(refs.tenant, vault, &id, sealer)
+                .await
+            {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(op = "mcp_connect", session_id = %refs.session, credential_id = %id, error = %e, "opening a credential");
+                    continue;
+                }
+            };
+            let token = secrets.access_token.clone().or(secrets.token.clone())?;
+            let refresh = match (refresh, &secrets.refresh_token) {
+                (Some(r), Some(rt)) => Some(refresh_request(&r, rt, &secrets)),
+                _ => None,
+            };
+            let mut m = Matched {
+                vault_id: vault.clone(),
+                credential_id: id,
+                token,
+                refresh,
+            };
+            if is_expired(expires_at.as_deref())
+                && let Some(t) = m.refresh(refs, http).await
+            {
+                m.token = t;
+            }
+            return Some(m);
+        }
+    }
+    None
+}
+
+fn refresh_request(
+    r: &oma_api::vaults::McpOAuthRefresh,
+    refresh_token: &str,
+    secrets: &oma_core::credentials::CredentialSecrets,
+) -> oma_mcp::oauth::RefreshRequest {
+    use oma_mcp::oauth::ClientAuth;
+    let secret = secrets.client_secret.clone().unwrap_or_default();
+    oma_mcp::oauth::RefreshRequest {
+        token_endpoint: r.token_endpoint.clone(),
+        client_id: r.client_id.clone(),
+        refresh_token: refresh_token.to_string(),
+        auth: match r.token_endpoint_auth {
+            TokenEndpointAuth::None => ClientAuth::None,
+            TokenEndpointAuth::ClientSecretBasic => ClientAuth::Basic(secret),
+            TokenEndpointAuth::ClientSecretPost => ClientAuth::Post(secret),
+        },
+        scope: r.scope.clone(),
+        resource: r.resource.clone(),
+    }
+}
+
+fn is_expired(expires_at: Option<&str>) -> bool {
+    let Some(at) = expires_at else {
+        return false;
+    };
+    match oma_core::time::parse_micros(at) {
+        Some(t) => t <= oma_core::time::now_micros(),
+        None => false,
+    }
+}
+
+impl Matched {
+    /// Refreshes the token and writes it back to the vault. `None` when there is no refresh
+    /// token or the exchange failed.
+    async fn refresh(&self, refs: &SessionRefs<'_>, http: &oma_mcp::HttpClient) -> Option<String> {
+        let req = self.refresh.as_ref()?;
+        let sealer = refs.sealer?;
+        match oma_mcp::oauth::refresh(http, req).await {
+            oma_mcp::oauth::RefreshOutcome::Succeeded(tokens) => {
+                if let Err(e) = store_tokens(
+                    refs.store,
+                    refs.tenant,
+                    &self.vault_id,
+                    &self.credential_id,
+                    &tokens,
+                    sealer,
+                )
+                .await
+                {
+                    tracing::warn!(op = "mcp_refresh", credential_id = %self.credential_id, error = %e, "storing a refreshed token");
+                }
+                Some(tokens.access_token)
+            }
+            other => {
+                let outcome = match other {
+                    oma_mcp::oauth::RefreshOutcome::Failed(r) => format!("HTTP {}", r.status_code),
+                    oma_mcp::oauth::RefreshOutcome::ConnectError(e) => e,
+                    oma_mcp::oauth::RefreshOutcome::Succeeded(_) => String::new(),
+                };
+                tracing::warn!(op = "mcp_refresh", credential_id = %self.credential_id, outcome = %outcome, "refreshing an MCP OAuth token failed");
+                None
+            }
+        }
+    }
+}
+
+/// Writes refreshed tokens to the credential (a rotated refresh token too).
+pub async fn store_tokens(
+    store: &Store,
+    tenant: &str,
+    vault_id: &str,
+    credential_id: &str,
+    tokens: &oma_mcp::oauth::Tokens,
+    sealer: &Sealer,
+) -> Result<(), oma_store::StoreError> {
+    let mut auth = json!({"type": "mcp_oauth", "access_token": tokens.access_token});
+    // An expiry a few seconds short of the endpoint's keeps "must be in the future" true.
+    auth["expires_at"] = match tokens.expires_in {
+        Some(s) if s > 5 => Value::String(oma_core::time::format_micros(
+            oma_core::time::now_micros() + (s as i64 - 5) * 1_000_000,
+        )),
+        _ => Value::Null,
+    };
+    if let Some(rt) = &tokens.refresh_token {
+        auth["refresh"] = json!({"refresh_token": rt});
+    }
+    let params: oma_core::credentials::UpdateCredentialParams =
+        serde_json::from_value(json!({ "auth": auth }))
+            .map_err(|e| oma_store::StoreError::Corrupt(format!("refreshed token update: {e}")))?;
+    store
+        .update_credential(tenant, vault_id, credential_id, params, sealer)
+        .await
+        .map(|_| ())
+}
+
+/// `POST /v1/vaults/{vault_id}/credentials/{credential_id}/mcp_oauth_validate`: probes the
+/// credential's MCP server with its token (`initialize`, `tools/list`); on a 401/403 tries the
+/// refresh token once, stores the new token and probes again. Returns the
+/// `vault_credential_validation` object.
+pub async fn validate_credential(
+    store: &Store,
+    tenant: &str,
+    vault_id: &str,
+    credential_id: &str,
+    sealer: &Sealer,
+) -> Result<Value, oma_store::StoreError> {
+    use oma_mcp::oauth::RefreshOutcome;
+    let body = store
+        .get_credential(tenant, vault_id, credential_id)
+        .await?;
+    let credential: oma_api::vaults::Credential = serde_json::from_str(&body)
+        .map_err(|e| oma_store::StoreError::Corrupt(format!("credential: {e}")))?;
+    let (url, refresh_config) = match &credential.auth {
+        CredentialAuth::McpOAuth {
+            mcp_server_url,
+            refresh,
+            ..
+        } => (mcp_server_url.clone(), refresh.clone()),
+        CredentialAuth::StaticBearer { mcp_server_url } => (mcp_server_url.clone(), None),
+        CredentialAuth::EnvironmentVariable { .. } => {
+            return Err(oma_core::Error::invalid(
+                "only MCP credentials (`mcp_oauth`, `static_bearer`) can be validated against an MCP server",
+            )
+            .into());
+        }
+    };
+    let secrets = store
+        .open_credential_secrets(tenant, vault_id, credential_id, sealer)
+        .await?
+        .unwrap_or_default();
+    let token = secrets.access_token.clone().or(secrets.token.clone());
+    let has_refresh_token = secrets.refresh_token.is_some() && refresh_config.is_some();
+    let verdict = |status: &str, probe: Option<&oma_mcp::probe::ProbeFailure>, refresh: Value| {
+        json!({
+            "type": "vault_credential_validation",
+            "credential_id": credential_id,
+            "vault_id": vault_id,
+            "status": status,
+            "has_refresh_token": has_refresh_token,
+            "mcp_probe": probe.map(|p| json!({"method": p.method, "http_response": p.http_response})),
+            "refresh": refresh,
+            "validated_at": oma_core::time::format_micros(oma_core::time::now_micros()),
+        })
+    };
+    let probe_status = |p: &oma_mcp::probe::ProbeFailure| {
+        if p.is_transient() {
+            "unknown"
+        } else {
+            "invalid"
+        }
+    };
+    let http = match http() {
+        Ok(h) => h,
+        Err(e) => return Err(oma_store::StoreError::Config(e.to_string())),
+    };
+    let failure = match oma_mcp::probe::probe(http, &url, token.as_deref()).await {
+        Ok(_) => return Ok(verdict("valid", None, Value::Null)),
+        Err(f) => f,
+    };
+    if !failure.is_auth() {
+        return Ok(verdict(probe_status(&failure), Some(&failure), Value::Null));
+    }
+    let (Some(config), Some(rt)) = (&refresh_config, &secrets.refresh_token) else {
+        let refresh = json!({"status": "no_refresh_token", "http_response": null});
+        return Ok(verdict("invalid", Some(&failure), refresh));
+    };
+    let req = refresh_request(config, rt, &secrets);
+    match oma_mcp::oauth::refresh(http, &req).await {
+        RefreshOutcome::Succeeded(tokens) => {
+            store_tokens(store, tenant, vault_id, credential_id, &tokens, sealer).await?;
+            let refresh = json!({"status": "succeeded", "http_response": null});
+            match oma_mcp::probe::probe(http, &url, Some(&tokens.access_token)).await {
+                Ok(_) => Ok(verdict("valid", None, refresh)),
+                Err(f) => Ok(verdict(probe_status(&f), Some(&f), refresh)),
+            }
+        }
+        RefreshOutcome::Failed(r) => {
+            // A 4xx from the token endpoint means the grant is gone; a 5xx or 429 may pass.
+            let status = if r.status_code >= 500 || r.status_code == 429 {
+                "unknown"
+            } else {
+                "invalid"
+            };
+            let refresh = json!({"status": "failed", "http_response": r});
+            Ok(verdict(status, Some(&failure), refresh))
+        }
+        RefreshOutcome::ConnectError(_) => {
+            let refresh = json!({"status": "connect_error", "http_response": null});
+            Ok(verdict("unknown", Some(&failure), refresh))
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! An agent's MCP servers through real turns: a real MCP server on loopback (oma-testkit's
+//! `FakeMcp`, rmcp over streamable HTTP) and the fake Anthropic model.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use oma_model::{AnthropicConfig, AnthropicProvider, ModelProvider};
+use oma_runtime::Providers;
+use oma_testkit::fake_anthropic::FakeAnthropic;
+use oma_testkit::fake_mcp::FakeMcp;
+use oma_testkit::fake_model::Reply;
+use oma_testkit::{TestServer, backends};
+use serde_json::{Value, json};
+
+async fn server(b: oma_testkit::Backend, fake: &FakeAnthropic) -> TestServer {
+    let provider: Arc<dyn ModelProvider> = Arc::new(
+        AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key")).unwrap(),
+    );
+    TestServer::start_configured(b, Providers::new(Some(provider)), |_| {})
+        .await
+        .unwrap()
+}
+
+/// Events of the session once it is idle with `stop` as the last stop reason, after at least
+/// `turns` idles.
+async fn wait_idle(s: &TestServer, sid: &str, turns: usize, stop: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, page) = s
+            .get(&format!("/v1/sessions/{sid}/events?limit=1000"))
+            .await
+            .unwrap();
+        let events = page["data"].as_array().cloned().unwrap_or_default();
+        let idles: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["type"] == "session.status_idle")
+            .collect();
+        if idles.len() >= turns
+            && events
+                .last()
+                .is_some_and(|e| e["type"] == "session.status_idle")
+            && idles.last().unwrap()["stop_reason"]["type"] == stop
+        {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "session never went idle ({stop}): {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn post_ok(s: &TestServer, path: &str, body: Value) -> Value {
+    let (status, v) = s.post(path, body).await.unwrap();
+    assert!(status == 200 || status == 201, "{path}: {status} {v}");
+    v
+}
+
+async fn say(s: &TestServer, sid: &str, text: &str) {
+    post_ok(
+        s,
+        &format!("/v1/sessions/{sid}/events"),
+        json!({"events": [{"type": "user.message", "content": [{"type": "text", "text": text}]}]}),
+    )
+    .await;
+}
+
+/// A loopback URL nobody listens on.
+async fn dead_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+fn of_type<'a>(events: &'a [Value], t: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == t).collect()
+}
+
+async fn agent_with(s: &TestServer, servers: &[(&str, &str)]) -> Value {
+    let tools: Vec<Value> = servers
+        .iter()
+        .map(|(n, _)| json!({"type": "mcp_toolset", "mcp_server_name": n}))
+        .collect();
+    let mcp: Vec<Value> = servers
+        .iter()
+        .map(|(n, u)| json!({"type": "url", "name": n, "url": u}))
+        .collect();
+    post_ok(
+        s,
+        "/v1/agents",
+        json!({"name": "m", "model": "claude-opus-4-8", "tools": tools, "mcp_servers": mcp}),
+    )
+    .await
+}
+
+async fn vault_with(s: &TestServer, auth: Value) -> (String, String) {
+    let vault = post_ok(s, "/v1/vaults", json!({"display_name": "v"})).await;
+    let vid = vault["id"].as_str().unwrap().to_string();
+    let cred = post_ok(
+        s,
+        &format!("/v1/vaults/{vid}/credentials"),
+        json!({ "auth": auth }),
+    )
+    .await;
+    (vid, cred["id"].as_str().unwrap().to_string())
+}
+
+async fn session(s: &TestServer, agent: &Value, env: Value, vaults: &[&str]) -> String {
+    let env = post_ok(s, "/v1/environments", json!({"name": "e", "config": env})).await;
+    let session = post_ok(
+        s,
+        "/v1/sessions",
+        json!({"agent": agent["id"], "environment_id": env["id"], "vault_ids": vaults}),
+    )
+    .await;
+    session["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_mcp_tool_is_discovered_confirmed_and_called_with_the_vault_token() {
+    for b in backends() {
+        let fake = FakeAnthropic::start().await;
+        let mcp = FakeMcp::start_requiring(Some("vault-secret-7781")).await;
+        let s = server(b, &fake).await;
+        let (vid, _) = vault_with(
+            &s,
+            json!({"type": "static_bearer", "mcp_server_url": mcp.url, "token": "vault-secret-7781"}),
+        )
+        .await;
+        let down = dead_url().await;
+        let agent = agent_with(&s, &[("fake", &mcp.url), ("down", &down)]).await;
+        let sid = session(&s, &agent, json!({"type": "cloud"}), &[&vid]).await;
+
+        fake.push(Reply::tool_use("mcp__fake__echo", json!({"text": "hi"})));
+        fake.push(Reply::text("done"));
+        say(&s, &sid, "use the echo tool").await;
+
+        // MCP tools default to always_ask: the call waits for the user.
+        let events = wait_idle(&s, &sid, 1, "requires_action").await;
+        let errors = of_type(&events, "session.error");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0]["error"]["type"], "mcp_connection_failed_error");
+        assert_eq!(errors[0]["error"]["mcp_server_name"], "down");
+        let uses = of_type(&events, "agent.mcp_tool_use");
+        assert_eq!(uses.len(), 1, "{events:?}");
+        let use_ev = uses[0];
+        assert_eq!(use_ev["mcp_server_name"], "fake");
+        assert_eq!(use_ev["name"], "echo");
+        assert_eq!(use_ev["input"], json!({"text": "hi"}));
+        assert_eq!(use_ev["evaluated_permission"], "ask");
+        let idle = events.last().unwrap();
+        assert_eq!(idle["stop_reason"]["event_ids"], json!([use_ev["id"]]));
+        assert!(
+            mcp.calls().is_empty(),
+            "nothing runs before the user allows it"
+        );
+
+        // The model was offered the server's tools with their schemas.
+        let first = fake.requests()[0].clone();
+        let offered: Vec<&str> = first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(offered, vec!["mcp__fake__echo", "mcp__fake__add"]);
+        assert_eq!(
+            first["tools"][0]["input_schema"]["required"],
+            json!(["text"])
+        );
+
+        post_ok(
+            &s,
+            &format!("/v1/sessions/{sid}/events"),
+            json!({"events": [{"type": "user.tool_confirmation", "tool_use_id": use_ev["id"], "result": "allow"}]}),
+        )
+        .await;
+        let events = wait_idle(&s, &sid, 2, "end_turn").await;
+        let results = of_type(&events, "agent.mcp_tool_result");
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0]["mcp_tool_use_id"], use_ev["id"]);
+        assert_eq!(results[0]["is_error"], false);
+        assert_eq!(results[0]["content"][0]["text"], "echo: hi");
+        assert_eq!(
+            mcp.calls(),
+            vec![("echo".to_string(), json!({"text": "hi"}))]
+        );
+        // The second model request carries the result under the offered name.
+        let second = fake.last_request().unwrap().to_string();
+        assert!(second.contains("echo: hi") && second.contains("mcp__fake__echo"));
+
+        // The server got the vault's token on every request; nobody else ever saw it.
+        let auths = mcp.authorizations();
+        assert!(!auths.is_empty());
+        assert!(
+            auths
+                .iter()
+                .all(|a| a.as_deref() == Some("Bearer vault-secret-7781")),
+            "{auths:?}"
+        );
+        for r in fake.requests() {
+            assert!(!r.to_string().contains("vault-secret-7781"));
+        }
+        assert!(
+            !serde_json::to_string(&events)
+                .unwrap()
+                .contains("vault-secret-7781")
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_refused_or_closed_mcp_server_is_a_non_blocking_error() {
+    for b in backends() {
+        let fake = FakeAnthropic::start().await;
+        let locked = FakeMcp::start_requiring(Some("only-this")).await;
+        let s = server(b, &fake).await;
+        // No credential for it: the connection goes without one and is refused.
+        let agent = agent_with(&s, &[("locked", &locked.url)]).await;
+        let sid = session(&s, &agent, json!({"type": "cloud"}), &[]).await;
+        fake.push(Reply::text("carried on"));
+        say(&s, &sid, "hello").await;
+        let events = wait_idle(&s, &sid, 1, "end_turn").await;
+        let errors = of_type(&events, "session.error");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors[0]["error"]["type"],
+            "mcp_authentication_failed_error"
+        );
+        assert_eq!(errors[0]["error"]["mcp_server_name"], "locked");
+        assert!(of_type(&events, "agent.message")[0]["content"][0]["text"] == "carried on");
+        assert!(
+            fake.requests()[0]
+                .get("tools")
+                .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty))
+        );
+
+        // Limited networking without `allow_mcp_servers` keeps the servers closed.
+        let open = FakeMcp::start().await;
+        let agent = agent_with(&s, &[("open", &open.url)]).await;
+        let env = json!({"type": "cloud", "networking": {"type": "limited", "allowed_hosts": [], "allow_mcp_servers": false}});
+        let sid = session(&s, &agent, env, &[]).await;
+        fake.push(Reply::text("ok"));
+        say(&s, &sid, "hello").await;
+        let events = wait_idle(&s, &sid, 1, "end_turn").await;
+        let errors = of_type(&events, "session.error");
+        assert_eq!(errors[0]["error"]["type"], "mcp_connection_failed_error");
+        assert!(
+            errors[0]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("allow_mcp_servers")
+        );
+        assert!(
+            open.authorizations().is_empty(),
+            "the server was never contacted"
+        );
+        s.stop().await;
+    }
+}
+
+/// A token endpoint that accepts refresh token `rt-1` once and issues `at-fresh`.
+async fn token_endpoint() -> (String, Arc<Mutex<usize>>, tokio::task::JoinHandle<()>) {
+    let hits = Arc::new(Mutex::new(0usize));
+    let h = hits.clone();
+    let app = axum::Router::new().route(
+        "/token",
+        post(move |body: String| {
+            let h = h.clone();
+            async move {
+                *h.lock().unwrap() += 1;
+                if body.contains("refresh_token=rt-1") {
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"access_token": "at-fresh", "expires_in": 3600})),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        axum::Json(json!({"error": "invalid_grant"})),
+                    )
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", l.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (url, hits, task)
+}
+
+#[tokio::test]
+async fn mcp_oauth_validate_probes_live_and_refreshes_once() {
+    for b in backends() {
+        let fake = FakeAnthropic::start().await;
+        let mcp = FakeMcp::start_requiring(Some("at-fresh")).await;
+        let (endpoint, hits, task) = token_endpoint().await;
+        let s = server(b, &fake).await;
+        let (vid, cid) = vault_with(
+            &s,
+            json!({"type": "mcp_oauth", "mcp_server_url": mcp.url, "access_token": "at-stale",
+                   "refresh": {"client_id": "c1", "refresh_token": "rt-1", "token_endpoint": endpoint,
+                               "token_endpoint_auth": {"type": "none"}}}),
+        )
+        .await;
+        let path = format!("/v1/vaults/{vid}/credentials/{cid}/mcp_oauth_validate");
+        let v = post_ok(&s, &path, Value::Null).await;
+        assert_eq!(v["type"], "vault_credential_validation");
+        assert_eq!(v["status"], "valid", "{v}");
+        assert_eq!(v["has_refresh_token"], true);
+        assert_eq!(v["refresh"]["status"], "succeeded");
+        assert!(v["mcp_probe"].is_null());
+        assert_eq!(*hits.lock().unwrap(), 1);
+        // The new token was stored: the next probe needs no refresh.
+        let v = post_ok(&s, &path, Value::Null).await;
+        assert_eq!(v["status"], "valid");
+        assert!(v["refresh"].is_null());
+        assert_eq!(*hits.lock().unwrap(), 1);
+        assert!(!v.to_string().contains("at-fresh"));
+
+        // The server rotates its token and the grant is gone: invalid, with both responses.
+        mcp.require(Some("at-newer"));
+        let (vid2, cid2) = vault_with(
+            &s,
+            json!({"type": "mcp_oauth", "mcp_server_url": mcp.url, "access_token": "at-x",
+                   "refresh": {"client_id": "c1", "refresh_token": "rt-revoked", "token_endpoint": endpoint,
+                               "token_endpoint_auth": {"type": "none"}}}),
+        )
+        .await;
+        let v = post_ok(
+            &s,
+            &format!("/v1/vaults/{vid2}/credentials/{cid2}/mcp_oauth_validate"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(v["status"], "invalid", "{v}");
+        assert_eq!(v["mcp_probe"]["method"], "initialize");
+        assert_eq!(v["mcp_probe"]["http_response"]["status_code"], 401);
+        assert_eq!(v["refresh"]["status"], "failed");
+        assert_eq!(v["refresh"]["http_response"]["status_code"], 400);
+
+        // An unreachable server is `unknown` (transient), not a verdict on the credential.
+        let down = dead_url().await;
+        let (vid3, cid3) = vault_with(
+            &s,
+            json!({"type": "static_bearer", "mcp_server_url": down, "token": "t"}),
+        )
+        .await;
+        let v = post_ok(
+            &s,
+            &format!("/v1/vaults/{vid3}/credentials/{cid3}/mcp_oauth_validate"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(v["status"], "unknown", "{v}");
+        assert!(v["mcp_probe"]["http_response"].is_null());
+        task.abort();
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_refused_oauth_token_is_refreshed_before_the_session_uses_the_server() {
+    for b in backends() {
+        let fake = FakeAnthropic::start().await;
+        let mcp = FakeMcp::start_requiring(Some("at-fresh")).await;
+        let (endpoint, hits, task) = token_endpoint().await;
+        let s = server(b, &fake).await;
+        let (vid, _) = vault_with(
+            &s,
+            json!({"type": "mcp_oauth", "mcp_server_url": mcp.url, "access_token": "at-stale",
+                   "refresh": {"client_id": "c1", "refresh_token": "rt-1", "token_endpoint": endpoint,
+                               "token_endpoint_auth": {"type": "none"}}}),
+        )
+        .await;
+        let agent = agent_with(&s, &[("fake", &mcp.url)]).await;
+        let sid = session(&s, &agent, json!({"type": "cloud"}), &[&vid]).await;
+        fake.push(Reply::text("ok"));
+        say(&s, &sid, "hello").await;
+        let events = wait_idle(&s, &sid, 1, "end_turn").await;
+        assert!(of_type(&events, "session.error").is_empty(), "{events:?}");
+        assert_eq!(*hits.lock().unwrap(), 1);
+        let offered = fake.requests()[0]["tools"].to_string();
+        assert!(offered.contains("mcp__fake__echo"));
+        assert!(
+            mcp.authorizations()
+                .contains(&Some("Bearer at-fresh".to_string()))
+        );
+        task.abort();
+        s.stop().await;
+    }
+}
