@@ -277,6 +277,14 @@ async fn pump(
             _ = tx.closed() => return,
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
+                    // What was logged up to now (`shutting down` among it) still goes out.
+                    while let Ok(line) = rx.try_recv() {
+                        if filter.matches(&line)
+                            && tx.send(Ok(Event::default().data(line.json.as_str()))).await.is_err()
+                        {
+                            return;
+                        }
+                    }
                     return;
                 }
                 continue;
