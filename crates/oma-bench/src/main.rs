@@ -29,6 +29,7 @@ mod client;
 mod cpu;
 mod delivery;
 mod load;
+mod metrics;
 mod model;
 mod server;
 mod sse;
@@ -109,6 +110,10 @@ struct Args {
     /// temporary directory). The database should live on the disk you care about.
     #[arg(long)]
     data_parent: Option<PathBuf>,
+    /// Run the server's Prometheus listener too (per-request HTTP accounting on, scraped
+    /// once a second), to measure what metrics cost.
+    #[arg(long)]
+    metrics: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -305,7 +310,17 @@ fn run(args: &Args) -> Result<Report> {
         plan.warmup.as_secs_f64(),
         plan.measure.as_secs_f64(),
     );
+    let preamble = if args.metrics {
+        format!("{preamble}with metrics: /metrics listener on, scraped every second\n")
+    } else {
+        preamble
+    };
     eprint!("{preamble}");
+    let metrics_tasks = if args.metrics {
+        server_rt.block_on(metrics::start(&server.state))?
+    } else {
+        Vec::new()
+    };
 
     let result = measure(
         args,
@@ -316,6 +331,9 @@ fn run(args: &Args) -> Result<Report> {
         &server_rt,
         &client_rt,
     );
+    for t in metrics_tasks {
+        t.abort();
+    }
     // Stop the server whatever happened; a failure to stop matters less than the run's error.
     let stopped = server_rt
         .block_on(async { tokio::time::timeout(Duration::from_secs(10), server.stop()).await });

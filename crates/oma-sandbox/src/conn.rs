@@ -142,6 +142,8 @@ impl AgentProcess {
         let (exit_tx, exited) = watch::channel(None);
         let kill_rx = Arc::clone(&kill);
         tokio::spawn(async move {
+            // A box counts as running for exactly as long as its agent process lives.
+            let _running = oma_metrics::SANDBOXES_RUNNING.track();
             let status = tokio::select! {
                 s = child.wait() => s,
                 _ = kill_rx.notified() => {
