@@ -20,6 +20,7 @@ mod creds;
 mod oauth;
 pub mod policy;
 mod proxy;
+mod scrub;
 mod upstream;
 
 use std::collections::HashMap;

@@ -30,6 +30,10 @@ use crate::{EgressError, SessionEgress, SessionProxy, Shared};
 /// after an OAuth refresh) are capped at this size.
 const MAX_BUFFERED_BODY: usize = 16 * 1024 * 1024;
 
+/// Secrets shorter than this are not scrubbed from responses (masking every occurrence of a
+/// two-letter "secret" would corrupt bodies and protect nothing).
+const MIN_SCRUBBED: usize = 4;
+
 /// Keeps a session proxy running; dropping it stops everything and removes its files.
 pub(crate) struct Running {
     _stop: watch::Sender<bool>,
@@ -563,7 +567,19 @@ impl Session {
             rparts.status.as_u16(),
             started.elapsed(),
         ));
-        Response::from_parts(rparts, rbody.map_err(Into::into).boxed())
+        let body: Body = rbody.map_err(Into::into).boxed();
+        let needles: Vec<Vec<u8>> = secrets
+            .iter()
+            .copied()
+            .chain(token.as_deref())
+            .filter(|s| s.len() >= MIN_SCRUBBED)
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        if needles.is_empty() {
+            Response::from_parts(rparts, body)
+        } else {
+            Response::from_parts(rparts, crate::scrub::Scrub::new(body, needles).boxed())
+        }
     }
 
     async fn drop_upstream(&self, conn: &ConnState) {
@@ -742,7 +758,7 @@ fn scrub_headers(headers: &mut HeaderMap, secrets: &[&str], token: Option<&str>)
         .iter()
         .copied()
         .chain(token)
-        .filter(|s| s.len() >= 4)
+        .filter(|s| s.len() >= MIN_SCRUBBED)
         .collect();
     if all.is_empty() {
         return;

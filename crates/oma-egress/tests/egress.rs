@@ -72,6 +72,7 @@ async fn a_static_bearer_reaches_the_upstream_and_never_the_box() {
                 assert_eq!(a.status, 200, "{a:?}");
                 assert!(!a.everything().contains("injected-secret-7781"), "{a:?}");
                 assert_eq!(a.headers["x-echo-auth"], "Bearer [redacted]");
+                assert!(a.body.contains("auth=Bearer ********************"), "{a:?}");
             }
             let seen = up.state.seen();
             assert_eq!(seen.len(), 2);

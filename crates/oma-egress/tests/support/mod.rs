@@ -236,6 +236,13 @@ async fn respond(st: Arc<UpState>, req: Request<Incoming>) -> Response<Full<Byte
     let auth = headers
         .get("authorization")
         .map(|v| v.to_str().unwrap().to_string());
+    if path == "/big" {
+        static BIG: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+        let big = BIG
+            .get_or_init(|| Bytes::from(vec![b'x'; 64 << 20]))
+            .clone();
+        return Response::new(Full::new(big));
+    }
     if path == "/token" {
         let n = st.token_calls.fetch_add(1, Ordering::SeqCst) + 1;
         let gate = st.gate.load(Ordering::SeqCst);
@@ -273,11 +280,15 @@ async fn respond(st: Arc<UpState>, req: Request<Incoming>) -> Response<Full<Byte
             .unwrap();
     }
     let mut resp = Response::builder().header("x-seen-body", body.len().to_string());
-    if let Some(a) = auth {
+    if let Some(a) = &auth {
         resp = resp.header("x-echo-auth", a);
     }
-    resp.body(Full::new(Bytes::from(format!("echo {path}"))))
-        .unwrap()
+    // An echo of what came in, the way httpbin does: a proxy must not let it reach the box.
+    resp.body(Full::new(Bytes::from(format!(
+        "echo {path} auth={} body={body}",
+        auth.unwrap_or_default()
+    ))))
+    .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
