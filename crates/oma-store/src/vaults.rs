@@ -482,7 +482,10 @@ impl Store {
         .fetch_optional(self.writer())
         .await?;
         match row.ok_or_else(|| rules::credential_not_found(credential_id))? {
-            (None, Some(sealed)) => Ok(Some((open(sealer, tenant, credential_id, &sealed)?, sealed))),
+            (None, Some(sealed)) => Ok(Some((
+                open(sealer, tenant, credential_id, &sealed)?,
+                sealed,
+            ))),
             _ => Ok(None),
         }
     }
@@ -697,6 +700,86 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn secrets_swap_only_from_the_version_read() {
+        for (_dir, store) in stores().await {
+            let s = sealer();
+            let t = tenant();
+            let vault = vault(&store, &t).await;
+            let (spec, secrets) = cred(json!({"auth": {"type": "mcp_oauth",
+                "mcp_server_url": "https://mcp.example.com", "access_token": "a0",
+                "refresh": {"client_id": "c", "refresh_token": "r0",
+                    "token_endpoint": "https://auth.example.com/token",
+                    "token_endpoint_auth": {"type": "none"}}}}));
+            let c: Credential = serde_json::from_str(
+                &store
+                    .create_credential(&t, &vault.id, &spec, &secrets, &s)
+                    .await
+                    .unwrap(),
+            )
+            .unwrap();
+            let (read, version) = store
+                .open_credential_secrets_versioned(&t, &vault.id, &c.id, &s)
+                .await
+                .unwrap()
+                .unwrap();
+            let mut next = read.clone();
+            next.access_token = Some("a1".into());
+            let expiry = Some("2030-01-01T00:00:00Z".to_string());
+            assert!(
+                store
+                    .swap_credential_secrets(
+                        &t,
+                        &vault.id,
+                        &c.id,
+                        &version,
+                        &next,
+                        expiry.clone(),
+                        &s
+                    )
+                    .await
+                    .unwrap()
+            );
+            // A second writer from the same version loses and changes nothing.
+            next.access_token = Some("a2".into());
+            assert!(
+                !store
+                    .swap_credential_secrets(&t, &vault.id, &c.id, &version, &next, None, &s)
+                    .await
+                    .unwrap()
+            );
+            let now = store
+                .open_credential_secrets(&t, &vault.id, &c.id, &s)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(now.access_token.as_deref(), Some("a1"));
+            assert_eq!(now.refresh_token.as_deref(), Some("r0"));
+            let body: Credential =
+                serde_json::from_str(&store.get_credential(&t, &vault.id, &c.id).await.unwrap())
+                    .unwrap();
+            assert!(matches!(
+                body.auth,
+                oma_api::vaults::CredentialAuth::McpOAuth {
+                    expires_at: Some(_),
+                    ..
+                }
+            ));
+            // Another tenant cannot swap it.
+            let (_, v2) = store
+                .open_credential_secrets_versioned(&t, &vault.id, &c.id, &s)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                !store
+                    .swap_credential_secrets("other", &vault.id, &c.id, &v2, &next, None, &s)
+                    .await
+                    .unwrap()
+            );
         }
     }
 
