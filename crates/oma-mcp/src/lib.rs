@@ -16,12 +16,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
+pub mod guard;
 pub mod oauth;
 pub mod probe;
 mod rmcp_client;
-
-/// The HTTP client type MCP traffic goes through ([`http_client`]).
-pub use reqwest::Client as HttpClient;
 
 /// How long discovery (connect, `initialize`, `tools/list`) may take per server.
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -101,13 +99,64 @@ pub trait McpClient: Send + Sync {
     fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 
-/// Connects to a server over streamable HTTP with `http` (which decides TLS roots and
-/// redirects; see [`http_client`]).
+/// The HTTP side of MCP traffic: no redirects (a credential must not follow one to another
+/// host), no ambient proxy settings, bounded connect time, and unless private hosts are allowed,
+/// only public addresses (see [`guard`]).
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    allow_private: bool,
+}
+
+impl HttpClient {
+    pub fn new(allow_private: bool) -> Result<Self, McpError> {
+        Self::with_roots(allow_private, &[])
+    }
+
+    /// Also trusting extra PEM roots besides the system ones (tests' own CA).
+    pub fn with_roots(allow_private: bool, extra_roots_pem: &[Vec<u8>]) -> Result<Self, McpError> {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("oma-mcp/", env!("CARGO_PKG_VERSION")));
+        if !allow_private {
+            b = b.dns_resolver(guard::PublicOnly);
+        }
+        for pem in extra_roots_pem {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| McpError::Connect(format!("invalid root certificate: {e}")))?;
+            b = b.add_root_certificate(cert);
+        }
+        let client = b
+            .build()
+            .map_err(|e| McpError::Connect(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            allow_private,
+        })
+    }
+
+    /// Refuses a URL this client must not reach (a non-public IP literal).
+    pub fn check(&self, url: &str) -> Result<(), String> {
+        if self.allow_private {
+            return Ok(());
+        }
+        guard::check_literal(url)
+    }
+
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+/// Connects to a server over streamable HTTP.
 pub async fn connect(
-    http: &reqwest::Client,
+    http: &HttpClient,
     server: &ServerConfig,
 ) -> Result<Box<dyn McpClient>, McpError> {
-    rmcp_client::connect(http.clone(), server).await
+    http.check(&server.url).map_err(McpError::Connect)?;
+    rmcp_client::connect(http.client().clone(), server).await
 }
 
 /// A server after discovery: its client and tools, or why it is unusable.
@@ -119,7 +168,7 @@ pub struct Discovered {
 /// Connects to every server and lists its tools, all at once, each bounded by `timeout`: a
 /// slow or failing server never holds up the others.
 pub async fn discover(
-    http: &reqwest::Client,
+    http: &HttpClient,
     servers: Vec<ServerConfig>,
     timeout: Duration,
 ) -> Vec<Discovered> {
@@ -144,28 +193,6 @@ pub async fn discover(
         }
     });
     futures::future::join_all(tasks).await
-}
-
-/// The HTTP client for MCP traffic: no redirects (a credential must not follow one to another
-/// host), no ambient proxy settings, bounded connect time.
-pub fn http_client() -> Result<reqwest::Client, McpError> {
-    http_client_with_roots(&[])
-}
-
-/// [`http_client`] trusting extra PEM roots besides the system ones (tests' own CA).
-pub fn http_client_with_roots(extra_roots_pem: &[Vec<u8>]) -> Result<reqwest::Client, McpError> {
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("oma-mcp/", env!("CARGO_PKG_VERSION")));
-    for pem in extra_roots_pem {
-        let cert = reqwest::Certificate::from_pem(pem)
-            .map_err(|e| McpError::Connect(format!("invalid root certificate: {e}")))?;
-        b = b.add_root_certificate(cert);
-    }
-    b.build()
-        .map_err(|e| McpError::Connect(format!("cannot build the HTTP client: {e}")))
 }
 
 /// The name a model sees for an MCP tool: `mcp__<server>__<tool>`, with characters the model

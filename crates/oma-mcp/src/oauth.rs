@@ -59,7 +59,11 @@ pub enum RefreshOutcome {
 }
 
 /// Exchanges the refresh token for a new access token.
-pub async fn refresh(http: &reqwest::Client, req: &RefreshRequest) -> RefreshOutcome {
+pub async fn refresh(http: &crate::HttpClient, req: &RefreshRequest) -> RefreshOutcome {
+    if let Err(e) = http.check(&req.token_endpoint) {
+        return RefreshOutcome::ConnectError(e);
+    }
+    let http = http.client();
     let mut form: Vec<(&str, &str)> = vec![
         ("grant_type", "refresh_token"),
         ("refresh_token", &req.refresh_token),

@@ -99,10 +99,18 @@ impl ProbeFailure {
 
 /// Connects to `url` with `bearer` and lists its tools. `Ok` with the number of tools.
 pub async fn probe(
-    http: &reqwest::Client,
+    http: &crate::HttpClient,
     url: &str,
     bearer: Option<&str>,
 ) -> Result<usize, ProbeFailure> {
+    if let Err(detail) = http.check(url) {
+        return Err(ProbeFailure {
+            method: "initialize".into(),
+            http_response: None,
+            detail,
+        });
+    }
+    let http = http.client();
     let secrets: Vec<String> = bearer.map(str::to_string).into_iter().collect();
     let init = json!({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",

@@ -123,10 +123,17 @@ fn classify(e: &(dyn std::error::Error + 'static), step: &str) -> McpError {
             }
             return McpError::Connect(format!("{step}: the server answered HTTP {}", h.status));
         }
-        if let Some(StreamableHttpError::<reqwest::Error>::Client(_) | StreamableHttpError::Io(_)) =
-            current.downcast_ref::<StreamableHttpError<reqwest::Error>>()
-        {
-            transport = true;
+        match current.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+            // rmcp does not chain the HTTP client's error; its causes say what went wrong
+            // (refused connection, DNS, TLS, a refused address).
+            Some(StreamableHttpError::Client(inner)) => {
+                return McpError::Connect(format!(
+                    "{step}: {}",
+                    crate::oauth::connect_error(inner)
+                ));
+            }
+            Some(StreamableHttpError::Io(_)) => transport = true,
+            _ => {}
         }
         if current
             .downcast_ref::<rmcp::transport::DynamicTransportError>()

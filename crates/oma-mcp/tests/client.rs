@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::post;
 use oma_mcp::oauth::{ClientAuth, RefreshOutcome, RefreshRequest};
-use oma_mcp::{McpError, ServerConfig, discover, http_client, probe};
+use oma_mcp::{HttpClient, McpError, ServerConfig, discover, probe};
 use oma_testkit::fake_mcp::FakeMcp;
 use serde_json::json;
 
@@ -32,7 +32,7 @@ async fn dead_url() -> String {
 #[tokio::test]
 async fn tools_are_discovered_and_called_with_the_platform_token() {
     let mcp = FakeMcp::start_requiring(Some("tok-123")).await;
-    let http = http_client().unwrap();
+    let http = HttpClient::new(true).unwrap();
     let mut found = discover(
         &http,
         vec![server("fake", &mcp.url, Some("tok-123"))],
@@ -76,7 +76,7 @@ async fn one_failing_server_does_not_hold_up_the_others() {
     // A server that accepts the connection and never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_url = format!("http://{}/mcp", silent.local_addr().unwrap());
-    let http = http_client().unwrap();
+    let http = HttpClient::new(true).unwrap();
     let started = Instant::now();
     let found = discover(
         &http,
@@ -109,7 +109,7 @@ async fn one_failing_server_does_not_hold_up_the_others() {
 #[tokio::test]
 async fn the_probe_reports_the_failing_step_and_its_response() {
     let mcp = FakeMcp::start_requiring(Some("good-token")).await;
-    let http = http_client().unwrap();
+    let http = HttpClient::new(true).unwrap();
     assert_eq!(
         probe::probe(&http, &mcp.url, Some("good-token"))
             .await
@@ -163,7 +163,7 @@ async fn refresh_exchanges_the_refresh_token() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}/token", l.local_addr().unwrap());
     let task = tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    let http = http_client().unwrap();
+    let http = HttpClient::new(true).unwrap();
     let req = |rt: &str, auth: ClientAuth| RefreshRequest {
         token_endpoint: endpoint.clone(),
         client_id: "client-1".into(),
@@ -206,4 +206,30 @@ async fn refresh_exchanges_the_refresh_token() {
         oma_mcp::oauth::refresh(&http, &gone).await,
         RefreshOutcome::ConnectError(_)
     ));
+}
+
+#[tokio::test]
+async fn the_servers_own_network_is_refused_unless_allowed() {
+    let mcp = FakeMcp::start().await;
+    let guarded = HttpClient::new(false).unwrap();
+    let by_name = mcp.url.replace("127.0.0.1", "localhost");
+    for url in [mcp.url.clone(), by_name] {
+        let found = discover(
+            &guarded,
+            vec![server("s", &url, None)],
+            Duration::from_secs(5),
+        )
+        .await;
+        let err = found[0].result.as_ref().err().unwrap();
+        assert!(
+            matches!(err, McpError::Connect(m) if m.contains("non-public") || m.contains("not a public")),
+            "{err:?}"
+        );
+        let p = probe::probe(&guarded, &url, None).await.unwrap_err();
+        assert!(p.is_transient() && p.http_response.is_none());
+    }
+    assert!(
+        mcp.authorizations().is_empty(),
+        "the server was never reached"
+    );
 }

@@ -62,15 +62,20 @@ pub(crate) struct SessionRefs<'a> {
     pub agent: &'a Value,
     pub environment_id: Option<&'a str>,
     pub sealer: Option<&'a Sealer>,
+    /// `RuntimeConfig::mcp_private_hosts`.
+    pub allow_private: bool,
 }
 
-fn http() -> Result<&'static oma_mcp::HttpClient, McpError> {
-    static CLIENT: OnceLock<oma_mcp::HttpClient> = OnceLock::new();
-    if let Some(c) = CLIENT.get() {
+/// The shared MCP HTTP client (one connection pool per setting).
+fn http(allow_private: bool) -> Result<&'static oma_mcp::HttpClient, McpError> {
+    static PUBLIC: OnceLock<oma_mcp::HttpClient> = OnceLock::new();
+    static ANY: OnceLock<oma_mcp::HttpClient> = OnceLock::new();
+    let cell = if allow_private { &ANY } else { &PUBLIC };
+    if let Some(c) = cell.get() {
         return Ok(c);
     }
-    let c = oma_mcp::http_client()?;
-    Ok(CLIENT.get_or_init(|| c))
+    let c = oma_mcp::HttpClient::new(allow_private)?;
+    Ok(cell.get_or_init(|| c))
 }
 
 /// The servers `agent` declares that an `mcp_toolset` references.
@@ -125,7 +130,7 @@ impl McpTools {
             }
             return (McpTools::default(), errors);
         }
-        let http = match http() {
+        let http = match http(refs.allow_private) {
             Ok(h) => h,
             Err(e) => {
                 for s in &servers {
@@ -568,6 +573,7 @@ pub async fn validate_credential(
     vault_id: &str,
     credential_id: &str,
     sealer: &Sealer,
+    allow_private: bool,
 ) -> Result<Value, oma_store::StoreError> {
     use oma_mcp::oauth::RefreshOutcome;
     let body = store
@@ -614,7 +620,7 @@ pub async fn validate_credential(
             "invalid"
         }
     };
-    let http = match http() {
+    let http = match http(allow_private) {
         Ok(h) => h,
         Err(e) => return Err(oma_store::StoreError::Config(e.to_string())),
     };
@@ -653,5 +659,60 @@ pub async fn validate_credential(
             let refresh = json!({"status": "connect_error", "http_response": null});
             Ok(verdict("unknown", Some(&failure), refresh))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent() -> Value {
+        json!({
+            "tools": [
+                {"type": "mcp_toolset", "mcp_server_name": "gh", "configs": [
+                    {"name": "read", "enabled": true, "permission_policy": {"type": "always_allow"}},
+                    {"name": "nuke", "enabled": false, "permission_policy": {"type": "always_ask"}},
+                ], "default_config": {"enabled": true, "permission_policy": {"type": "always_ask"}}},
+            ],
+            "mcp_servers": [
+                {"type": "url", "name": "gh", "url": "https://mcp.example.com/gh"},
+                {"type": "url", "name": "orphan", "url": "https://mcp.example.com/o"},
+            ],
+        })
+    }
+
+    #[test]
+    fn servers_need_a_toolset_and_policies_resolve_per_tool() {
+        let d = declared(&agent());
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].name, "gh");
+        assert_eq!(permission(&d[0].toolset, "read"), Some(false));
+        assert_eq!(permission(&d[0].toolset, "write"), Some(true));
+        assert_eq!(permission(&d[0].toolset, "nuke"), None);
+    }
+
+    #[test]
+    fn results_follow_the_kind_of_their_use() {
+        let use_ev = tool_use_event("gh", "read", &json!({"q": 1}), true);
+        assert_eq!(use_ev.body["evaluated_permission"], "ask");
+        assert_eq!(use_ev.body["mcp_server_name"], "gh");
+        let log = vec![StoredEvent {
+            seq: 1,
+            id: use_ev.id.clone(),
+            kind: use_ev.kind.clone(),
+            thread_id: None,
+            body: use_ev.body.to_string(),
+        }];
+        assert_eq!(
+            mcp_call(&log, &use_ev.id),
+            Some(("gh".to_string(), "read".to_string()))
+        );
+        let r = result_event(&log, &use_ev.id, vec![text("ok")], false);
+        assert_eq!(r.kind, "agent.mcp_tool_result");
+        assert_eq!(r.body["mcp_tool_use_id"], use_ev.id.as_str());
+        assert_eq!(
+            result_event(&log, "other", vec![], true).kind,
+            "agent.tool_result"
+        );
     }
 }

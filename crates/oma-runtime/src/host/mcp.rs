@@ -25,6 +25,7 @@ impl SessionHost {
             agent: &self.agent,
             environment_id: self.environment_id.as_deref(),
             sealer: self.rt.inner().providers.sealer(),
+            allow_private: self.rt.inner().config.mcp_private_hosts,
         })
         .await;
         self.mcp = tools;

@@ -158,6 +158,14 @@ async fn validate_credential(
     Id((vault_id, id)): Id<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(
-        oma_runtime::mcp::validate_credential(&t.store, t.id(), &vault_id, &id, &st.sealer).await?,
+        oma_runtime::mcp::validate_credential(
+            &t.store,
+            t.id(),
+            &vault_id,
+            &id,
+            &st.sealer,
+            st.runtime.config().mcp_private_hosts,
+        )
+        .await?,
     ))
 }

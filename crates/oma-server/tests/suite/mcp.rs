@@ -17,9 +17,12 @@ async fn server(b: oma_testkit::Backend, fake: &FakeAnthropic) -> TestServer {
     let provider: Arc<dyn ModelProvider> = Arc::new(
         AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key")).unwrap(),
     );
-    TestServer::start_configured(b, Providers::new(Some(provider)), |_| {})
-        .await
-        .unwrap()
+    // The MCP servers of these tests are on loopback.
+    TestServer::start_configured(b, Providers::new(Some(provider)), |c| {
+        c.mcp_private_hosts = true
+    })
+    .await
+    .unwrap()
 }
 
 /// Events of the session once it is idle with `stop` as the last stop reason, after at least
@@ -395,4 +398,78 @@ async fn a_refused_oauth_token_is_refreshed_before_the_session_uses_the_server()
         task.abort();
         s.stop().await;
     }
+}
+
+#[tokio::test]
+async fn mcp_servers_on_the_servers_own_network_are_refused_by_default() {
+    let b = backends()[0];
+    let fake = FakeAnthropic::start().await;
+    let mcp = FakeMcp::start().await;
+    let provider: Arc<dyn ModelProvider> = Arc::new(
+        AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key")).unwrap(),
+    );
+    let s = TestServer::start_configured(b, Providers::new(Some(provider)), |_| {})
+        .await
+        .unwrap();
+    let agent = agent_with(&s, &[("local", &mcp.url)]).await;
+    let sid = session(&s, &agent, json!({"type": "cloud"}), &[]).await;
+    fake.push(Reply::text("ok"));
+    say(&s, &sid, "hello").await;
+    let events = wait_idle(&s, &sid, 1, "end_turn").await;
+    let errors = of_type(&events, "session.error");
+    assert_eq!(errors[0]["error"]["type"], "mcp_connection_failed_error");
+    assert!(
+        errors[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a public address")
+    );
+    let (vid, cid) = vault_with(
+        &s,
+        json!({"type": "static_bearer", "mcp_server_url": mcp.url, "token": "t"}),
+    )
+    .await;
+    let v = post_ok(
+        &s,
+        &format!("/v1/vaults/{vid}/credentials/{cid}/mcp_oauth_validate"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(v["status"], "unknown");
+    assert!(
+        mcp.authorizations().is_empty(),
+        "the server was never contacted"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_always_allow_toolset_runs_mcp_calls_without_asking() {
+    let b = backends()[0];
+    let fake = FakeAnthropic::start().await;
+    let mcp = FakeMcp::start().await;
+    let s = server(b, &fake).await;
+    let agent = post_ok(
+        &s,
+        "/v1/agents",
+        json!({"name": "m", "model": "claude-opus-4-8",
+               "tools": [{"type": "mcp_toolset", "mcp_server_name": "calc",
+                          "default_config": {"permission_policy": {"type": "always_allow"}},
+                          "configs": [{"name": "echo", "enabled": false}]}],
+               "mcp_servers": [{"type": "url", "name": "calc", "url": mcp.url}]}),
+    )
+    .await;
+    let sid = session(&s, &agent, json!({"type": "cloud"}), &[]).await;
+    fake.push(Reply::tool_use("mcp__calc__add", json!({"a": 2, "b": 3})));
+    fake.push(Reply::text("five"));
+    say(&s, &sid, "add").await;
+    let events = wait_idle(&s, &sid, 1, "end_turn").await;
+    let use_ev = of_type(&events, "agent.mcp_tool_use")[0];
+    assert_eq!(use_ev["evaluated_permission"], "allow");
+    let result = of_type(&events, "agent.mcp_tool_result")[0];
+    assert_eq!(result["content"][0]["text"], "5");
+    // A disabled tool is not offered.
+    let offered = fake.requests()[0]["tools"].to_string();
+    assert!(offered.contains("mcp__calc__add") && !offered.contains("mcp__calc__echo"));
+    s.stop().await;
 }
