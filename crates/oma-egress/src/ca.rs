@@ -84,6 +84,14 @@ impl DeploymentCa {
         }
     }
 
+    /// Opens the CA when it exists, without creating it (`oma doctor`).
+    pub fn load(data_dir: &Path, sealer: &Sealer) -> Result<Option<Self>, EgressError> {
+        if !Self::path(data_dir).exists() {
+            return Ok(None);
+        }
+        Self::load_or_create(data_dir, sealer).map(Some)
+    }
+
     /// A CA that lives only in memory (tests, tools without a data dir).
     pub fn ephemeral() -> Result<Self, EgressError> {
         Self::from_stored(&generate()?)
@@ -254,9 +262,12 @@ mod tests {
     fn created_once_then_loaded_with_the_same_identity() {
         let dir = tempfile::tempdir().unwrap();
         let sealer = Sealer::from_root_secret(&[3u8; 32]).unwrap();
+        assert!(DeploymentCa::load(dir.path(), &sealer).unwrap().is_none());
         let a = DeploymentCa::load_or_create(dir.path(), &sealer).unwrap();
         let b = DeploymentCa::load_or_create(dir.path(), &sealer).unwrap();
         assert_eq!(a.fingerprint(), b.fingerprint());
+        let c = DeploymentCa::load(dir.path(), &sealer).unwrap().unwrap();
+        assert_eq!(a.fingerprint(), c.fingerprint());
         let on_disk = std::fs::read_to_string(DeploymentCa::path(dir.path())).unwrap();
         assert!(
             !on_disk.contains("PRIVATE KEY"),

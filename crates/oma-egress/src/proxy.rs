@@ -38,15 +38,33 @@ const MIN_SCRUBBED: usize = 4;
 pub(crate) struct Running {
     _stop: watch::Sender<bool>,
     socket: PathBuf,
+    socket_id: (u64, u64),
     bundle: PathBuf,
+    bundle_id: (u64, u64),
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         // Dropping `_stop` ends the accept loop and every connection task (they wait on it).
-        let _ = std::fs::remove_file(&self.socket);
-        let _ = std::fs::remove_file(&self.bundle);
+        // The files go only while they are still ours: a new proxy may already have been
+        // opened at the same path.
+        for (path, id) in [
+            (&self.socket, self.socket_id),
+            (&self.bundle, self.bundle_id),
+        ] {
+            if file_id(path) == Some(id) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
+}
+
+/// Device and inode of a file.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 struct Session {
@@ -118,7 +136,9 @@ pub(crate) async fn open(
         env,
         _running: Running {
             _stop: stop_tx,
+            socket_id: file_id(&s.socket_path).unwrap_or_default(),
             socket: s.socket_path,
+            bundle_id: file_id(&bundle).unwrap_or_default(),
             bundle,
         },
     })
@@ -131,10 +151,17 @@ fn bundle_path(socket: &Path) -> PathBuf {
     socket.with_file_name(name)
 }
 
+/// Writes through a temporary file and a rename, so a reader never sees half a bundle and the
+/// file is a new inode (see [`Running`]'s drop).
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), EgressError> {
-    std::fs::write(path, bytes)
-        .map_err(|e| EgressError::Io(format!("writing {}", path.display()), e))?;
-    set_mode(path, mode)
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)
+        .map_err(|e| EgressError::Io(format!("writing {}", tmp.display()), e))?;
+    set_mode(&tmp, mode)?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| EgressError::Io(format!("writing {}", path.display()), e))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), EgressError> {

@@ -17,6 +17,11 @@ use tokio_rustls::TlsConnector;
 use crate::EgressError;
 use crate::policy::{Verdict, is_non_public};
 
+/// Per address tried; a black-holed destination must not hold a box's request for minutes.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// For the TLS handshake with an upstream.
+const TLS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type Body = BoxBody<Bytes, BoxError>;
 
@@ -71,10 +76,9 @@ impl Connector {
         if https {
             let name = ServerName::try_from(host.to_string())
                 .map_err(|_| format!("{host} is not a valid TLS server name"))?;
-            let tls = self
-                .tls
-                .connect(name, tcp)
+            let tls = tokio::time::timeout(TLS_TIMEOUT, self.tls.connect(name, tcp))
                 .await
+                .map_err(|_| format!("TLS with {host} timed out"))?
                 .map_err(|e| format!("TLS with {host} failed: {e}"))?;
             handshake(TokioIo::new(tls)).await
         } else {
@@ -101,12 +105,13 @@ where
 pub(crate) async fn connect_tcp(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
     let mut last = String::from("no address to connect to");
     for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(s) => {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 return Ok(s);
             }
-            Err(e) => last = format!("connecting to {addr} failed: {e}"),
+            Ok(Err(e)) => last = format!("connecting to {addr} failed: {e}"),
+            Err(_) => last = format!("connecting to {addr} timed out"),
         }
     }
     Err(last)

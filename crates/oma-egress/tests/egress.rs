@@ -116,9 +116,37 @@ async fn a_static_bearer_reaches_the_upstream_and_never_the_box() {
                     .contains("injected-secret")
             );
 
-            // Dropping the proxy removes the socket and the bundle.
+            // A proxy reopened at the same path takes over; dropping the old one leaves the new
+            // one's files alone, and dropping that removes the socket and the bundle.
             let (sock, bundle) = (proxy.socket_path.clone(), proxy.ca_bundle_path.clone());
+            let again = egress
+                .open_session(oma_egress::SessionEgress {
+                    tenant: t.clone(),
+                    session_id: "sesn_again".into(),
+                    socket_path: sock.clone(),
+                    store: store.clone(),
+                    sealer: s.clone(),
+                    vault_ids: vec![v.clone()],
+                    networking: limited(&["localhost"]),
+                    mcp_server_urls: vec![],
+                })
+                .await
+                .unwrap();
             proxy.close();
+            assert!(sock.exists() && bundle.exists());
+            let mut tls = BoxClient::new(&again)
+                .tunnel(&authority, "localhost")
+                .await
+                .unwrap();
+            let a = send(
+                &mut tls,
+                get("/echo", &authority)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(a.status, 200);
+            drop(again);
             assert!(!sock.exists() && !bundle.exists());
         }
     })
