@@ -400,7 +400,7 @@ struct Matched {
     vault_id: String,
     credential_id: String,
     token: String,
-    refresh: Option<oma_mcp::oauth::RefreshRequest>,
+    refresh: Option<oma_api::vaults::McpOAuthRefresh>,
 }
 
 /// The credential for `url` from the session's vaults: first vault in order, first match.
@@ -447,10 +447,6 @@ async fn credential_for(
                 }
             };
             let token = secrets.access_token.clone().or(secrets.token.clone())?;
-            let refresh = match (refresh, &secrets.refresh_token) {
-                (Some(r), Some(rt)) => Some(refresh_request(&r, rt, &secrets)),
-                _ => None,
-            };
             let mut m = Matched {
                 vault_id: vault.clone(),
                 credential_id: id,
@@ -500,28 +496,23 @@ fn is_expired(expires_at: Option<&str>) -> bool {
 }
 
 impl Matched {
-    /// Refreshes the token and writes it back to the vault. `None` when there is no refresh
-    /// token or the exchange failed.
+    /// A fresh token for this credential, or `None` when there is none to be had.
     async fn refresh(&self, refs: &SessionRefs<'_>, http: &oma_mcp::HttpClient) -> Option<String> {
-        let req = self.refresh.as_ref()?;
+        let config = self.refresh.as_ref()?;
         let sealer = refs.sealer?;
-        match oma_mcp::oauth::refresh(http, req).await {
-            oma_mcp::oauth::RefreshOutcome::Succeeded(tokens) => {
-                if let Err(e) = store_tokens(
-                    refs.store,
-                    refs.tenant,
-                    &self.vault_id,
-                    &self.credential_id,
-                    &tokens,
-                    sealer,
-                )
-                .await
-                {
-                    tracing::warn!(op = "mcp_refresh", credential_id = %self.credential_id, error = %e, "storing a refreshed token");
-                }
-                Some(tokens.access_token)
+        let cred = StoredCredential {
+            store: refs.store,
+            tenant: refs.tenant,
+            vault_id: &self.vault_id,
+            credential_id: &self.credential_id,
+            sealer,
+        };
+        match cred.refresh(config, Some(&self.token), http).await {
+            Ok(Refreshed::Newer(t)) => Some(t),
+            Ok(Refreshed::Attempted(oma_mcp::oauth::RefreshOutcome::Succeeded(t))) => {
+                Some(t.access_token)
             }
-            other => {
+            Ok(Refreshed::Attempted(other)) => {
                 let outcome = match other {
                     oma_mcp::oauth::RefreshOutcome::Failed(r) => format!("HTTP {}", r.status_code),
                     oma_mcp::oauth::RefreshOutcome::ConnectError(e) => e,
@@ -530,37 +521,104 @@ impl Matched {
                 tracing::warn!(op = "mcp_refresh", credential_id = %self.credential_id, outcome = %outcome, "refreshing an MCP OAuth token failed");
                 None
             }
+            Ok(Refreshed::NoRefreshToken) => None,
+            Err(e) => {
+                tracing::warn!(op = "mcp_refresh", credential_id = %self.credential_id, error = %e, "refreshing an MCP OAuth token");
+                None
+            }
         }
     }
 }
 
-/// Writes refreshed tokens to the credential (a rotated refresh token too).
-pub async fn store_tokens(
-    store: &Store,
-    tenant: &str,
-    vault_id: &str,
-    credential_id: &str,
-    tokens: &oma_mcp::oauth::Tokens,
-    sealer: &Sealer,
-) -> Result<(), oma_store::StoreError> {
-    let mut auth = json!({"type": "mcp_oauth", "access_token": tokens.access_token});
-    // An expiry a few seconds short of the endpoint's keeps "must be in the future" true.
-    auth["expires_at"] = match tokens.expires_in {
-        Some(s) if s > 5 => Value::String(oma_core::time::format_micros(
-            oma_core::time::now_micros() + (s as i64 - 5) * 1_000_000,
-        )),
-        _ => Value::Null,
-    };
-    if let Some(rt) = &tokens.refresh_token {
-        auth["refresh"] = json!({"refresh_token": rt});
+/// A vault credential, for a refresh that writes its result back.
+struct StoredCredential<'a> {
+    store: &'a Store,
+    tenant: &'a str,
+    vault_id: &'a str,
+    credential_id: &'a str,
+    sealer: &'a Sealer,
+}
+
+/// How a refresh went.
+enum Refreshed {
+    /// Another writer (the egress proxy, another session) had already stored a newer token
+    /// than the one that was refused: use it, no exchange needed.
+    Newer(String),
+    /// The token endpoint was asked; on success the new token is stored (or, when another
+    /// refresh won the race, the winner's token is returned in its place).
+    Attempted(oma_mcp::oauth::RefreshOutcome),
+    NoRefreshToken,
+}
+
+impl StoredCredential<'_> {
+    /// Refreshes the credential's token after `refused` was refused, writing the result back
+    /// with compare-and-swap so that concurrent refreshes store one token (the loser re-reads
+    /// and uses the winner's).
+    async fn refresh(
+        &self,
+        config: &oma_api::vaults::McpOAuthRefresh,
+        refused: Option<&str>,
+        http: &oma_mcp::HttpClient,
+    ) -> Result<Refreshed, oma_store::StoreError> {
+        use oma_mcp::oauth::RefreshOutcome;
+        let Some((secrets, version)) = self.open().await? else {
+            return Ok(Refreshed::NoRefreshToken);
+        };
+        if let Some(current) = &secrets.access_token
+            && refused.is_some_and(|r| r != current)
+        {
+            return Ok(Refreshed::Newer(current.clone()));
+        }
+        let Some(rt) = &secrets.refresh_token else {
+            return Ok(Refreshed::NoRefreshToken);
+        };
+        let outcome = oma_mcp::oauth::refresh(http, &refresh_request(config, rt, &secrets)).await;
+        let RefreshOutcome::Succeeded(mut tokens) = outcome else {
+            return Ok(Refreshed::Attempted(outcome));
+        };
+        let mut next = secrets.clone();
+        next.access_token = Some(tokens.access_token.clone());
+        if let Some(r) = &tokens.refresh_token {
+            next.refresh_token = Some(r.clone());
+        }
+        // A few seconds short of the endpoint's lifetime, so the token is renewed in time.
+        let expires_at = tokens.expires_in.filter(|s| *s > 5).map(|s| {
+            oma_core::time::format_micros(oma_core::time::now_micros() + (s as i64 - 5) * 1_000_000)
+        });
+        let swapped = self
+            .store
+            .swap_credential_secrets(
+                self.tenant,
+                self.vault_id,
+                self.credential_id,
+                &version,
+                &next,
+                expires_at,
+                self.sealer,
+            )
+            .await?;
+        if !swapped
+            && let Some((winner, _)) = self.open().await?
+            && let Some(t) = winner.access_token
+        {
+            tokens.access_token = t;
+        }
+        Ok(Refreshed::Attempted(RefreshOutcome::Succeeded(tokens)))
     }
-    let params: oma_core::credentials::UpdateCredentialParams =
-        serde_json::from_value(json!({ "auth": auth }))
-            .map_err(|e| oma_store::StoreError::Corrupt(format!("refreshed token update: {e}")))?;
-    store
-        .update_credential(tenant, vault_id, credential_id, params, sealer)
-        .await
-        .map(|_| ())
+
+    async fn open(
+        &self,
+    ) -> Result<Option<(oma_core::credentials::CredentialSecrets, String)>, oma_store::StoreError>
+    {
+        self.store
+            .open_credential_secrets_versioned(
+                self.tenant,
+                self.vault_id,
+                self.credential_id,
+                self.sealer,
+            )
+            .await
+    }
 }
 
 /// `POST /v1/vaults/{vault_id}/credentials/{credential_id}/mcp_oauth_validate`: probes the
@@ -631,21 +689,35 @@ pub async fn validate_credential(
     if !failure.is_auth() {
         return Ok(verdict(probe_status(&failure), Some(&failure), Value::Null));
     }
-    let (Some(config), Some(rt)) = (&refresh_config, &secrets.refresh_token) else {
+    let Some(config) = &refresh_config else {
         let refresh = json!({"status": "no_refresh_token", "http_response": null});
         return Ok(verdict("invalid", Some(&failure), refresh));
     };
-    let req = refresh_request(config, rt, &secrets);
-    match oma_mcp::oauth::refresh(http, &req).await {
-        RefreshOutcome::Succeeded(tokens) => {
-            store_tokens(store, tenant, vault_id, credential_id, &tokens, sealer).await?;
+    let cred = StoredCredential {
+        store,
+        tenant,
+        vault_id,
+        credential_id,
+        sealer,
+    };
+    match cred.refresh(config, token.as_deref(), http).await? {
+        Refreshed::NoRefreshToken => {
+            let refresh = json!({"status": "no_refresh_token", "http_response": null});
+            Ok(verdict("invalid", Some(&failure), refresh))
+        }
+        // Someone stored a newer token meanwhile: judge that one.
+        Refreshed::Newer(t) => match oma_mcp::probe::probe(http, &url, Some(&t)).await {
+            Ok(_) => Ok(verdict("valid", None, Value::Null)),
+            Err(f) => Ok(verdict(probe_status(&f), Some(&f), Value::Null)),
+        },
+        Refreshed::Attempted(RefreshOutcome::Succeeded(tokens)) => {
             let refresh = json!({"status": "succeeded", "http_response": null});
             match oma_mcp::probe::probe(http, &url, Some(&tokens.access_token)).await {
                 Ok(_) => Ok(verdict("valid", None, refresh)),
                 Err(f) => Ok(verdict(probe_status(&f), Some(&f), refresh)),
             }
         }
-        RefreshOutcome::Failed(r) => {
+        Refreshed::Attempted(RefreshOutcome::Failed(r)) => {
             // A 4xx from the token endpoint means the grant is gone; a 5xx or 429 may pass.
             let status = if r.status_code >= 500 || r.status_code == 429 {
                 "unknown"
@@ -655,7 +727,7 @@ pub async fn validate_credential(
             let refresh = json!({"status": "failed", "http_response": r});
             Ok(verdict(status, Some(&failure), refresh))
         }
-        RefreshOutcome::ConnectError(_) => {
+        Refreshed::Attempted(RefreshOutcome::ConnectError(_)) => {
             let refresh = json!({"status": "connect_error", "http_response": null});
             Ok(verdict("unknown", Some(&failure), refresh))
         }

@@ -30,7 +30,7 @@ pub struct FakeMcp {
     /// The MCP endpoint, `http://127.0.0.1:<port>/mcp`.
     pub url: String,
     seen: Arc<Mutex<Seen>>,
-    required: Arc<Mutex<Option<String>>>,
+    required: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -49,7 +49,7 @@ impl FakeMcp {
     /// Starts a server that answers 401 unless `Authorization: Bearer <token>` is sent.
     pub async fn start_requiring(token: Option<&str>) -> FakeMcp {
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let required = Arc::new(Mutex::new(token.map(str::to_string)));
+        let required = Arc::new(Mutex::new(token.map(str::to_string).into_iter().collect()));
         let handler_seen = seen.clone();
         let service = StreamableHttpService::new(
             move || {
@@ -92,14 +92,19 @@ impl FakeMcp {
 
     /// Changes the token the server requires (a rotation at the authorization server).
     pub fn require(&self, token: Option<&str>) {
-        *self.required.lock().unwrap() = token.map(str::to_string);
+        *self.required.lock().unwrap() = token.map(str::to_string).into_iter().collect();
+    }
+
+    /// Accepts any of `tokens` (none: anyone).
+    pub fn require_any(&self, tokens: &[&str]) {
+        *self.required.lock().unwrap() = tokens.iter().map(|t| t.to_string()).collect();
     }
 }
 
 #[derive(Clone)]
 struct Gate {
     seen: Arc<Mutex<Seen>>,
-    required: Arc<Mutex<Option<String>>>,
+    required: Arc<Mutex<Vec<String>>>,
 }
 
 async fn check_auth(State(gate): State<Gate>, req: Request, next: Next) -> Response {
@@ -110,9 +115,8 @@ async fn check_auth(State(gate): State<Gate>, req: Request, next: Next) -> Respo
         .map(str::to_string);
     gate.seen.lock().unwrap().authorizations.push(auth.clone());
     let required = gate.required.lock().unwrap().clone();
-    if let Some(token) = required
-        && auth.as_deref() != Some(format!("Bearer {token}").as_str())
-    {
+    let presented = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+    if !required.is_empty() && !presented.is_some_and(|p| required.iter().any(|t| t == p)) {
         let mut r = (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
         r.headers_mut().insert(
             "www-authenticate",

@@ -473,3 +473,75 @@ async fn an_always_allow_toolset_runs_mcp_calls_without_asking() {
     assert!(offered.contains("mcp__calc__add") && !offered.contains("mcp__calc__echo"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_refreshes_store_one_token() {
+    for b in backends() {
+        let fake = FakeAnthropic::start().await;
+        let mcp = FakeMcp::start().await;
+        mcp.require_any(&["at-fresh-1", "at-fresh-2"]);
+        // A token endpoint that answers only once two refreshes are in flight, each with its
+        // own new token: both exchanges succeed, only one token may be stored.
+        let hits = Arc::new(tokio::sync::Mutex::new(0usize));
+        let both = Arc::new(tokio::sync::Barrier::new(2));
+        let (h, w) = (hits.clone(), both.clone());
+        let app = axum::Router::new().route(
+            "/token",
+            post(move || {
+                let (h, w) = (h.clone(), w.clone());
+                async move {
+                    let n = {
+                        let mut g = h.lock().await;
+                        *g += 1;
+                        *g
+                    };
+                    w.wait().await;
+                    axum::Json(json!({"access_token": format!("at-fresh-{n}"), "expires_in": 3600}))
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}/token", l.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        });
+        let s = server(b, &fake).await;
+        let (vid, cid) = vault_with(
+            &s,
+            json!({"type": "mcp_oauth", "mcp_server_url": mcp.url, "access_token": "at-stale",
+                   "refresh": {"client_id": "c1", "refresh_token": "rt-1", "token_endpoint": endpoint,
+                               "token_endpoint_auth": {"type": "none"}}}),
+        )
+        .await;
+        let path = format!("/v1/vaults/{vid}/credentials/{cid}/mcp_oauth_validate");
+        let (a, b2) = tokio::join!(
+            post_ok(&s, &path, Value::Null),
+            post_ok(&s, &path, Value::Null)
+        );
+        for v in [&a, &b2] {
+            assert_eq!(v["status"], "valid", "{v}");
+            assert_eq!(v["refresh"]["status"], "succeeded");
+        }
+        assert_eq!(*hits.lock().await, 2);
+        // Both re-probes used the one stored token, and it is still the one in the vault.
+        let fresh: Vec<String> = mcp
+            .authorizations()
+            .into_iter()
+            .flatten()
+            .filter(|a| a.contains("at-fresh"))
+            .collect();
+        assert!(!fresh.is_empty());
+        assert!(fresh.iter().all(|a| *a == fresh[0]), "{fresh:?}");
+        let winner = fresh[0].trim_start_matches("Bearer ").to_string();
+        mcp.require(Some(&winner));
+        let v = post_ok(&s, &path, Value::Null).await;
+        assert_eq!(v["status"], "valid");
+        assert!(
+            v["refresh"].is_null(),
+            "the stored token works without a refresh"
+        );
+        assert_eq!(*hits.lock().await, 2);
+        task.abort();
+        s.stop().await;
+    }
+}
