@@ -94,6 +94,33 @@ pub struct SessionProxy {
 
 impl SessionProxy {
     pub fn close(self) {}
+
+    /// A loopback door into this same session proxy, for requests the server makes on the
+    /// session's behalf (`web_fetch`): same policy, same credentials, same events. Opened on
+    /// first use; closed with the proxy.
+    pub async fn host_door(&self) -> Result<HostDoor, EgressError> {
+        self._running.door().await
+    }
+}
+
+/// How the server's own HTTP client goes through a session's proxy: an HTTP proxy at `url`
+/// (127.0.0.1) that admits only requests with `Proxy-Authorization: Bearer <token>` (so no
+/// other local process can borrow the session's credentials), and `ca_pem`, the deployment CA
+/// that signs intercepted hosts.
+///
+/// With reqwest: `Proxy::all(&door.url)?.custom_http_auth(format!("Bearer {}", door.token))`
+/// and `add_root_certificate(Certificate::from_pem(door.ca_pem.as_bytes())?)`.
+#[derive(Clone)]
+pub struct HostDoor {
+    pub url: String,
+    pub token: String,
+    pub ca_pem: String,
+}
+
+impl std::fmt::Debug for HostDoor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostDoor").field("url", &self.url).finish()
+    }
 }
 
 impl std::fmt::Debug for SessionProxy {

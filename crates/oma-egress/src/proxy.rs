@@ -17,7 +17,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use oma_core::seal::Sealer;
 use oma_ops::event::{self, Scoped};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::creds::{self, Bearer, CREDENTIAL_HEADERS, Cached, Rules};
@@ -41,6 +41,47 @@ pub(crate) struct Running {
     socket_id: (u64, u64),
     bundle: PathBuf,
     bundle_id: (u64, u64),
+    session: Arc<Session>,
+}
+
+impl Running {
+    /// The session's loopback door, opened on first use.
+    pub(crate) async fn door(&self) -> Result<crate::HostDoor, EgressError> {
+        let mut door = self.session.door.lock().await;
+        if let Some(d) = door.as_ref() {
+            return Ok(d.clone());
+        }
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|e| EgressError::Io("listening on 127.0.0.1".into(), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| EgressError::Io("listening on 127.0.0.1".into(), e))?;
+        let token = creds::new_placeholder().replace("oma_placeholder_", "oma_door_");
+        let d = crate::HostDoor {
+            url: format!("http://{addr}"),
+            token: token.clone(),
+            ca_pem: self.session.shared.ca.cert_pem().to_string(),
+        };
+        let session = self.session.clone();
+        let expected: Arc<str> = format!("Bearer {token}").into();
+        self.session.clone().spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    // Out of descriptors and the like: wait a little instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
+                let s = session.clone();
+                session
+                    .clone()
+                    .spawn(serve_conn(s, tcp, Some(expected.clone())));
+            }
+        });
+        *door = Some(d.clone());
+        Ok(d)
+    }
 }
 
 impl Drop for Running {
@@ -78,6 +119,7 @@ struct Session {
     placeholders: HashMap<String, String>,
     cache: Mutex<Option<Cached>>,
     stop: watch::Receiver<bool>,
+    door: tokio::sync::Mutex<Option<crate::HostDoor>>,
 }
 
 pub(crate) async fn open(
@@ -128,8 +170,11 @@ pub(crate) async fn open(
         placeholders,
         cache: Mutex::new(None),
         stop,
+        door: tokio::sync::Mutex::new(None),
     });
-    session.clone().spawn(accept_loop(listener, session));
+    session
+        .clone()
+        .spawn(accept_loop(listener, session.clone()));
     Ok(SessionProxy {
         socket_path: s.socket_path.clone(),
         ca_bundle_path: bundle.clone(),
@@ -140,6 +185,7 @@ pub(crate) async fn open(
             socket: s.socket_path,
             bundle_id: file_id(&bundle).unwrap_or_default(),
             bundle,
+            session,
         },
     })
 }
@@ -175,7 +221,7 @@ async fn accept_loop(listener: UnixListener, session: Arc<Session>) {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let s = session.clone();
-                session.clone().spawn(serve_box(s, stream));
+                session.clone().spawn(serve_conn(s, stream, None));
             }
             Err(e) => {
                 // Out of descriptors and the like: wait a little instead of spinning.
@@ -204,12 +250,34 @@ struct Target {
     pinned: bool,
 }
 
-async fn serve_box(session: Arc<Session>, stream: UnixStream) {
+/// Serves one client connection: a box's (through the socket, which is its credential), or
+/// the server's own through the loopback door (every request must carry the door's token).
+async fn serve_conn<I>(session: Arc<Session>, stream: I, token: Option<Arc<str>>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let conn = Arc::new(ConnState::default());
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |req: Request<Incoming>| {
         let session = session.clone();
         let conn = conn.clone();
-        async move { Ok::<_, Infallible>(session.handle(&conn, req).await) }
+        let token = token.clone();
+        async move {
+            if let Some(t) = token
+                && !door_admits(req.headers(), &t)
+            {
+                let mut resp = proxy_error(
+                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                    "proxy-auth-required",
+                    "this door of the egress proxy needs its Proxy-Authorization token",
+                );
+                resp.headers_mut().insert(
+                    header::PROXY_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"oma-egress\""),
+                );
+                return Ok::<_, Infallible>(resp);
+            }
+            Ok::<_, Infallible>(session.handle(&conn, req).await)
+        }
     });
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), svc)
@@ -708,6 +776,15 @@ fn request_authority(parts: &http::request::Parts, target: &Target) -> Result<St
         )),
         None => Ok(canonical),
     }
+}
+
+/// Constant-time comparison of the door's `Proxy-Authorization`.
+fn door_admits(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(got) = headers.get(header::PROXY_AUTHORIZATION) else {
+        return false;
+    };
+    let (a, b) = (got.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn clone_parts(parts: &http::request::Parts) -> http::request::Parts {

@@ -798,3 +798,56 @@ async fn curl_in_the_box_gets_the_token_injected() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_servers_own_client_goes_through_the_door() {
+    deadline(async {
+        let (_dir, store) = stores().await.remove(0);
+        let ca = TestCa::new();
+        let up = Upstream::start(Some(ca.server_config())).await;
+        let (t, s) = (tenant(), sealer());
+        let v = vault(&store, &t).await;
+        credential(&store, &s, &t, &v, json!({"type": "static_bearer",
+            "mcp_server_url": format!("https://localhost:{}/mcp", up.port), "token": "door-secret-99"}))
+        .await;
+        let egress = egress(&ca, &["localhost"], None);
+        let dir = tempfile::tempdir().unwrap();
+        let proxy = open(&egress, dir.path(), SessionSpec {
+            store: &store, sealer: &s, tenant: &t, vaults: vec![v], networking: limited(&["localhost"]),
+        })
+        .await;
+        let door = proxy.host_door().await.unwrap();
+        assert_eq!(proxy.host_door().await.unwrap().url, door.url);
+        let client = |token: &str| {
+            reqwest::Client::builder()
+                .proxy(
+                    reqwest::Proxy::all(&door.url)
+                        .unwrap()
+                        .custom_http_auth(format!("Bearer {token}").parse().unwrap()),
+                )
+                .add_root_certificate(reqwest::Certificate::from_pem(door.ca_pem.as_bytes()).unwrap())
+                .build()
+                .unwrap()
+        };
+        let good = client(&door.token);
+        let url = format!("https://localhost:{}/echo", up.port);
+        let resp = good.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        assert!(text.starts_with("echo /echo") && !text.contains("door-secret-99"), "{text}");
+        assert_eq!(up.state.seen()[0].header("authorization").as_deref(), Some("Bearer door-secret-99"));
+
+        // The session's policy holds on the door too.
+        let resp = good.get("http://example.org/").send().await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert_eq!(resp.headers()["x-proxy-error"], "blocked-by-policy");
+
+        // Without the door's token nothing goes through.
+        let bad = client("guessed");
+        let resp = bad.get("http://example.org/").send().await.unwrap();
+        assert_eq!(resp.status(), 407);
+        assert!(bad.get(&url).send().await.is_err());
+        assert_eq!(up.state.seen().len(), 1);
+    })
+    .await;
+}
