@@ -30,6 +30,8 @@ pub(crate) enum Bearer {
     OAuth {
         access_token: String,
         refresh: Option<McpOAuthRefresh>,
+        /// µs since the epoch, when known.
+        expires_at: Option<i64>,
     },
 }
 
@@ -149,7 +151,7 @@ pub(crate) async fn resolve(
                 CredentialAuth::McpOAuth {
                     mcp_server_url,
                     refresh,
-                    ..
+                    expires_at,
                 } => {
                     let (Some((host, port, https)), Some(access_token)) =
                         (url_host_port(&mcp_server_url), secrets.access_token)
@@ -165,6 +167,9 @@ pub(crate) async fn resolve(
                             bearer: Bearer::OAuth {
                                 access_token,
                                 refresh,
+                                expires_at: expires_at
+                                    .as_deref()
+                                    .and_then(oma_core::time::parse_micros),
                             },
                         });
                     }

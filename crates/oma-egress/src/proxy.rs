@@ -26,6 +26,9 @@ use crate::policy::{Policy, Verdict, split_authority};
 use crate::upstream::{self, Body, Resolve, full};
 use crate::{EgressError, SessionEgress, SessionProxy, Shared};
 
+/// An OAuth token that expires within this margin is refreshed before it is sent.
+const EXPIRY_MARGIN_MICROS: i64 = 30_000_000;
+
 /// Request bodies the proxy must read whole (body substitution, a request that may be retried
 /// after an OAuth refresh) are capped at this size.
 const MAX_BUFFERED_BODY: usize = 16 * 1024 * 1024;
@@ -591,6 +594,23 @@ impl Session {
             .collect();
 
         let mut token = bearer.map(|b| b.token().to_string());
+        // A token known to be expired (or about to) is refreshed before it is sent.
+        if let (Some(refresh), Some(b)) = (refreshable, bearer)
+            && let Bearer::OAuth {
+                expires_at: Some(exp),
+                ..
+            } = b.bearer
+            && exp <= oma_core::time::now_micros() + EXPIRY_MARGIN_MICROS
+        {
+            match oauth::refreshed_token(&self.refresh_ctx(), &b.cred, b.token(), refresh).await {
+                Ok(t) => {
+                    self.invalidate();
+                    token = Some(t);
+                }
+                // The upstream may still take the old one; a refusal retries below.
+                Err(e) => self.refresh_failed(&b.cred.credential_id, &e),
+            }
+        }
         let mut retried = false;
         let resp = loop {
             let mut p = clone_parts(&parts);
@@ -630,13 +650,8 @@ impl Session {
             if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
                 break resp;
             }
-            let ctx = RefreshCtx {
-                shared: &self.shared,
-                store: &self.store,
-                sealer: &self.sealer,
-                tenant: &self.tenant,
-            };
-            match oauth::refreshed_token(&ctx, &b.cred, b.token(), refresh).await {
+            let refused = token.as_deref().unwrap_or_default();
+            match oauth::refreshed_token(&self.refresh_ctx(), &b.cred, refused, refresh).await {
                 Ok(t) => {
                     self.invalidate();
                     token = Some(t);
@@ -646,9 +661,7 @@ impl Session {
                     self.drop_upstream(conn).await;
                 }
                 Err(e) => {
-                    tracing::warn!(session_id = %self.session_id, credential_id = %b.cred.credential_id,
-                        error = %e, "oauth refresh failed");
-                    self.record(event::silent_catch("egress.oauth_refresh", &e));
+                    self.refresh_failed(&b.cred.credential_id, &e);
                     break resp;
                 }
             }
@@ -675,6 +688,20 @@ impl Session {
         } else {
             Response::from_parts(rparts, crate::scrub::Scrub::new(body, needles).boxed())
         }
+    }
+
+    fn refresh_ctx(&self) -> RefreshCtx<'_> {
+        RefreshCtx {
+            shared: &self.shared,
+            store: &self.store,
+            sealer: &self.sealer,
+            tenant: &self.tenant,
+        }
+    }
+
+    fn refresh_failed(&self, credential_id: &str, error: &str) {
+        tracing::warn!(session_id = %self.session_id, credential_id, error, "oauth refresh failed");
+        self.record(event::silent_catch("egress.oauth_refresh", error));
     }
 
     async fn drop_upstream(&self, conn: &ConnState) {

@@ -851,3 +851,70 @@ async fn the_servers_own_client_goes_through_the_door() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_expired_oauth_token_is_refreshed_before_it_is_sent() {
+    deadline(async {
+        for (_dir, store) in stores().await {
+            let ca = TestCa::new();
+            let up = Upstream::start(Some(ca.server_config())).await;
+            // The upstream would still take the old token: only the expiry can cause a refresh.
+            up.state.accept("expired-token");
+            let (t, s) = (tenant(), sealer());
+            let (v, id) = oauth_setup(&store, &s, &t, up.port).await;
+            let (secrets, version) = store
+                .open_credential_secrets_versioned(&t, &v, &id, &s)
+                .await
+                .unwrap()
+                .unwrap();
+            let past = Some("2001-01-01T00:00:00Z".to_string());
+            assert!(
+                store
+                    .swap_credential_secrets(&t, &v, &id, &version, &secrets, past, &s)
+                    .await
+                    .unwrap()
+            );
+            let egress = egress(&ca, &["localhost"], None);
+            let dir = tempfile::tempdir().unwrap();
+            let proxy = open(
+                &egress,
+                dir.path(),
+                SessionSpec {
+                    store: &store,
+                    sealer: &s,
+                    tenant: &t,
+                    vaults: vec![v.clone()],
+                    networking: limited(&["localhost"]),
+                },
+            )
+            .await;
+            let authority = format!("localhost:{}", up.port);
+            let mut tls = BoxClient::new(&proxy)
+                .tunnel(&authority, "localhost")
+                .await
+                .unwrap();
+            let a = send(
+                &mut tls,
+                get("/mcp", &authority)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(a.status, 200);
+            let seen = up.state.seen();
+            let paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
+            assert_eq!(paths, ["/token", "/mcp"]);
+            assert_eq!(
+                seen[1].header("authorization").as_deref(),
+                Some("Bearer fresh-token-1")
+            );
+            let body: Value =
+                serde_json::from_str(&store.get_credential(&t, &v, &id).await.unwrap()).unwrap();
+            assert!(
+                body["auth"]["expires_at"].as_str().unwrap() > "2026",
+                "{body}"
+            );
+        }
+    })
+    .await;
+}
