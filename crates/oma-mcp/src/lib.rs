@@ -211,14 +211,41 @@ pub fn exposed_name(server: &str, tool: &str) -> String {
         .collect()
 }
 
+/// At most this many characters of text from one tool call reach the model (spec: outputs
+/// above about 100,000 characters are cut, with a note).
+pub const MAX_OUTPUT_CHARS: usize = 100_000;
+
 /// MCP content blocks as tool-result content: text and images pass through; embedded
-/// resources give their text; anything else is described in a line of text.
+/// resources give their text; anything else is described in a line of text. Text beyond
+/// [`MAX_OUTPUT_CHARS`] in total is cut, with a note saying so.
 pub fn content_blocks(content: &[Value], structured: Option<&Value>) -> Vec<Value> {
     let mut out: Vec<Value> = content.iter().map(content_block).collect();
     if out.is_empty()
         && let Some(s) = structured
     {
         out.push(serde_json::json!({"type": "text", "text": s.to_string()}));
+    }
+    let mut budget = MAX_OUTPUT_CHARS;
+    let mut cut = 0usize;
+    for block in &mut out {
+        let Some(text) = block.get("text").and_then(Value::as_str) else {
+            continue;
+        };
+        let n = text.chars().count();
+        if n <= budget {
+            budget -= n;
+            continue;
+        }
+        let kept: String = text.chars().take(budget).collect();
+        cut += n - budget;
+        budget = 0;
+        block["text"] = Value::String(kept);
+    }
+    if cut > 0 {
+        out.retain(|b| b.get("text").and_then(Value::as_str) != Some(""));
+        out.push(serde_json::json!({"type": "text", "text": format!(
+            "[output truncated: {cut} more characters were left out]"
+        )}));
     }
     out
 }
@@ -276,5 +303,21 @@ mod tests {
         assert_eq!(blocks[2]["text"], "body");
         let structured = content_blocks(&[], Some(&json!({"n": 1})));
         assert_eq!(structured[0]["text"], "{\"n\":1}");
+        let big = "x".repeat(MAX_OUTPUT_CHARS + 10);
+        let cut = content_blocks(
+            &[
+                json!({"type": "text", "text": big}),
+                json!({"type": "text", "text": "more"}),
+            ],
+            None,
+        );
+        assert_eq!(cut[0]["text"].as_str().unwrap().len(), MAX_OUTPUT_CHARS);
+        assert_eq!(cut.len(), 2);
+        assert!(
+            cut[1]["text"]
+                .as_str()
+                .unwrap()
+                .contains("14 more characters")
+        );
     }
 }

@@ -64,6 +64,20 @@ pub(crate) struct SessionRefs<'a> {
     pub sealer: Option<&'a Sealer>,
     /// `RuntimeConfig::mcp_private_hosts`.
     pub allow_private: bool,
+    /// Where errors handled without telling the user are recorded.
+    pub ops: Option<&'a oma_ops::OpsRecorder>,
+}
+
+impl SessionRefs<'_> {
+    /// An error handled here without reaching the user: logged and recorded as a silent catch.
+    fn silent(&self, what: &str, error: impl std::fmt::Display) {
+        use oma_ops::event::Scoped;
+        tracing::warn!(op = "mcp", session_id = %self.session, error = %error, "{what}");
+        if let Some(ops) = self.ops {
+            let e = oma_ops::event::silent_catch("runtime.mcp", format!("{what}: {error}"));
+            ops.record(e.session(self.tenant, self.session));
+        }
+    }
 }
 
 /// The shared MCP HTTP client (one connection pool per setting).
@@ -389,7 +403,7 @@ async fn vault_ids(refs: &SessionRefs<'_>) -> Vec<String> {
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect(),
         Err(e) => {
-            tracing::warn!(op = "mcp_connect", session_id = %refs.session, error = %e, "reading the session's vaults");
+            refs.silent("reading the session's vaults", &e);
             Vec::new()
         }
     }
@@ -417,7 +431,7 @@ async fn credential_for(
         let creds = match refs.store.active_credentials(refs.tenant, vault).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(op = "mcp_connect", session_id = %refs.session, vault_id = %vault, error = %e, "reading a vault");
+                refs.silent(&format!("reading vault {vault}"), &e);
                 continue;
             }
         };
@@ -442,7 +456,7 @@ async fn credential_for(
                 Ok(Some(s)) => s,
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(op = "mcp_connect", session_id = %refs.session, credential_id = %id, error = %e, "opening a credential");
+                    refs.silent(&format!("opening credential {id}"), &e);
                     continue;
                 }
             };
@@ -518,12 +532,14 @@ impl Matched {
                     oma_mcp::oauth::RefreshOutcome::ConnectError(e) => e,
                     oma_mcp::oauth::RefreshOutcome::Succeeded(_) => String::new(),
                 };
-                tracing::warn!(op = "mcp_refresh", credential_id = %self.credential_id, outcome = %outcome, "refreshing an MCP OAuth token failed");
+                let what = format!("refreshing credential {}", self.credential_id);
+                refs.silent(&what, outcome);
                 None
             }
             Ok(Refreshed::NoRefreshToken) => None,
             Err(e) => {
-                tracing::warn!(op = "mcp_refresh", credential_id = %self.credential_id, error = %e, "refreshing an MCP OAuth token");
+                let what = format!("refreshing credential {}", self.credential_id);
+                refs.silent(&what, &e);
                 None
             }
         }

@@ -26,6 +26,7 @@ impl SessionHost {
             environment_id: self.environment_id.as_deref(),
             sealer: self.rt.inner().providers.sealer(),
             allow_private: self.rt.inner().config.mcp_private_hosts,
+            ops: self.rt.ops(),
         })
         .await;
         self.mcp = tools;
