@@ -222,7 +222,13 @@ async fn a_refused_or_closed_mcp_server_is_a_non_blocking_error() {
         let fake = FakeAnthropic::start().await;
         let locked = FakeMcp::start_requiring(Some("only-this")).await;
         let s = server(b, &fake).await;
-        // No credential for it: the connection goes without one and is refused.
+        // The right credential exists, in a vault the session does not attach: it is never
+        // used, so the connection goes without one and is refused.
+        vault_with(
+            &s,
+            json!({"type": "static_bearer", "mcp_server_url": locked.url, "token": "only-this"}),
+        )
+        .await;
         let agent = agent_with(&s, &[("locked", &locked.url)]).await;
         let sid = session(&s, &agent, json!({"type": "cloud"}), &[]).await;
         fake.push(Reply::text("carried on"));
@@ -236,6 +242,7 @@ async fn a_refused_or_closed_mcp_server_is_a_non_blocking_error() {
         );
         assert_eq!(errors[0]["error"]["mcp_server_name"], "locked");
         assert!(of_type(&events, "agent.message")[0]["content"][0]["text"] == "carried on");
+        assert!(locked.authorizations().iter().all(Option::is_none));
         assert!(
             fake.requests()[0]
                 .get("tools")
@@ -544,4 +551,47 @@ async fn concurrent_refreshes_store_one_token() {
         task.abort();
         s.stop().await;
     }
+}
+
+#[tokio::test]
+async fn the_first_attached_vault_with_a_matching_credential_wins() {
+    let b = backends()[0];
+    let fake = FakeAnthropic::start().await;
+    let mcp = FakeMcp::start_requiring(Some("right")).await;
+    let s = server(b, &fake).await;
+    // Matched by normalised URL: scheme and host case and a trailing slash do not matter.
+    let loose = mcp.url.replace("http://", "HTTP://") + "/";
+    let (right, _) = vault_with(
+        &s,
+        json!({"type": "static_bearer", "mcp_server_url": loose, "token": "right"}),
+    )
+    .await;
+    let (wrong, _) = vault_with(
+        &s,
+        json!({"type": "static_bearer", "mcp_server_url": mcp.url, "token": "wrong"}),
+    )
+    .await;
+    let agent = agent_with(&s, &[("m", &mcp.url)]).await;
+    for (vaults, ok) in [([&right, &wrong], true), ([&wrong, &right], false)] {
+        let sid = session(
+            &s,
+            &agent,
+            json!({"type": "cloud"}),
+            &[vaults[0].as_str(), vaults[1].as_str()],
+        )
+        .await;
+        fake.push(Reply::text("ok"));
+        say(&s, &sid, "hello").await;
+        let events = wait_idle(&s, &sid, 1, "end_turn").await;
+        let errors = of_type(&events, "session.error");
+        if ok {
+            assert!(errors.is_empty(), "{errors:?}");
+        } else {
+            assert_eq!(
+                errors[0]["error"]["type"],
+                "mcp_authentication_failed_error"
+            );
+        }
+    }
+    s.stop().await;
 }
