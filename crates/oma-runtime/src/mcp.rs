@@ -199,9 +199,19 @@ impl McpTools {
             match d.result {
                 Ok((client, tools)) => {
                     for tool in tools {
+                        let exposed = oma_mcp::exposed_name(&server.name, &tool.name);
+                        // Names that only differ in characters a tool name cannot hold would
+                        // collide; the model APIs refuse duplicates, so the first one stays.
+                        if out.tools.iter().any(|t| t.exposed == exposed) {
+                            refs.silent(
+                                "an MCP tool name collides after sanitising",
+                                format!("`{}` of `{}` is not offered", tool.name, server.name),
+                            );
+                            continue;
+                        }
                         if let Some(ask) = permission(&server.toolset, &tool.name) {
                             out.tools.push(Exposed {
-                                exposed: oma_mcp::exposed_name(&server.name, &tool.name),
+                                exposed,
                                 server: server.name.clone(),
                                 tool,
                                 ask,
