@@ -595,3 +595,57 @@ async fn the_first_attached_vault_with_a_matching_credential_wins() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn denied_and_interrupted_mcp_calls_get_mcp_results_without_running() {
+    let b = backends()[0];
+    let fake = FakeAnthropic::start().await;
+    let mcp = FakeMcp::start().await;
+    let s = server(b, &fake).await;
+    let agent = agent_with(&s, &[("fake", &mcp.url)]).await;
+    let sid = session(&s, &agent, json!({"type": "cloud"}), &[]).await;
+
+    // Denied: the model reads the refusal and answers.
+    fake.push(Reply::tool_use("mcp__fake__echo", json!({"text": "a"})));
+    fake.push(Reply::text("understood"));
+    say(&s, &sid, "one").await;
+    let events = wait_idle(&s, &sid, 1, "requires_action").await;
+    let first = of_type(&events, "agent.mcp_tool_use")[0]["id"].clone();
+    post_ok(
+        &s,
+        &format!("/v1/sessions/{sid}/events"),
+        json!({"events": [{"type": "user.tool_confirmation", "tool_use_id": first, "result": "deny", "deny_message": "not now"}]}),
+    )
+    .await;
+    let events = wait_idle(&s, &sid, 2, "end_turn").await;
+    let denied = of_type(&events, "agent.mcp_tool_result");
+    assert_eq!(denied[0]["mcp_tool_use_id"], first);
+    assert_eq!(denied[0]["is_error"], true);
+    assert!(
+        denied[0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("not now")
+    );
+
+    // Interrupted while waiting for the user.
+    fake.push(Reply::tool_use("mcp__fake__echo", json!({"text": "b"})));
+    say(&s, &sid, "two").await;
+    let events = wait_idle(&s, &sid, 3, "requires_action").await;
+    let uses = of_type(&events, "agent.mcp_tool_use");
+    let second = uses.last().unwrap()["id"].clone();
+    post_ok(
+        &s,
+        &format!("/v1/sessions/{sid}/events"),
+        json!({"events": [{"type": "user.interrupt"}]}),
+    )
+    .await;
+    let events = wait_idle(&s, &sid, 4, "end_turn").await;
+    let results = of_type(&events, "agent.mcp_tool_result");
+    let last = results.last().unwrap();
+    assert_eq!(last["mcp_tool_use_id"], second);
+    assert_eq!(last["is_error"], true);
+    assert!(of_type(&events, "agent.tool_result").is_empty());
+    assert!(mcp.calls().is_empty(), "nothing ran");
+    s.stop().await;
+}
