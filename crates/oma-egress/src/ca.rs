@@ -25,6 +25,8 @@ use crate::EgressError;
 pub const CA_FILE: &str = "egress-ca.sealed";
 /// Associated data of the sealed file: it opens only as what it is.
 const SEAL_AAD: &str = "oma/egress-ca";
+/// Leaves (and TLS configurations) kept in memory at most; beyond, the cache starts over.
+pub(crate) const MAX_CACHED_HOSTS: usize = 4096;
 /// Leaves are valid this long; a cached leaf is re-issued once older than half of it.
 const LEAF_DAYS: i64 = 30;
 
@@ -137,6 +139,9 @@ impl DeploymentCa {
         let key = self.issue_leaf(host, now)?;
         if let Ok(mut cache) = self.inner.leaves.lock() {
             cache.retain(|_, (issued, _)| fresh(issued));
+            if cache.len() >= MAX_CACHED_HOSTS {
+                cache.clear();
+            }
             cache.insert(host.to_string(), (now, key.clone()));
         }
         Ok(key)

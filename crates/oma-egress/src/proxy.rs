@@ -769,6 +769,11 @@ impl Shared {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let config = Arc::new(config);
         if let Ok(mut cache) = self.server_configs.lock() {
+            // Bounded: a box with an unrestricted environment-variable credential has every
+            // host it visits intercepted.
+            if cache.len() >= crate::ca::MAX_CACHED_HOSTS {
+                cache.clear();
+            }
             cache.insert(host.to_string(), config.clone());
         }
         Ok(config)
