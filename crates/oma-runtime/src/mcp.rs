@@ -52,6 +52,8 @@ struct Exposed {
 pub(crate) struct McpTools {
     clients: HashMap<String, Box<dyn McpClient>>,
     tools: Vec<Exposed>,
+    /// Each connected server's URL and credential, to reconnect after a refresh.
+    servers: HashMap<String, (String, Option<Matched>)>,
 }
 
 /// What connecting needs from the session.
@@ -158,7 +160,7 @@ impl McpTools {
             }
         };
         let vault_ids = vault_ids(&refs).await;
-        let creds = futures::future::join_all(
+        let mut creds = futures::future::join_all(
             servers
                 .iter()
                 .map(|s| credential_for(&refs, &vault_ids, &s.url, http)),
@@ -177,9 +179,10 @@ impl McpTools {
         // A refused `mcp_oauth` token is refreshed once and the server tried again.
         for (i, d) in found.iter_mut().enumerate() {
             let refused = matches!(&d.result, Err(e) if e.is_auth());
-            if let (true, Some(cred)) = (refused, &creds[i])
+            if let (true, Some(cred)) = (refused, &mut creds[i])
                 && let Some(token) = cred.refresh(&refs, http).await
             {
+                cred.token.clone_from(&token);
                 let retry = ServerConfig {
                     name: servers[i].name.clone(),
                     url: servers[i].url.clone(),
@@ -195,9 +198,11 @@ impl McpTools {
             }
         }
         let mut out = McpTools::default();
-        for (d, server) in found.into_iter().zip(&servers) {
+        for ((d, server), cred) in found.into_iter().zip(&servers).zip(creds) {
             match d.result {
                 Ok((client, tools)) => {
+                    out.servers
+                        .insert(server.name.clone(), (server.url.clone(), cred));
                     for tool in tools {
                         let exposed = oma_mcp::exposed_name(&server.name, &tool.name);
                         // Names that only differ in characters a tool name cannot hold would
@@ -257,29 +262,77 @@ impl McpTools {
     }
 
     /// Runs a call on its server: tool-result content and whether it is an error.
-    pub(crate) async fn call(&self, server: &str, tool: &str, input: &Value) -> (Vec<Value>, bool) {
+    /// A token the server refuses mid-turn (it expired, or was revoked) is refreshed once, the
+    /// server reconnected with the new one and the call tried again.
+    pub(crate) async fn call(
+        &mut self,
+        refs: &SessionRefs<'_>,
+        server: &str,
+        tool: &str,
+        input: &Value,
+    ) -> (Vec<Value>, bool) {
+        let first = self.call_once(server, tool, input).await;
+        match first {
+            Err(e) if e.is_auth() => match self.reconnect(refs, server).await {
+                true => render(server, tool, self.call_once(server, tool, input).await),
+                false => render(server, tool, Err(e)),
+            },
+            other => render(server, tool, other),
+        }
+    }
+
+    /// Refreshes the server's credential and reconnects with it. `false` when that is not
+    /// possible (no refreshable credential, the refresh or the connection failed).
+    async fn reconnect(&mut self, refs: &SessionRefs<'_>, server: &str) -> bool {
+        let Ok(http) = http(refs.allow_private) else {
+            return false;
+        };
+        let Some((url, Some(cred))) = self.servers.get_mut(server) else {
+            return false;
+        };
+        let Some(token) = cred.refresh(refs, http).await else {
+            return false;
+        };
+        cred.token.clone_from(&token);
+        let config = ServerConfig {
+            name: server.to_string(),
+            url: url.clone(),
+            bearer: Some(token),
+        };
+        match tokio::time::timeout(oma_mcp::DISCOVERY_TIMEOUT, oma_mcp::connect(http, &config))
+            .await
+        {
+            Ok(Ok(client)) => {
+                if let Some(old) = self.clients.insert(server.to_string(), client) {
+                    tokio::spawn(old.close());
+                }
+                true
+            }
+            Ok(Err(e)) => {
+                refs.silent(&format!("reconnecting to MCP server {server}"), e);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn call_once(
+        &self,
+        server: &str,
+        tool: &str,
+        input: &Value,
+    ) -> Result<oma_mcp::ToolOutput, McpError> {
         let Some(client) = self.clients.get(server) else {
-            return (
-                vec![text(&format!(
-                    "MCP server `{server}` is not connected, so `{tool}` could not run."
-                ))],
-                true,
-            );
+            return Err(McpError::Connect(format!(
+                "MCP server `{server}` is not connected"
+            )));
         };
         let input = if input.is_object() {
             input.clone()
         } else {
             json!({})
         };
-        match client.call_tool(tool, input).await {
-            Ok(out) => (out.content, out.is_error),
-            Err(e) => (
-                vec![text(&format!(
-                    "The MCP server `{server}` failed to run `{tool}`: {e}"
-                ))],
-                true,
-            ),
-        }
+        client.call_tool(tool, input).await
     }
 
     /// Ends every MCP session (in the background: nothing waits on it).
@@ -287,6 +340,23 @@ impl McpTools {
         for (_, c) in self.clients {
             tokio::spawn(c.close());
         }
+    }
+}
+
+/// A call's outcome as tool-result content and whether it is an error.
+fn render(
+    server: &str,
+    tool: &str,
+    result: Result<oma_mcp::ToolOutput, McpError>,
+) -> (Vec<Value>, bool) {
+    match result {
+        Ok(out) => (out.content, out.is_error),
+        Err(e) => (
+            vec![text(&format!(
+                "The MCP server `{server}` failed to run `{tool}`: {e}"
+            ))],
+            true,
+        ),
     }
 }
 

@@ -48,7 +48,17 @@ impl SessionHost {
         input: &Value,
     ) -> (Vec<Value>, bool) {
         let started = Instant::now();
-        let (content, is_error) = self.mcp.call(server, tool, input).await;
+        let refs = SessionRefs {
+            store: &self.store,
+            tenant: &self.tenant,
+            session: &self.session,
+            agent: &self.agent,
+            environment_id: self.environment_id.as_deref(),
+            sealer: self.rt.inner().providers.sealer(),
+            allow_private: self.rt.inner().config.mcp_private_hosts,
+            ops: self.rt.ops(),
+        };
+        let (content, is_error) = self.mcp.call(&refs, server, tool, input).await;
         let name = oma_mcp::exposed_name(server, tool);
         tracing::info!(
             op = "tool_call",

@@ -649,3 +649,46 @@ async fn denied_and_interrupted_mcp_calls_get_mcp_results_without_running() {
     assert!(mcp.calls().is_empty(), "nothing ran");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_token_refused_mid_turn_is_refreshed_and_the_call_retried() {
+    let b = backends()[0];
+    let fake = FakeAnthropic::start().await;
+    // Accepts the stored token at first; the authorization server then revokes it.
+    let mcp = FakeMcp::start_requiring(Some("at-stale")).await;
+    let (endpoint, hits, task) = token_endpoint().await;
+    let s = server(b, &fake).await;
+    let (vid, _) = vault_with(
+        &s,
+        json!({"type": "mcp_oauth", "mcp_server_url": mcp.url, "access_token": "at-stale",
+               "refresh": {"client_id": "c1", "refresh_token": "rt-1", "token_endpoint": endpoint,
+                           "token_endpoint_auth": {"type": "none"}}}),
+    )
+    .await;
+    let agent = post_ok(
+        &s,
+        "/v1/agents",
+        json!({"name": "m", "model": "claude-opus-4-8",
+               "tools": [{"type": "mcp_toolset", "mcp_server_name": "fake",
+                          "default_config": {"permission_policy": {"type": "always_allow"}}}],
+               "mcp_servers": [{"type": "url", "name": "fake", "url": mcp.url}]}),
+    )
+    .await;
+    let sid = session(&s, &agent, json!({"type": "cloud"}), &[&vid]).await;
+    let gate = oma_testkit::fake_model::Gate::new();
+    fake.push(Reply::tool_use("mcp__fake__echo", json!({"text": "x"})).gated(1, &gate));
+    fake.push(Reply::text("done"));
+    say(&s, &sid, "go").await;
+    // Connected with the old token; it is revoked before the call.
+    gate.reached().await;
+    mcp.require(Some("at-fresh"));
+    gate.open();
+    let events = wait_idle(&s, &sid, 1, "end_turn").await;
+    let result = of_type(&events, "agent.mcp_tool_result")[0];
+    assert_eq!(result["is_error"], false, "{result}");
+    assert_eq!(result["content"][0]["text"], "echo: x");
+    assert_eq!(*hits.lock().unwrap(), 1);
+    assert!(of_type(&events, "session.error").is_empty());
+    task.abort();
+    s.stop().await;
+}
