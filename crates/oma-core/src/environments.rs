@@ -72,6 +72,68 @@ pub struct UpdateEnvironmentParams {
 }
 
 /// 404 for an environment id that does not exist for this tenant.
+/// The metadata key that picks an environment's instance type (an oma extension: the API has
+/// no field for it, and metadata round-trips through every SDK unchanged).
+pub const INSTANCE_TYPE_KEY: &str = "oma_instance_type";
+
+/// The resources one session's sandbox may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceType {
+    pub name: &'static str,
+    /// Thousandths of a CPU.
+    pub millicpus: u32,
+    pub memory_bytes: u64,
+    /// Processes and threads together.
+    pub pids: u32,
+    /// Workspace size.
+    pub disk_bytes: u64,
+}
+
+const GIB: u64 = 1 << 30;
+
+/// The named instance types, smallest first. The first is the default.
+pub const INSTANCE_TYPES: &[InstanceType] = &[
+    InstanceType {
+        name: "small",
+        millicpus: 1000,
+        memory_bytes: 4 * GIB,
+        pids: 512,
+        disk_bytes: 10 * GIB,
+    },
+    InstanceType {
+        name: "medium",
+        millicpus: 2000,
+        memory_bytes: 8 * GIB,
+        pids: 1024,
+        disk_bytes: 20 * GIB,
+    },
+    InstanceType {
+        name: "large",
+        millicpus: 4000,
+        memory_bytes: 16 * GIB,
+        pids: 2048,
+        disk_bytes: 40 * GIB,
+    },
+];
+
+/// The instance type called `name`, or the default (`small`) for `None`.
+pub fn instance_type(name: Option<&str>) -> Result<InstanceType, Error> {
+    let Some(name) = name else {
+        return Ok(INSTANCE_TYPES[0]);
+    };
+    INSTANCE_TYPES
+        .iter()
+        .find(|t| t.name == name)
+        .copied()
+        .ok_or_else(|| {
+            let names: Vec<&str> = INSTANCE_TYPES.iter().map(|t| t.name).collect();
+            Error::invalid(format!(
+                "metadata.{INSTANCE_TYPE_KEY}: unknown instance type `{name}`; use one of {}",
+                names.join(", ")
+            ))
+        })
+}
+
 pub fn not_found(id: &str) -> Error {
     Error::missing("environment", id).with_code("environment_not_found")
 }
@@ -154,6 +216,9 @@ impl EnvironmentSpec {
     }
 
     fn validate(&self) -> Result<(), Error> {
+        if let Some(name) = self.metadata.get(INSTANCE_TYPE_KEY) {
+            instance_type(Some(name))?;
+        }
         if let EnvironmentConfig::Cloud {
             networking:
                 CloudNetworking::Limited {
@@ -526,6 +591,24 @@ mod tests {
 
     fn update(spec: &EnvironmentSpec, v: Value) -> Result<EnvironmentSpec, Error> {
         spec.update(serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn instance_types_are_named_in_metadata() {
+        assert_eq!(instance_type(None).unwrap().name, "small");
+        let spec =
+            create(json!({"name": "e", "metadata": {"oma_instance_type": "large"}})).unwrap();
+        let t = instance_type(spec.metadata.get(INSTANCE_TYPE_KEY).map(String::as_str)).unwrap();
+        assert_eq!((t.millicpus, t.memory_bytes), (4000, 16 << 30));
+        let err =
+            create(json!({"name": "e", "metadata": {"oma_instance_type": "huge"}})).unwrap_err();
+        assert!(
+            err.message.contains("small, medium, large"),
+            "{}",
+            err.message
+        );
+        let err = update(&spec, json!({"metadata": {"oma_instance_type": "tiny"}})).unwrap_err();
+        assert!(err.message.contains("unknown instance type"));
     }
 
     #[test]

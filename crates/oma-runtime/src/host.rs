@@ -29,6 +29,10 @@ use crate::context::{Projection, from_stored, project};
 use crate::hub::{Committed, Preview};
 use crate::record::{self, IdleReason};
 
+mod mcp;
+mod ops;
+mod snapshot;
+
 type HostResult<T> = Result<T, HostError>;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +77,23 @@ pub(crate) struct SessionHost {
     store: Arc<Store>,
     notify: Arc<Notify>,
     sandbox: Option<Arc<dyn Sandbox>>,
+    /// The workspace may differ from its newest snapshot: a tool ran, or a previous host left
+    /// the folder behind. Snapshotted once the session has been idle a while.
+    dirty: bool,
+    /// The session's status as this host last saw or set it (for transition events).
+    status: String,
+    /// The session's skills, memory stores and files as its box sees them (loaded once).
+    mounts: Option<crate::mounts::SessionMounts>,
     /// The resolved agent snapshot the session runs.
     agent: Value,
     budget: Value,
+    /// The session's environment (its instance type sets the box's limits).
+    environment_id: Option<String>,
+    /// `session.error` events about the box (launch failures, out-of-memory kills) waiting to
+    /// be committed with the next tool result.
+    box_events: Vec<NewEvent>,
+    /// The agent's MCP servers, connected at the start of each turn.
+    mcp: crate::mcp::McpTools,
     tokens: Usage,
     active_seconds: f64,
     running_since: Option<Instant>,
@@ -92,6 +110,7 @@ pub(crate) struct SessionHost {
 impl SessionHost {
     pub(crate) fn new(rt: Runtime, tenant: &str, session: &str, notify: Arc<Notify>) -> Self {
         let store = rt.inner().tenants.store_for(tenant).clone();
+        let left_behind = rt.inner().config.workspaces_dir.join(session).exists();
         Self {
             rt,
             tenant: Arc::from(tenant),
@@ -99,8 +118,14 @@ impl SessionHost {
             store,
             notify,
             sandbox: None,
+            dirty: left_behind,
+            status: String::new(),
+            mounts: None,
             agent: Value::Null,
             budget: Value::Null,
+            environment_id: None,
+            box_events: Vec::new(),
+            mcp: crate::mcp::McpTools::default(),
             tokens: Usage::default(),
             active_seconds: 0.0,
             running_since: None,
@@ -127,12 +152,27 @@ impl SessionHost {
         let result = self.work().await;
         if let Err(e) = &result {
             match e {
-                HostError::Gone => {}
+                HostError::Gone => {
+                    // A deleted session's workspace and snapshots go with it.
+                    if let Some(sb) = self.sandbox.take() {
+                        sb.shutdown().await;
+                    }
+                    crate::snapshots::forget(&self.rt, &self.tenant, &self.session).await;
+                    self.mounts = None;
+                    crate::mounts::forget(&self.rt.inner().config.sessions_dir, &self.session)
+                        .await;
+                }
                 HostError::Store(err) => {
                     tracing::error!(op = "session_host", session_id = %self.session, error = %err, "session host failed");
                     self.fail_safe(&err.to_string()).await;
                 }
             }
+        }
+        // What the box changed since the last tool call is saved before it stops.
+        for note in self.mount_notes().await {
+            // Nobody reads a tool result any more: the note is a silent catch.
+            tracing::warn!(op = "mounts", session_id = %self.session, "{note}");
+            self.ops_silent("runtime.mounts", &note);
         }
         if let Some(sb) = self.sandbox.take() {
             sb.shutdown().await;
@@ -166,12 +206,9 @@ impl SessionHost {
                 .await?;
             if inputs.is_empty() {
                 // Stay a moment for the next message (a conversation's next turn usually
-                // follows soon) so it does not pay for reloading the session and its log.
-                let linger = self.rt.inner().config.idle_linger;
-                if tokio::time::timeout(linger, self.notify.notified())
-                    .await
-                    .is_err()
-                {
+                // follows soon) so it does not pay for reloading the session and its log;
+                // snapshot the workspace once idle long enough.
+                if !self.idle_wait().await {
                     return Ok(());
                 }
                 // The session may have changed while idle (a tools update, an archive).
@@ -196,6 +233,10 @@ impl SessionHost {
         };
         self.agent = body.get("agent").cloned().unwrap_or(Value::Null);
         self.budget = body.get("budget").cloned().unwrap_or(Value::Null);
+        self.environment_id = body
+            .get("environment_id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         if let Some(u) = body.get("usage") {
             let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
             self.tokens = Usage {
@@ -215,6 +256,7 @@ impl SessionHost {
         if status == "running" || status == "rescheduling" {
             self.running_since = Some(Instant::now());
         }
+        self.status.clone_from(&status);
         Ok(status)
     }
 
@@ -261,7 +303,7 @@ impl SessionHost {
                     if !settle.blocking.is_empty() {
                         // Interrupting a session that waits on the user denies what it waits on.
                         for id in &settle.blocking {
-                            events.push(record::tool_result(
+                            events.push(self.result_for(
                                 id,
                                 vec![text("The user interrupted before approving this call.")],
                                 true,
@@ -329,21 +371,28 @@ impl SessionHost {
     // ---- the turn --------------------------------------------------------------------------
 
     async fn turn(&mut self) -> HostResult<()> {
+        self.connect_mcp().await?;
         loop {
             // 1. Settle tool calls: run what may run, refuse what was denied, stop if the user
             //    still has to answer.
             let settle = self.settlement().await?;
             for (id, message) in &settle.refuse {
                 self.commit(Step {
-                    events: vec![record::tool_result(id, vec![text(message)], true)],
+                    events: vec![self.result_for(id, vec![text(message)], true)],
                     ..Step::default()
                 })
                 .await?;
             }
             for call in &settle.run {
-                let (content, is_error) = self.run_tool(call).await;
+                let mcp_call = crate::mcp::mcp_call(self.log().await?, &call.event_id);
+                let (content, is_error) = match &mcp_call {
+                    Some((server, tool)) => self.run_mcp_tool(server, tool, &call.input).await,
+                    None => self.run_tool(call).await,
+                };
+                let mut events = vec![self.result_for(&call.event_id, content, is_error)];
+                events.append(&mut self.box_events);
                 self.commit(Step {
-                    events: vec![record::tool_result(&call.event_id, content, is_error)],
+                    events,
                     ..Step::default()
                 })
                 .await?;
@@ -481,11 +530,14 @@ impl SessionHost {
                 ..Step::default()
             })
             .await?;
+            let asked = Instant::now();
             match self
                 .stream_once(provider.as_ref(), request.clone(), &span_id)
                 .await?
             {
                 Streamed::Complete(acc, ids) => {
+                    self.ops_model_request(provider.as_ref(), &model, asked, Ok(acc.usage()));
+                    crate::metrics::model_request(provider.name(), "ok", asked.elapsed());
                     return self.record_response(acc, &span_id, ids).await;
                 }
                 Streamed::Interrupted {
@@ -493,6 +545,8 @@ impl SessionHost {
                     inputs,
                     ids,
                 } => {
+                    self.ops_model_request(provider.as_ref(), &model, asked, Err(None));
+                    crate::metrics::model_request(provider.name(), "interrupted", asked.elapsed());
                     let mut before = Vec::new();
                     if !partial.is_empty() {
                         before.push(record::with_id(
@@ -510,6 +564,9 @@ impl SessionHost {
                     partial,
                     ids,
                 } => {
+                    self.ops_model_request(provider.as_ref(), &model, asked, Err(Some(&error)));
+                    let took = asked.elapsed();
+                    crate::metrics::model_request(provider.name(), error_type(&error), took);
                     let mut events = Vec::new();
                     if !partial.is_empty() {
                         events.push(record::with_id(
@@ -668,7 +725,11 @@ impl SessionHost {
         }
         let mut req = ModelRequest::new(model, context.messages, self.rt.inner().config.max_tokens);
         req.system = vec![SystemBlock::new(SUMMARY_SYSTEM)];
-        match oma_model::complete(provider, req).await {
+        let asked = Instant::now();
+        let completed = oma_model::complete(provider, req).await;
+        let outcome = completed.as_ref().map_or_else(error_type, |_| "ok");
+        crate::metrics::model_request(provider.name(), outcome, asked.elapsed());
+        match completed {
             Ok(done) => {
                 let summary = texts_of(&done.message).join("\n");
                 self.tokens += done.usage;
@@ -689,6 +750,7 @@ impl SessionHost {
             Err(e) => {
                 // Not fatal: the turn goes on; the model request may still fit.
                 tracing::warn!(op = "compaction", session_id = %self.session, error = %e, "context compaction failed");
+                self.ops_silent("runtime.compaction", &e);
             }
         }
         Ok(None)
@@ -713,6 +775,9 @@ impl SessionHost {
             .filter(|s| !s.is_empty())
         {
             system.push(SystemBlock::new(s));
+        }
+        if let Some(note) = self.mounts_prompt().await {
+            system.push(SystemBlock::new(note));
         }
         for extra in projection.system_extra {
             system.push(SystemBlock::new(extra));
@@ -918,6 +983,8 @@ impl SessionHost {
             tool_calls = true;
             if custom.contains(name) {
                 events.push(record::custom_tool_use(name, input));
+            } else if let Some(event) = self.mcp.tool_use(name, input) {
+                events.push(event);
             } else {
                 let ask = permissions.get(name).copied().unwrap_or(false);
                 events.push(record::tool_use(name, input, ask));
@@ -1024,6 +1091,9 @@ impl SessionHost {
 
     async fn run_tool(&mut self, call: &Call) -> (Vec<Value>, bool) {
         let started = Instant::now();
+        if let Some(m) = &mut self.mounts {
+            m.before_call().await;
+        }
         let (content, is_error) = match self.toolbox() {
             None => (
                 vec![text("The built-in tools are not enabled for this agent.")],
@@ -1039,9 +1109,12 @@ impl SessionHost {
                         CancellationToken::new(),
                     )
                     .await
+                    .inspect(|_| self.note_box_events(sb.as_ref()))
+                    .inspect_err(|_| self.note_box_events(sb.as_ref()))
                 {
                     Ok(outcome) => (oma_tools::content_blocks(&outcome), outcome.is_error),
                     Err(e) => {
+                        self.ops_sandbox_failed(&e);
                         // The box is gone or broken; the next call starts a fresh one.
                         self.sandbox = None;
                         (
@@ -1062,6 +1135,12 @@ impl SessionHost {
             duration_ms = started.elapsed().as_millis() as u64,
             "tool call finished"
         );
+        self.ops_tool_call(&call.name, is_error, started);
+        crate::metrics::tool_call(&call.name, is_error, started.elapsed());
+        let mut content = content;
+        for note in self.mount_notes().await {
+            content.push(text(&note));
+        }
         (content, is_error)
     }
 
@@ -1069,23 +1148,126 @@ impl SessionHost {
         if let Some(sb) = &self.sandbox {
             return Ok(sb.clone());
         }
-        let workspace = self.rt.inner().config.workspaces_dir.join(&self.session);
+        self.dirty = true;
+        let workspace = self.workspace_dir();
+        // A workspace that was snapshotted comes back before anything runs in it.
+        self.restore_workspace(&workspace).await?;
         std::fs::create_dir_all(&workspace)
             .map_err(|e| format!("cannot create the session workspace: {e}"))?;
+        let mut mounts = self.mount_spec().await?;
+        let (limits, layer) = match self.box_setup().await {
+            Ok(setup) => setup,
+            Err(message) => {
+                tracing::error!(op = "sandbox_launch", session_id = %self.session, "{message}");
+                self.box_events
+                    .push(record::session_error("unknown_error", &message, "retrying"));
+                return Err(message);
+            }
+        };
+        let mut env = Vec::new();
+        if let Some(layer) = layer {
+            mounts.push(layer.mount);
+            env = layer.env;
+        }
         let spec = BoxSpec {
             session_id: self.session.clone(),
             workspace,
+            mounts,
+            limits,
+            env,
             ..BoxSpec::default()
         };
-        let sb = self
+        let launched = Instant::now();
+        let sb = self.rt.inner().launcher.launch(spec).await;
+        self.ops_sandbox_start(launched, &sb);
+        let sb = match sb {
+            Ok(sb) => sb,
+            Err(e) => {
+                let message = format!("The session's sandbox could not be started: {e}");
+                tracing::error!(op = "sandbox_launch", session_id = %self.session, "{message}");
+                // The next tool call tries again.
+                self.box_events
+                    .push(record::session_error("unknown_error", &message, "retrying"));
+                return Err(message);
+            }
+        };
+        self.sandbox = Some(sb.clone());
+        Ok(sb)
+    }
+
+    /// The box's limits, from the environment's instance type, and its environment's
+    /// packages (installed on first use, then shared by every session with the same lists).
+    async fn box_setup(
+        &self,
+    ) -> Result<(oma_sandbox::Limits, Option<oma_sandbox::PackageLayer>), String> {
+        let failed = |why: String| format!("The session's sandbox could not be started: {why}");
+        let env = match &self.environment_id {
+            None => None,
+            Some(id) => Some(
+                self.store
+                    .environment(&self.tenant, id)
+                    .await
+                    .map_err(|e| failed(format!("reading the environment: {e}")))?,
+            ),
+        };
+        let instance = env.as_ref().and_then(|e| {
+            e.spec
+                .metadata
+                .get(oma_core::environments::INSTANCE_TYPE_KEY)
+        });
+        let t = oma_core::environments::instance_type(instance.map(String::as_str))
+            .map_err(|e| failed(e.message))?;
+        let limits = oma_sandbox::Limits {
+            millicpus: Some(t.millicpus),
+            memory_bytes: Some(t.memory_bytes),
+            pids: Some(t.pids),
+            disk_bytes: Some(t.disk_bytes),
+        };
+        let packages = match env.map(|e| e.spec.config) {
+            Some(oma_api::environments::EnvironmentConfig::Cloud { packages, .. }) => {
+                oma_sandbox::PackageSet {
+                    apt: packages.apt,
+                    cargo: packages.cargo,
+                    gem: packages.gem,
+                    go: packages.go,
+                    npm: packages.npm,
+                    pip: packages.pip,
+                }
+            }
+            _ => oma_sandbox::PackageSet::default(),
+        };
+        if packages.is_empty() {
+            return Ok((limits, None));
+        }
+        let layer = self
             .rt
             .inner()
             .launcher
-            .launch(spec)
+            .package_layer(&packages)
             .await
-            .map_err(|e| format!("The session's sandbox could not be started: {e}"))?;
-        self.sandbox = Some(sb.clone());
-        Ok(sb)
+            .map_err(|e| failed(e.to_string()))?;
+        Ok((limits, Some(layer)))
+    }
+
+    /// Turns what happened to the box during a call (an out-of-memory kill) into
+    /// `session.error` events for the session.
+    fn note_box_events(&mut self, sb: &dyn Sandbox) {
+        for event in sb.take_events() {
+            match event {
+                oma_sandbox::BoxEvent::OutOfMemory {
+                    message,
+                    limit_bytes,
+                } => {
+                    tracing::warn!(op = "sandbox_oom", session_id = %self.session, "{message}");
+                    self.ops_sandbox_oom(limit_bytes);
+                    self.box_events.push(record::session_error(
+                        "unknown_error",
+                        &format!("{message} The sandbox keeps running."),
+                        "retrying",
+                    ));
+                }
+            }
+        }
     }
 
     fn tools(&self) -> Vec<Value> {
@@ -1140,6 +1322,7 @@ impl SessionHost {
                 });
             }
         }
+        specs.extend(self.mcp.specs());
         specs
     }
 
@@ -1196,6 +1379,7 @@ impl SessionHost {
     /// Applies a step and publishes what it appended.
     async fn commit(&mut self, step: Step) -> HostResult<Vec<StoredEvent>> {
         let compaction = step.compaction.clone();
+        let to = step.status;
         let stored = match self
             .store
             .commit_step(&self.tenant, &self.session, step)
@@ -1207,6 +1391,7 @@ impl SessionHost {
             }
             Err(e) => return Err(e.into()),
         };
+        crate::metrics::events_appended(stored.len());
         if !stored.is_empty() {
             let committed = stored
                 .iter()
@@ -1225,6 +1410,9 @@ impl SessionHost {
         if compaction.is_some() {
             self.compaction = compaction;
         }
+        if let Some(to) = to {
+            self.ops_transition(to);
+        }
         Ok(stored)
     }
 
@@ -1242,6 +1430,63 @@ impl SessionHost {
         ];
         if let Err(e) = self.go_idle(events, vec![]).await {
             tracing::error!(op = "session_host", session_id = %self.session, error = %e, "could not record the failure");
+            self.ops_silent("runtime.fail_safe", &e);
+        }
+    }
+}
+
+// ---- mounts: skills, memory stores and session files (see `crate::mounts`) -------------------
+
+impl SessionHost {
+    /// The session's mounts, loaded on first use. A failure is logged and retried next time.
+    async fn mounts(&mut self) -> Option<&mut crate::mounts::SessionMounts> {
+        if self.mounts.is_none() {
+            let loaded = crate::mounts::SessionMounts::load(
+                self.store.clone(),
+                self.tenant.clone(),
+                &self.session,
+                &self.agent,
+                &self.rt.inner().config.sessions_dir,
+            )
+            .await;
+            match loaded {
+                Ok(m) => self.mounts = Some(m),
+                Err(e) => {
+                    tracing::error!(op = "mounts", session_id = %self.session, error = %e, "could not load the session's mounts");
+                    self.ops_silent("runtime.mounts", &e);
+                }
+            }
+        }
+        self.mounts.as_mut()
+    }
+
+    /// The mounts of a box about to start, their folders filled.
+    async fn mount_spec(&mut self) -> Result<Vec<oma_sandbox::Mount>, String> {
+        match self.mounts().await {
+            Some(m) => m
+                .materialize()
+                .await
+                .map_err(|e| format!("The session's mounts could not be prepared: {e}")),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The system prompt section about skills, memory stores and session files, for agents
+    /// with the built-in tools. Starts the box: its kind decides the paths the model is told.
+    async fn mounts_prompt(&mut self) -> Option<String> {
+        self.toolbox()?;
+        if !self.mounts().await?.has_any() {
+            return None;
+        }
+        let isolated = self.sandbox().await.map_or(true, |sb| sb.info().isolated);
+        self.mounts.as_ref()?.system_prompt(isolated)
+    }
+
+    /// Syncs the mounts back (memory stores, outputs); returns notes for the model.
+    async fn mount_notes(&mut self) -> Vec<String> {
+        match self.mounts.as_mut() {
+            Some(m) => m.after_call().await,
+            None => Vec::new(),
         }
     }
 }
@@ -1391,7 +1636,8 @@ fn settle(events: &[StoredEvent], recovering: bool) -> Settlement {
             }),
             None => {
                 // Allowed and started, but no result: the previous host stopped mid-call.
-                if oma_tools::is_idempotent(&name) {
+                // (An MCP tool's name says nothing about whether it is safe to repeat.)
+                if kind != "agent.mcp_tool_use" && oma_tools::is_idempotent(&name) {
                     s.run.push(Call {
                         event_id: id,
                         name,

@@ -9,8 +9,12 @@
 mod context;
 mod host;
 pub mod hub;
+pub mod mcp;
+mod metrics;
+mod mounts;
 mod providers;
 mod record;
+pub mod snapshots;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,6 +34,10 @@ pub use providers::Providers;
 pub struct RuntimeConfig {
     /// Where each session's workspace folder lives (`<dir>/<session id>`).
     pub workspaces_dir: PathBuf,
+    /// Where each session's other host folders live (`<dir>/<session id>/mnt/…`: the skills,
+    /// memory stores, uploads and outputs bound into its box). Defaults to `sessions` next to
+    /// the workspaces.
+    pub sessions_dir: PathBuf,
     /// `max_tokens` of each model request.
     pub max_tokens: u32,
     /// Retries of a failing model request before the turn gives up.
@@ -42,18 +50,35 @@ pub struct RuntimeConfig {
     pub compact_at: f64,
     /// How long a session's host waits for more input after going idle before it exits.
     pub idle_linger: Duration,
+    /// How long a session must be idle before its workspace, if a tool ran since the last
+    /// snapshot, is snapshotted to the blob store, its box stopped and the local folder
+    /// removed; the next tool call restores it. `None`: never. Default: the idle linger.
+    pub snapshot_after_idle: Option<Duration>,
+    /// How long a snapshot is kept ([`Runtime::expire_snapshots`]). Default 7 days.
+    pub snapshot_ttl: Duration,
+    /// Whether agents' MCP servers (and OAuth token endpoints) may be on loopback, private or
+    /// link-local addresses. Off by default: an agent's configuration must not reach into the
+    /// server's own network.
+    pub mcp_private_hosts: bool,
 }
 
 impl RuntimeConfig {
     pub fn new(workspaces_dir: PathBuf) -> Self {
+        let sessions_dir = workspaces_dir
+            .parent()
+            .map_or_else(|| PathBuf::from("sessions"), |p| p.join("sessions"));
         Self {
             workspaces_dir,
+            sessions_dir,
             max_tokens: 8192,
             backoff: oma_model::retry::Backoff::default(),
             checkpoint_every: Duration::from_millis(250),
             context_window_tokens: 200_000,
             compact_at: 0.8,
             idle_linger: Duration::from_secs(10),
+            snapshot_after_idle: Some(Duration::from_secs(10)),
+            snapshot_ttl: snapshots::DEFAULT_SNAPSHOT_TTL,
+            mcp_private_hosts: false,
         }
     }
 }
@@ -74,6 +99,8 @@ pub(crate) struct Inner {
     pub(crate) web: oma_tools::WebFetchClient,
     /// Sessions with a live host, and how to wake it.
     hosts: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Where operational events go, if anywhere ([`Runtime::with_ops`]).
+    ops: std::sync::OnceLock<oma_ops::OpsRecorder>,
 }
 
 impl Runtime {
@@ -94,8 +121,25 @@ impl Runtime {
                 config,
                 web,
                 hosts: Mutex::default(),
+                ops: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// This runtime recording operational events (tool calls, model requests, status
+    /// transitions, …) with `ops`. Set once; a second call is ignored.
+    pub fn with_ops(self, ops: oma_ops::OpsRecorder) -> Self {
+        let _ = self.inner.ops.set(ops);
+        self
+    }
+
+    /// The operational events recorder, if one was set.
+    pub fn ops(&self) -> Option<&oma_ops::OpsRecorder> {
+        self.inner.ops.get()
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -111,6 +155,7 @@ impl Runtime {
         }
         let notify = Arc::new(Notify::new());
         hosts.insert(session_id.to_string(), notify.clone());
+        oma_metrics::SESSIONS_ACTIVE.inc();
         drop(hosts);
         let host = host::SessionHost::new(self.clone(), tenant, session_id, notify);
         tokio::spawn(host.run());
@@ -119,6 +164,10 @@ impl Runtime {
     /// Starts a host for every session that a crash or restart left mid-turn or with queued
     /// input. Call once at startup.
     pub async fn recover(&self) -> Result<usize, oma_store::StoreError> {
+        // Workspaces a crash left half-deleted (their snapshot is published) go first.
+        if let Err(e) = snapshots::sweep_trash(&self.inner.config.workspaces_dir).await {
+            tracing::warn!(op = "recover", error = %e, "could not clear half-deleted workspaces");
+        }
         let sessions = self
             .inner
             .tenants
@@ -151,6 +200,7 @@ impl Runtime {
             .is_some_and(|n| Arc::ptr_eq(n, notify))
         {
             hosts.remove(session_id);
+            oma_metrics::SESSIONS_ACTIVE.dec();
         }
     }
 

@@ -207,6 +207,13 @@ impl Snapshots {
 pub async fn remove_workspace(workspace: &Path) -> Result<()> {
     let trash = sibling(workspace, ".trash-");
     remove_tree(&trash).await?;
+    // A workspace with a disk quota is a mounted file system of its own: unmount it and
+    // delete its image first (its files are in the snapshot, or the session is gone).
+    let ws = workspace.to_path_buf();
+    tokio::task::spawn_blocking(move || oma_sandbox::detach_workspace(&ws))
+        .await
+        .map_err(|e| io_at(workspace)(std::io::Error::other(e.to_string())))?
+        .map_err(|e| io_at(workspace)(std::io::Error::other(e)))?;
     match tokio::fs::rename(workspace, &trash).await {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

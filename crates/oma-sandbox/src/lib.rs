@@ -15,9 +15,12 @@
 pub mod agent;
 mod conn;
 pub mod error;
+pub mod harden;
+mod isolated;
 mod local;
 mod procs;
 pub mod protocol;
+pub mod snapshot;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +28,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 pub use error::{ExitInfo, SandboxError};
+pub use isolated::{
+    IsolatedConfig, IsolatedLauncher, IsolatedSandbox, PackageLayer, Preflight, detach_workspace,
+};
 pub use local::{LocalLauncher, LocalSandbox};
 pub use protocol::{OutputBlock, ToolCall, ToolOutcome};
 pub use tokio_util::sync::CancellationToken;
@@ -74,6 +80,31 @@ pub struct BoxSpec {
     /// Resource limits (from the environment's instance type). Enforced by the isolated
     /// backend; `local` ignores them.
     pub limits: Limits,
+    /// The session's way out (isolated backend): without it the box has no network at all.
+    pub egress: Option<EgressSpec>,
+}
+
+/// How an isolated box reaches the network: the host's per-session egress proxy, listening
+/// on a Unix socket that is bound into the box (the socket is the session's identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressSpec {
+    /// The proxy's Unix socket on the host.
+    pub socket: PathBuf,
+    /// A PEM bundle (system roots plus the deployment CA that signs intercepted connections)
+    /// the box trusts instead of the system bundle.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// An environment's package lists (spec: apt, cargo, gem, go, npm, pip), as the launcher
+/// installs them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackageSet {
+    pub apt: Vec<String>,
+    pub cargo: Vec<String>,
+    pub gem: Vec<String>,
+    pub go: Vec<String>,
+    pub npm: Vec<String>,
+    pub pip: Vec<String>,
 }
 
 /// A host folder bound into the box.
@@ -138,6 +169,12 @@ pub trait Sandbox: Send + Sync {
 
     fn info(&self) -> BoxInfo;
 
+    /// What happened to the box since the last call that the session should be told about
+    /// (an out-of-memory kill, …). Drained by the caller.
+    fn take_events(&self) -> Vec<BoxEvent> {
+        Vec::new()
+    }
+
     /// Why the box is unusable (its agent died, it was shut down), or `None` while it works.
     /// A runtime uses this to decide to launch a fresh box.
     fn failure(&self) -> Option<SandboxError> {
@@ -145,7 +182,33 @@ pub trait Sandbox: Send + Sync {
     }
 }
 
+/// Something that happened to a box, beyond the result of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoxEvent {
+    /// The kernel killed a process of the box for going over the memory limit.
+    OutOfMemory {
+        /// For the session: what happened, in a sentence.
+        message: String,
+        limit_bytes: Option<u64>,
+    },
+}
+
 /// Starts boxes of one backend.
 pub trait SandboxLauncher: Send + Sync {
     fn launch(&self, spec: BoxSpec) -> BoxFuture<'_, Result<Arc<dyn Sandbox>, SandboxError>>;
+
+    /// Installs an environment's packages (once; later calls reuse the layer) and returns the
+    /// mount and variables a box needs to use them. Backends without a private filesystem
+    /// view cannot place a layer and refuse.
+    fn package_layer<'a>(
+        &'a self,
+        packages: &'a PackageSet,
+    ) -> BoxFuture<'a, Result<PackageLayer, SandboxError>> {
+        let _ = packages;
+        Box::pin(async {
+            Err(SandboxError::Launch(
+                "environment packages need the isolated sandbox backend".to_string(),
+            ))
+        })
+    }
 }

@@ -22,9 +22,11 @@ pub mod files;
 pub mod memory;
 pub mod model_routes;
 pub mod ops_events;
+pub mod retention;
 pub mod runtime;
 pub mod sessions;
 pub mod skills;
+pub mod stats;
 pub mod tenants;
 pub mod vaults;
 

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_anthropic;
+pub mod fake_mcp;
 pub mod fake_model;
 pub mod fake_openai;
 
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result};
 use oma_core::seal::{Sealer, generate_root_secret};
 use oma_runtime::{Hub, Providers, Runtime, RuntimeConfig};
-use oma_sandbox::LocalLauncher;
+use oma_sandbox::{IsolatedConfig, IsolatedLauncher, LocalLauncher, SandboxLauncher};
 use oma_server::AppState;
 use oma_store::{Store, TenantRouter};
 use oma_tools::{WebFetchClient, WebFetchOptions};
@@ -105,6 +106,40 @@ impl TestServer {
         providers: Providers,
         configure: impl FnOnce(&mut RuntimeConfig),
     ) -> Result<Self> {
+        Self::start_on(backend, providers, configure, false).await
+    }
+
+    /// Like `start_configured`, with the `isolated` sandbox backend (bubblewrap, cgroups).
+    /// `None`, with the reason printed, when this host cannot make isolated boxes; under CI
+    /// (`CI` set) that is an error instead, so the escape tests can never silently skip there.
+    pub async fn start_isolated(
+        backend: Backend,
+        providers: Providers,
+        configure: impl FnOnce(&mut RuntimeConfig),
+    ) -> Result<Option<Self>> {
+        let probe_dir = tempfile::tempdir()?;
+        let probe = IsolatedLauncher::new(IsolatedConfig::new(
+            sandbox_agent_exe(),
+            probe_dir.path().to_path_buf(),
+        ));
+        if let Err(e) = probe.preflight().await {
+            if std::env::var_os("CI").is_some() {
+                anyhow::bail!("CI must be able to run isolated boxes: {e}");
+            }
+            eprintln!("skipped: this host cannot run isolated boxes: {e}");
+            return Ok(None);
+        }
+        Ok(Some(
+            Self::start_on(backend, providers, configure, true).await?,
+        ))
+    }
+
+    async fn start_on(
+        backend: Backend,
+        providers: Providers,
+        configure: impl FnOnce(&mut RuntimeConfig),
+        isolated: bool,
+    ) -> Result<Self> {
         let (store, db_dir) = store(backend).await?;
         let dir = match db_dir {
             Some(d) => d,
@@ -113,11 +148,63 @@ impl TestServer {
         let blobs = oma_blob::BlobStore::open_local(dir.path().join("blobs"))?;
         let store = store.with_blobs(blobs.clone());
         let sealer = Sealer::from_base64(&generate_root_secret())?;
+        let mut server =
+            Self::boot(store, blobs, sealer, dir, providers, configure, isolated).await?;
+        let (tenant, key) = server.new_tenant().await?;
+        server.tenant = tenant;
+        server.key = key;
+        Ok(server)
+    }
+
+    /// Stops this server without a word to anything it started (its runtime's hosts and
+    /// boxes are abandoned, as in a crash) and starts a new one on the same database, data
+    /// directory and root secret, with the same tenant and key.
+    pub async fn restart_configured(
+        mut self,
+        providers: Providers,
+        configure: impl FnOnce(&mut RuntimeConfig),
+    ) -> Result<Self> {
+        self.shutdown_now().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir()?);
+        let sealer = (*self.state.sealer).clone();
+        let mut server = Self::boot(
+            self.store.clone(),
+            self.state.blobs.clone(),
+            sealer,
+            dir,
+            providers,
+            configure,
+            false,
+        )
+        .await?;
+        server.tenant = std::mem::take(&mut self.tenant);
+        server.key = std::mem::take(&mut self.key);
+        Ok(server)
+    }
+
+    /// A server over `store` (blobs attached) with its data in `dir`, and no tenant yet.
+    async fn boot(
+        store: Store,
+        blobs: oma_blob::BlobStore,
+        sealer: Sealer,
+        dir: TempDir,
+        providers: Providers,
+        configure: impl FnOnce(&mut RuntimeConfig),
+        isolated: bool,
+    ) -> Result<Self> {
         let tenants = TenantRouter::single(store.clone());
         let mut config = RuntimeConfig::new(dir.path().join("workspaces"));
         config.backoff.base = std::time::Duration::from_millis(10);
         configure(&mut config);
-        let launcher = Arc::new(LocalLauncher::new(sandbox_agent_exe()));
+        let launcher: Arc<dyn SandboxLauncher> = if isolated {
+            let mut config = IsolatedConfig::new(sandbox_agent_exe(), dir.path().join("sandbox"));
+            // Workspace disks are loop mounts that outlive the box by design; tests would leave
+            // them behind. The sandbox crate's own tests cover them.
+            config.disk_quota = false;
+            Arc::new(IsolatedLauncher::new(config))
+        } else {
+            Arc::new(LocalLauncher::new(sandbox_agent_exe()))
+        };
         let web = WebFetchClient::new(WebFetchOptions::default()).map_err(anyhow::Error::msg)?;
         let providers = providers.with_tenant_routes(Arc::new(sealer.clone()));
         let runtime = Runtime::new(
@@ -139,7 +226,7 @@ impl TestServer {
             })
             .await;
         });
-        let mut server = TestServer {
+        Ok(TestServer {
             base: format!("http://{addr}"),
             tenant: String::new(),
             key: String::new(),
@@ -149,11 +236,7 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             dir,
-        };
-        let (tenant, key) = server.new_tenant().await?;
-        server.tenant = tenant;
-        server.key = key;
-        Ok(server)
+        })
     }
 
     /// Creates another tenant and returns `(tenant, key)`.

@@ -40,8 +40,6 @@ pub struct StorageArgs {
 }
 
 /// `oma.toml`. Every key is optional.
-// `metrics_listen` and `tls` are read by `oma serve` once metrics and TLS land.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -53,13 +51,15 @@ pub struct FileConfig {
     pub metrics_listen: Option<String>,
     #[serde(default)]
     pub tls: TlsFileConfig,
+    /// `[retention]`: what `oma prune` and the server's janitor delete (see `prune.rs`).
+    #[serde(default)]
+    pub retention: crate::prune::RetentionFileConfig,
     /// `[env.<name>]` overlays. Empty once loaded: the chosen one is merged in.
     #[serde(default)]
     pub env: BTreeMap<String, FileConfig>,
 }
 
 /// `[tls]`: terminate TLS in `oma serve` with these PEM files (both or neither).
-#[allow(dead_code)]
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFileConfig {

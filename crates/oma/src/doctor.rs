@@ -6,7 +6,7 @@
 //! The exit status is non-zero iff something FAILed.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -127,14 +127,14 @@ async fn checks(storage: &StorageArgs) -> Report {
     );
     database(&mut r, &resolved.database_url, resolved.backend).await;
     root_secret(&mut r, &resolved.data_dir);
-    sandbox(&mut r);
+    sandbox(&mut r, &resolved.data_dir).await;
     model_provider(&mut r);
     r.fix(
         Level::Warn,
         "egress CA",
-        "not implemented in this build: sandboxes reach the network directly, without the \
-         credential-injecting egress proxy",
-        "nothing to configure yet; restrict sandbox networking at the host level meanwhile",
+        "not implemented in this build: isolated sandboxes have no network at all (the \
+         credential-injecting egress proxy is not there yet); `local` ones reach it directly",
+        "nothing to configure yet",
     );
     r.add(
         Level::Skip,
@@ -343,89 +343,67 @@ fn root_secret(r: &mut Report, data_dir: &Path) {
     );
 }
 
-fn sandbox(r: &mut Report) {
-    // The backend the runtime uses today: this binary re-executed as the in-box agent.
-    match std::env::current_exe() {
-        Ok(exe) if exe.exists() => r.fix(
+async fn sandbox(r: &mut Report, data_dir: &Path) {
+    let exe = match std::env::current_exe() {
+        Ok(exe) if exe.exists() => exe,
+        Ok(exe) => {
+            return r.fix(
+                Level::Fail,
+                "sandbox backend",
+                format!("the oma binary {} is gone", exe.display()),
+                "reinstall oma (the binary was moved or deleted while in use)",
+            );
+        }
+        Err(e) => {
+            return r.fix(
+                Level::Fail,
+                "sandbox backend",
+                format!("cannot locate the oma binary for the in-box agent: {e}"),
+                "run oma from a path that /proc/self/exe resolves to",
+            );
+        }
+    };
+    match std::env::var("OMA_SANDBOX").unwrap_or_default().trim() {
+        "local" => r.fix(
             Level::Warn,
             "sandbox backend",
-            format!(
-                "`local` (runs {} as the in-box agent): tools run WITHOUT isolation, as the user \
-                 oma runs as",
-                exe.display()
-            ),
-            "run oma as a dedicated unprivileged user, or in a container/VM, until the isolated \
-             backend ships",
+            "`local` (OMA_SANDBOX=local): tools run WITHOUT isolation, as the user oma runs as",
+            "unset OMA_SANDBOX to use the isolated backend (needs bubblewrap)",
         ),
-        Ok(exe) => r.fix(
+        "" | "isolated" => {
+            let mut config = oma_sandbox::IsolatedConfig::new(exe, data_dir.join("sandbox"));
+            if let Ok(b) = std::env::var("OMA_BWRAP")
+                && !b.trim().is_empty()
+            {
+                config.bwrap = b.trim().into();
+            }
+            match oma_sandbox::IsolatedLauncher::new(config).preflight().await {
+                Ok(p) => r.add(
+                    Level::Ok,
+                    "sandbox backend",
+                    format!(
+                        "isolated: {}, namespaces usable, cgroups {}",
+                        p.bwrap_version, p.cgroups
+                    ),
+                ),
+                Err(e) => r.fix(
+                    Level::Fail,
+                    "sandbox backend",
+                    format!("isolated: {e}"),
+                    "install bubblewrap (`apt-get install bubblewrap`), enable user namespaces \
+                     (sysctl user.max_user_namespaces=15000) and run oma where it may create \
+                     cgroups (root, or a delegated cgroup v2 subtree); or choose the unisolated \
+                     backend explicitly with OMA_SANDBOX=local",
+                ),
+            }
+        }
+        other => r.fix(
             Level::Fail,
             "sandbox backend",
-            format!("the oma binary {} is gone", exe.display()),
-            "reinstall oma (the binary was moved or deleted while in use)",
-        ),
-        Err(e) => r.fix(
-            Level::Fail,
-            "sandbox backend",
-            format!("cannot locate the oma binary for the in-box agent: {e}"),
-            "run oma from a path that /proc/self/exe resolves to",
+            format!("OMA_SANDBOX=`{other}` is not a backend"),
+            "set OMA_SANDBOX to `isolated` (default) or `local`",
         ),
     }
-    match find_on_path("bwrap") {
-        Some(p) => r.add(
-            Level::Ok,
-            "bubblewrap",
-            format!("{} (for the upcoming isolated backend)", p.display()),
-        ),
-        None => r.fix(
-            Level::Warn,
-            "bubblewrap",
-            "`bwrap` is not on PATH (needed by the upcoming isolated backend)",
-            "install bubblewrap (`apt-get install bubblewrap` / `dnf install bubblewrap`)",
-        ),
-    }
-    match std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-    {
-        Some(n) if n > 0 => r.add(
-            Level::Ok,
-            "user namespaces",
-            format!("enabled (max_user_namespaces = {n})"),
-        ),
-        Some(_) => r.fix(
-            Level::Warn,
-            "user namespaces",
-            "disabled (max_user_namespaces = 0)",
-            "sysctl -w user.max_user_namespaces=15000 (and persist it in /etc/sysctl.d)",
-        ),
-        None => r.fix(
-            Level::Warn,
-            "user namespaces",
-            "cannot read /proc/sys/user/max_user_namespaces (not Linux, or /proc not mounted)",
-            "the isolated backend needs Linux with user namespaces",
-        ),
-    }
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        r.add(
-            Level::Ok,
-            "cgroups",
-            "cgroup v2 is mounted at /sys/fs/cgroup",
-        );
-    } else {
-        r.fix(
-            Level::Warn,
-            "cgroups",
-            "cgroup v2 is not mounted at /sys/fs/cgroup (resource limits will not apply)",
-            "boot with the unified cgroup hierarchy (systemd.unified_cgroup_hierarchy=1)",
-        );
-    }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
 
 fn model_provider(r: &mut Report) {
@@ -492,7 +470,7 @@ mod tests {
     fn sqlite_file_paths() {
         assert_eq!(
             sqlite_file("sqlite:///a/oma.db?mode=rwc"),
-            Some(PathBuf::from("/a/oma.db"))
+            Some(std::path::PathBuf::from("/a/oma.db"))
         );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("postgres://x/y"), None);

@@ -4,7 +4,12 @@
 mod backup;
 mod config;
 mod doctor;
+mod events;
+mod listeners;
+mod migrate;
+mod prune;
 mod serve;
+mod tail;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -48,18 +53,41 @@ enum Command {
     },
     /// Check the installation and say how to fix what is broken.
     Doctor(StorageArgs),
+    /// Delete what the `[retention]` policy no longer keeps (old events of sessions that are not
+    /// running, model stream records, operational events, orphaned and expired blobs).
+    Prune(prune::PruneArgs),
+    /// Query operational events (tool calls, model requests, transitions, silent catches, …).
+    Events {
+        #[command(subcommand)]
+        action: EventsAction,
+    },
+    /// Stream a running server's logs (needs its admin key).
+    Tail(tail::TailArgs),
     /// The in-box sandbox agent: speaks the framed tool protocol on stdin/stdout. Started by
     /// the server's sandbox launchers, never by hand.
     #[command(hide = true)]
-    SandboxAgent,
+    SandboxAgent {
+        /// Hardening flags from the launcher (`--harden`, `--writable PATH`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsAction {
+    /// Rows or group-by counts of operational events in a time window.
+    Query(events::QueryArgs),
 }
 
 #[derive(Subcommand)]
 enum MigrateAction {
     /// Show applied and pending migrations.
     Status(StorageArgs),
-    /// Apply pending migrations.
+    /// Apply pending migrations (a new database is created from the squashed baseline).
     Up(StorageArgs),
+    /// Record the squashed baseline on a database that applied the files it stands for one by
+    /// one (idempotent).
+    StampBaseline(StorageArgs),
 }
 
 #[derive(Subcommand)]
@@ -114,6 +142,10 @@ struct KeyCreateArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The box's first process hardens itself before any thread exists (see the agent).
+    if let Command::SandboxAgent { args } = &cli.command {
+        return oma_sandbox::agent::process_main(args.clone());
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,57 +165,29 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `main` runs the agent before the async runtime exists; `run` never sees it.
+fn unreachable_agent() -> Result<()> {
+    anyhow::bail!("the sandbox agent runs outside the async runtime")
+}
+
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
-        Command::SandboxAgent => Ok(oma_sandbox::agent::run_stdio().await?),
+        Command::SandboxAgent { .. } => unreachable_agent(),
         Command::Backup { action } => match action {
             BackupAction::Create(a) => backup::create(a).await,
             BackupAction::Restore(a) => backup::restore(a).await,
         },
         Command::Doctor(storage) => doctor::run(storage).await,
+        Command::Prune(args) => prune::run(args).await,
+        Command::Events {
+            action: EventsAction::Query(a),
+        } => events::query(a).await,
+        Command::Tail(a) => tail::run(a).await,
         Command::Migrate { action } => match action {
-            MigrateAction::Status(s) => {
-                let store = s.resolve()?.open_store().await?;
-                let st = store.migration_status().await?;
-                println!(
-                    "database: {} ({})",
-                    store.url_redacted(),
-                    store.backend().name()
-                );
-                for m in &st.applied {
-                    println!("applied  {:04} {}", m.version, m.description);
-                }
-                for m in &st.pending {
-                    println!("pending  {:04} {}", m.version, m.description);
-                }
-                for v in &st.unknown {
-                    println!("unknown  {v:04} (written by a newer oma)");
-                }
-                println!(
-                    "{}",
-                    if !st.unknown.is_empty() {
-                        "schema is NEWER than this binary: upgrade oma"
-                    } else if st.pending.is_empty() {
-                        "schema is up to date"
-                    } else {
-                        "schema is behind: run `oma migrate up`"
-                    }
-                );
-                Ok(())
-            }
-            MigrateAction::Up(s) => {
-                let store = s.resolve()?.open_store().await?;
-                let applied = store.migrate_up().await?;
-                for m in &applied {
-                    println!("applied  {:04} {}", m.version, m.description);
-                }
-                println!(
-                    "schema is up to date ({} migration(s) applied)",
-                    applied.len()
-                );
-                Ok(())
-            }
+            MigrateAction::Status(s) => migrate::status(s).await,
+            MigrateAction::Up(s) => migrate::up(s).await,
+            MigrateAction::StampBaseline(s) => migrate::stamp_baseline(s).await,
         },
         Command::Tenants { action } => match action {
             TenantAction::Create { name, storage } => {

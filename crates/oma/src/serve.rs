@@ -8,7 +8,7 @@ use clap::Args;
 use oma_core::seal::{Sealer, generate_root_secret};
 use oma_model::{AnthropicConfig, AnthropicProvider, ModelProvider, OpenAiConfig, OpenAiProvider};
 use oma_runtime::{Hub, Providers, Runtime, RuntimeConfig};
-use oma_sandbox::LocalLauncher;
+use oma_sandbox::{IsolatedConfig, IsolatedLauncher, LocalLauncher, SandboxLauncher};
 use oma_server::AppState;
 use oma_store::TenantRouter;
 use oma_tools::{WebFetchClient, WebFetchOptions};
@@ -22,12 +22,22 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "OMA_LISTEN")]
     pub listen: Option<String>,
+    /// Serve Prometheus metrics (`GET /metrics`, no authentication: keep it private) here.
+    #[arg(long, env = "OMA_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Terminate TLS with this PEM certificate chain (with --tls-key); renewed files are
+    /// picked up without a restart.
+    #[arg(long, env = "OMA_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "OMA_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
-    init_logging();
+    let log_tail = init_logging();
     let resolved = args.storage.resolve()?;
     let listen = args
         .listen
@@ -77,30 +87,45 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     // Events too large for a row spill to the blob store; every read resolves them.
     let store = store.with_blobs(blobs.clone());
+    // Retention by the `[retention]` policy, on a timer (the same prune as `oma prune`).
+    let janitor = crate::prune::start_janitor(store.clone(), &resolved.file.retention)?;
     let tenants = TenantRouter::single(store.clone());
+    // Operational events (tool calls, model requests, transitions, …), written in batches.
+    let ops = oma_ops::OpsRecorder::start(store.clone(), oma_ops::OpsConfig::default());
     let runtime = build_runtime(
         &resolved.data_dir,
         tenants.clone(),
         Arc::new(sealer.clone()),
-    )?;
+    )?
+    .with_ops(ops.clone());
     let state = AppState::new(
         tenants,
         sealer,
         blobs,
         bootstrap.as_deref(),
         runtime.clone(),
-    );
+    )
+    .with_admin(oma_server::routes::admin::Admin::new(
+        std::env::var("OMA_ADMIN_KEY").ok().as_deref(),
+        Some(log_tail),
+    ));
 
+    let tls = crate::listeners::tls_config(&args, &resolved.file)?;
+    let metrics = crate::listeners::start_metrics(&args, &resolved.file, &state).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         op = "serve",
         listen = %local,
         database = store.backend().name(),
         data_dir = %resolved.data_dir.display(),
-        "oma is listening on http://{local}"
+        config = ?resolved.config_path,
+        env = resolved.env.as_deref().unwrap_or("-"),
+        public_base_url = resolved.public_base_url.as_deref().unwrap_or("-"),
+        "oma is listening on {scheme}://{local}"
     );
     // Sessions a crash or restart left mid-turn (or with queued input) continue by themselves.
     let resumed = runtime.recover().await?;
@@ -111,7 +136,17 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "resuming interrupted sessions"
         );
     }
-    oma_server::serve(listener, state, shutdown_signal()).await?;
+    match tls {
+        Some(tls) => oma_server::serve_tls(listener, tls, state, shutdown_signal()).await?,
+        None => oma_server::serve(listener, state, shutdown_signal()).await?,
+    }
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    if let Some(j) = janitor {
+        j.abort();
+    }
+    ops.shutdown().await;
     store.close().await;
     tracing::info!(op = "serve", "stopped");
     Ok(())
@@ -155,9 +190,17 @@ fn build_runtime(data_dir: &Path, tenants: TenantRouter, sealer: Arc<Sealer>) ->
     if let Some(n) = env_u64("OMA_MODEL_RETRY_ATTEMPTS")? {
         config.backoff.max_attempts = u32::try_from(n).unwrap_or(u32::MAX).max(1);
     }
-    let agent_exe =
-        std::env::current_exe().context("locating the oma binary for the sandbox agent")?;
-    let launcher = Arc::new(LocalLauncher::new(agent_exe));
+    // Idle workspaces go to the blob store after this long (0: never); snapshots expire.
+    if let Some(secs) = env_u64("OMA_SNAPSHOT_AFTER_IDLE_SECS")? {
+        config.snapshot_after_idle = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if let Some(days) = env_u64("OMA_SNAPSHOT_TTL_DAYS")? {
+        config.snapshot_ttl = Duration::from_secs(days.saturating_mul(24 * 60 * 60));
+    }
+    // Agents' MCP servers on loopback/private addresses (an internal MCP server): off unless
+    // the operator says so, since an agent's config must not reach into this network.
+    config.mcp_private_hosts = env_u64("OMA_MCP_PRIVATE_HOSTS")? == Some(1);
+    let launcher = sandbox_launcher(data_dir)?;
     let web = WebFetchClient::new(WebFetchOptions::default()).map_err(anyhow::Error::msg)?;
     Ok(Runtime::new(
         tenants,
@@ -167,6 +210,53 @@ fn build_runtime(data_dir: &Path, tenants: TenantRouter, sealer: Arc<Sealer>) ->
         config,
         web,
     ))
+}
+
+/// The sandbox backend: `isolated` (bubblewrap, the default) or, only when the operator asks
+/// with `OMA_SANDBOX=local`, the unisolated `local` backend. An isolated backend that cannot
+/// work on this host is reported now and on every launch; it never falls back to `local`.
+fn sandbox_launcher(data_dir: &Path) -> Result<Arc<dyn SandboxLauncher>> {
+    let agent_exe =
+        std::env::current_exe().context("locating the oma binary for the sandbox agent")?;
+    let backend = std::env::var("OMA_SANDBOX").unwrap_or_default();
+    match backend.trim() {
+        "" | "isolated" => {
+            let mut config = IsolatedConfig::new(agent_exe, data_dir.join("sandbox"));
+            if let Ok(bwrap) = std::env::var("OMA_BWRAP")
+                && !bwrap.trim().is_empty()
+            {
+                config.bwrap = bwrap.trim().into();
+            }
+            let launcher = Arc::new(IsolatedLauncher::new(config));
+            let check = launcher.clone();
+            tokio::spawn(async move {
+                match check.preflight().await {
+                    Ok(p) => tracing::info!(
+                        op = "sandbox",
+                        backend = "isolated",
+                        bwrap = %p.bwrap_version,
+                        cgroups = p.cgroups,
+                        "sandboxes are isolated"
+                    ),
+                    Err(e) => tracing::error!(
+                        op = "sandbox",
+                        backend = "isolated",
+                        "sessions cannot run tools until this is fixed: {e}"
+                    ),
+                }
+            });
+            Ok(launcher)
+        }
+        "local" => {
+            tracing::warn!(
+                op = "sandbox",
+                backend = "local",
+                "OMA_SANDBOX=local: tools run on this host WITHOUT isolation"
+            );
+            Ok(Arc::new(LocalLauncher::new(agent_exe)))
+        }
+        other => anyhow::bail!("OMA_SANDBOX must be `isolated` or `local`, not `{other}`"),
+    }
 }
 
 fn env_list(name: &str) -> Vec<String> {
@@ -190,7 +280,11 @@ fn env_u64(name: &str) -> Result<Option<u64>> {
     }
 }
 
-fn init_logging() {
+/// JSON logs on stdout, also fanned out to `oma tail` subscribers through the returned tail.
+fn init_logging() -> oma_ops::tail::LogTail {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let tail = oma_ops::tail::LogTail::new();
     let filter = tracing_subscriber::EnvFilter::try_from_env("OMA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let _ = tracing_subscriber::fmt()
@@ -199,7 +293,10 @@ fn init_logging() {
         .with_current_span(false)
         .with_env_filter(filter)
         .with_writer(std::io::stdout)
+        .finish()
+        .with(tail.layer())
         .try_init();
+    tail
 }
 
 /// The root secret: `OMA_ROOT_SECRET`, else `DATA_DIR/root.key`, generated on first start.

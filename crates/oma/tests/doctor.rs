@@ -72,7 +72,8 @@ fn unreachable_database_and_bad_root_secret_fail_with_fixes() {
     assert!(fix.unwrap().contains("openssl rand -base64 32"), "{out}");
     // Optional pieces are warnings, not failures.
     assert!(check(&out, "model provider").0.starts_with("warn"), "{out}");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("2 required check(s) failed"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("2 required check(s) failed"), "{out}\n{err}");
 }
 
 #[tokio::test]
@@ -131,9 +132,7 @@ fn a_healthy_data_dir_passes_with_warnings() {
     let (model, fix) = check(&out, "model provider");
     assert!(model.starts_with("warn"), "{model}");
     assert!(fix.unwrap().contains("ANTHROPIC_API_KEY"));
-    assert!(
-        check(&out, "sandbox backend").0.starts_with("warn"),
-        "{out}"
-    );
+    // bubblewrap is installed where the tests run (.ci/run installs it).
+    assert!(check(&out, "sandbox backend").0.starts_with("ok"), "{out}");
     assert!(out.contains("all required checks passed"), "{out}");
 }

@@ -83,13 +83,24 @@ impl SessionHost {
     /// The box failed under a tool call: a `SIGKILL` is counted as running out of memory (the
     /// failure itself reaches the model as the call's result).
     pub(super) fn ops_sandbox_failed(&self, error: &SandboxError) {
+        let Some(info) = self.sandbox.as_ref().map(|s| s.info()) else {
+            return;
+        };
+        let backend = info.backend;
+        // An isolated box reads the kernel's OOM counter and reports real OOM kills as box
+        // events (`ops_sandbox_oom`); only guess for backends without a cgroup.
+        if !info.isolated && error.exit().is_some_and(|x| x.killed()) {
+            self.ops(event::sandbox_oom(backend, None));
+        }
+    }
+
+    /// The kernel killed a process of the box for going over its memory limit.
+    pub(super) fn ops_sandbox_oom(&self, limit_bytes: Option<u64>) {
         let backend = self
             .sandbox
             .as_ref()
-            .map_or("unknown", |s| s.info().backend);
-        if error.exit().is_some_and(|x| x.killed()) {
-            self.ops(event::sandbox_oom(backend, None));
-        }
+            .map_or("isolated", |s| s.info().backend);
+        self.ops(event::sandbox_oom(backend, limit_bytes));
     }
 
     /// An error the host handled without showing it to the user.

@@ -28,21 +28,93 @@ use crate::protocol::{
     read_frame, write_frame,
 };
 
-/// Runs the agent on this process's stdin/stdout until the host closes stdin or sends
-/// `shutdown`. Entry point of `oma sandbox-agent` (and of the `oma-sandbox-agent` test binary).
-pub async fn run_stdio() -> Result<(), SandboxError> {
+/// The agent process's entry point (`oma sandbox-agent [--harden] [--writable PATH]…`, and
+/// the `oma-sandbox-agent` test binary). Hardening is applied here, before the async runtime
+/// starts any thread: Landlock restricts only the calling thread and the threads and
+/// processes it creates afterwards, so it must come first.
+pub fn process_main(args: Vec<String>) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let hardening = match crate::harden::Hardening::from_args(args) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("oma sandbox-agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // A session of its own: every process the tools start stays in it, so the box can be torn
-    // down completely (see `procs`). Fails only when already a group leader, which the
-    // launchers avoid; tear-down is then best effort, so it is said and not fatal.
-    if let Err(e) = rustix::process::setsid() {
+    // down completely (see `procs`). An isolated box's launcher already made it one.
+    if !procs::leads_own_session()
+        && let Err(e) = rustix::process::setsid()
+    {
         eprintln!(
             "oma sandbox-agent: setsid failed ({e}); processes started by tools may outlive the box"
         );
+    }
+    if let Err(e) = hardening.apply() {
+        // Never run tools in a box that is weaker than the launcher asked for.
+        eprintln!("oma sandbox-agent: cannot harden the box: {e}");
+        return ExitCode::FAILURE;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("oma sandbox-agent: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run_stdio(hardening.egress_socket)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("oma sandbox-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the agent on this process's stdin/stdout until the host closes stdin or sends
+/// `shutdown`.
+async fn run_stdio(egress_socket: Option<PathBuf>) -> Result<(), SandboxError> {
+    if let Some(socket) = egress_socket {
+        egress_bridge(socket).await?;
     }
     let workspace = std::env::current_dir()
         .map_err(|e| SandboxError::Launch(format!("cannot read the working directory: {e}")))?;
     let (reader, writer) = stdio_channel();
     run(reader, writer, workspace).await
+}
+
+/// Serves `127.0.0.1:EGRESS_PORT` inside the box, forwarding every connection to the
+/// session's egress socket (bound into the box by the launcher). Tools reach the network only
+/// through it, as an HTTP proxy (`HTTP_PROXY`/`HTTPS_PROXY` point here). Bound before the first
+/// call, so a tool never races the bridge.
+async fn egress_bridge(socket: PathBuf) -> Result<(), SandboxError> {
+    let addr = (std::net::Ipv4Addr::LOCALHOST, crate::harden::EGRESS_PORT);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        SandboxError::Launch(format!(
+            "cannot listen on the egress bridge port {addr:?}: {e}"
+        ))
+    })?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inside, _)) = listener.accept().await else {
+                continue;
+            };
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                match tokio::net::UnixStream::connect(&socket).await {
+                    Ok(mut outside) => {
+                        let _ = tokio::io::copy_bidirectional(&mut inside, &mut outside).await;
+                    }
+                    Err(e) => eprintln!("oma sandbox-agent: egress socket unreachable: {e}"),
+                }
+            });
+        }
+    });
+    Ok(())
 }
 
 type BoxedReader = Box<dyn AsyncRead + Send + Unpin>;

@@ -156,6 +156,8 @@ async fn list(t: Tenant, q: QueryMap) -> ApiResult<RawJson> {
 
 async fn delete(State(st): State<AppState>, t: Tenant, Id(id): Id) -> ApiResult<RawJson> {
     let deleted = t.store.delete_session(t.id(), &id).await?;
+    // Its workspace folder and snapshots go too.
+    st.runtime.session_deleted(t.id(), &id);
     // `session.deleted` is never stored (the log is gone); it takes the next `seq` so resuming
     // clients see it as new, then the session's streams end.
     let event = oma_core::events::session_deleted();

@@ -1,5 +1,11 @@
 mod bad_input;
+mod mcp;
+mod metrics;
+mod mounts;
 mod routes;
 mod runtime;
+mod sandbox;
+mod snapshots;
 mod sse;
 mod tenant_isolation;
+mod tls;
