@@ -29,6 +29,7 @@ use crate::context::{Projection, from_stored, project};
 use crate::hub::{Committed, Preview};
 use crate::record::{self, IdleReason};
 
+mod egress;
 mod mcp;
 mod ops;
 mod snapshot;
@@ -77,6 +78,10 @@ pub(crate) struct SessionHost {
     store: Arc<Store>,
     notify: Arc<Notify>,
     sandbox: Option<Arc<dyn Sandbox>>,
+    /// The session's egress proxy while this host runs (see `host/egress.rs`).
+    egress: Option<oma_egress::SessionProxy>,
+    /// `web_fetch` through that proxy, once it is open.
+    web: Option<oma_tools::WebFetchClient>,
     /// The workspace may differ from its newest snapshot: a tool ran, or a previous host left
     /// the folder behind. Snapshotted once the session has been idle a while.
     dirty: bool,
@@ -118,6 +123,8 @@ impl SessionHost {
             store,
             notify,
             sandbox: None,
+            egress: None,
+            web: None,
             dirty: left_behind,
             status: String::new(),
             mounts: None,
@@ -1094,6 +1101,14 @@ impl SessionHost {
         if let Some(m) = &mut self.mounts {
             m.before_call().await;
         }
+        // web_fetch goes through the session's egress proxy, like the box's own traffic.
+        if call.name == "web_fetch"
+            && let Err(message) = self.egress().await
+        {
+            self.box_events
+                .push(record::session_error("unknown_error", &message, "retrying"));
+            return (vec![text(&message)], true);
+        }
         let (content, is_error) = match self.toolbox() {
             None => (
                 vec![text("The built-in tools are not enabled for this agent.")],
@@ -1169,13 +1184,36 @@ impl SessionHost {
             mounts.push(layer.mount);
             env = layer.env;
         }
+        // An isolated box's only way out: the session's proxy, through its socket.
+        let mut egress = None;
+        if self.rt.inner().launcher.isolated() {
+            match self.egress().await {
+                Ok(Some(proxy)) => {
+                    env.extend(proxy.env.iter().cloned());
+                    egress = Some(oma_sandbox::EgressSpec {
+                        socket: proxy.socket_path.clone(),
+                        ca_bundle: Some(proxy.ca_bundle_path.clone()),
+                    });
+                }
+                Ok(None) => {}
+                Err(message) => {
+                    tracing::error!(op = "sandbox_launch", session_id = %self.session, "{message}");
+                    self.box_events.push(record::session_error(
+                        "unknown_error",
+                        &message,
+                        "retrying",
+                    ));
+                    return Err(message);
+                }
+            }
+        }
         let spec = BoxSpec {
             session_id: self.session.clone(),
             workspace,
             mounts,
             limits,
             env,
-            ..BoxSpec::default()
+            egress,
         };
         let launched = Instant::now();
         let sb = self.rt.inner().launcher.launch(spec).await;
@@ -1285,10 +1323,11 @@ impl SessionHost {
             .into_iter()
             .find(|t| t.get("type").and_then(Value::as_str) == Some("agent_toolset_20260401"))?;
         let toolset: oma_api::agents::AgentToolset = serde_json::from_value(toolset).ok()?;
-        Some(oma_tools::Toolbox::new(
-            &toolset,
-            self.rt.inner().web.clone(),
-        ))
+        let web = self
+            .web
+            .clone()
+            .unwrap_or_else(|| self.rt.inner().web.clone());
+        Some(oma_tools::Toolbox::new(&toolset, web))
     }
 
     fn tool_specs(&self) -> Vec<ToolSpec> {

@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     hosts: Mutex<HashMap<String, Arc<Notify>>>,
     /// Where operational events go, if anywhere ([`Runtime::with_ops`]).
     ops: std::sync::OnceLock<oma_ops::OpsRecorder>,
+    /// The network edge sessions go through, if any ([`Runtime::with_egress`]).
+    pub(crate) egress: std::sync::OnceLock<oma_egress::Egress>,
 }
 
 impl Runtime {
@@ -122,6 +124,7 @@ impl Runtime {
                 web,
                 hosts: Mutex::default(),
                 ops: std::sync::OnceLock::new(),
+                egress: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -130,6 +133,14 @@ impl Runtime {
     /// transitions, …) with `ops`. Set once; a second call is ignored.
     pub fn with_ops(self, ops: oma_ops::OpsRecorder) -> Self {
         let _ = self.inner.ops.set(ops);
+        self
+    }
+
+    /// This runtime sending sessions' network traffic (isolated boxes and `web_fetch`) through
+    /// `egress`: one proxy per active session, with its policy and vault credentials. Without
+    /// it isolated boxes have no network. Set once; a second call is ignored.
+    pub fn with_egress(self, egress: oma_egress::Egress) -> Self {
+        let _ = self.inner.egress.set(egress);
         self
     }
 

@@ -57,6 +57,11 @@ impl Providers {
         self.sealer.as_deref()
     }
 
+    /// The same sealer, shared (for the egress proxy's credential reads).
+    pub(crate) fn sealer_arc(&self) -> Option<Arc<Sealer>> {
+        self.sealer.clone()
+    }
+
     /// The server-wide provider of `model`.
     pub fn for_model(&self, model: &str) -> Option<Arc<dyn ModelProvider>> {
         self.by_model

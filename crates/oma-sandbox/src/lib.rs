@@ -197,6 +197,12 @@ pub enum BoxEvent {
 pub trait SandboxLauncher: Send + Sync {
     fn launch(&self, spec: BoxSpec) -> BoxFuture<'_, Result<Arc<dyn Sandbox>, SandboxError>>;
 
+    /// Whether boxes of this backend are a security boundary (and so reach the network only
+    /// through [`BoxSpec::egress`]).
+    fn isolated(&self) -> bool {
+        false
+    }
+
     /// Installs an environment's packages (once; later calls reuse the layer) and returns the
     /// mount and variables a box needs to use them. Backends without a private filesystem
     /// view cannot place a layer and refuse.

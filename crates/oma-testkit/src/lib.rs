@@ -76,6 +76,20 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{nanos}", std::process::id())
 }
 
+/// Which sandbox backend a test server's sessions use.
+enum Sandboxing {
+    Local,
+    Isolated { egress: Option<TestEgress> },
+}
+
+/// The egress of a test server: operator allow rules (tests' upstreams are on loopback, which
+/// only the operator may open) and the PEM roots of their test CAs.
+#[derive(Debug, Clone, Default)]
+pub struct TestEgress {
+    pub allow: Vec<String>,
+    pub upstream_roots: Vec<Vec<u8>>,
+}
+
 /// A running oma server on `127.0.0.1:<random port>` with a tenant and key of its own.
 pub struct TestServer {
     pub base: String,
@@ -106,7 +120,7 @@ impl TestServer {
         providers: Providers,
         configure: impl FnOnce(&mut RuntimeConfig),
     ) -> Result<Self> {
-        Self::start_on(backend, providers, configure, false).await
+        Self::start_on(backend, providers, configure, Sandboxing::Local).await
     }
 
     /// Like `start_configured`, with the `isolated` sandbox backend (bubblewrap, cgroups).
@@ -116,6 +130,17 @@ impl TestServer {
         backend: Backend,
         providers: Providers,
         configure: impl FnOnce(&mut RuntimeConfig),
+    ) -> Result<Option<Self>> {
+        Self::start_isolated_with(backend, providers, configure, None).await
+    }
+
+    /// Like `start_isolated`, with sessions' traffic going through a real egress proxy
+    /// (`egress`: the operator rules and upstream roots it trusts).
+    pub async fn start_isolated_with(
+        backend: Backend,
+        providers: Providers,
+        configure: impl FnOnce(&mut RuntimeConfig),
+        egress: Option<TestEgress>,
     ) -> Result<Option<Self>> {
         let probe_dir = tempfile::tempdir()?;
         let probe = IsolatedLauncher::new(IsolatedConfig::new(
@@ -130,7 +155,13 @@ impl TestServer {
             return Ok(None);
         }
         Ok(Some(
-            Self::start_on(backend, providers, configure, true).await?,
+            Self::start_on(
+                backend,
+                providers,
+                configure,
+                Sandboxing::Isolated { egress },
+            )
+            .await?,
         ))
     }
 
@@ -138,7 +169,7 @@ impl TestServer {
         backend: Backend,
         providers: Providers,
         configure: impl FnOnce(&mut RuntimeConfig),
-        isolated: bool,
+        sandboxing: Sandboxing,
     ) -> Result<Self> {
         let (store, db_dir) = store(backend).await?;
         let dir = match db_dir {
@@ -149,7 +180,7 @@ impl TestServer {
         let store = store.with_blobs(blobs.clone());
         let sealer = Sealer::from_base64(&generate_root_secret())?;
         let mut server =
-            Self::boot(store, blobs, sealer, dir, providers, configure, isolated).await?;
+            Self::boot(store, blobs, sealer, dir, providers, configure, sandboxing).await?;
         let (tenant, key) = server.new_tenant().await?;
         server.tenant = tenant;
         server.key = key;
@@ -174,7 +205,7 @@ impl TestServer {
             dir,
             providers,
             configure,
-            false,
+            Sandboxing::Local,
         )
         .await?;
         server.tenant = std::mem::take(&mut self.tenant);
@@ -190,24 +221,26 @@ impl TestServer {
         dir: TempDir,
         providers: Providers,
         configure: impl FnOnce(&mut RuntimeConfig),
-        isolated: bool,
+        sandboxing: Sandboxing,
     ) -> Result<Self> {
         let tenants = TenantRouter::single(store.clone());
         let mut config = RuntimeConfig::new(dir.path().join("workspaces"));
         config.backoff.base = std::time::Duration::from_millis(10);
         configure(&mut config);
-        let launcher: Arc<dyn SandboxLauncher> = if isolated {
-            let mut config = IsolatedConfig::new(sandbox_agent_exe(), dir.path().join("sandbox"));
-            // Workspace disks are loop mounts that outlive the box by design; tests would leave
-            // them behind. The sandbox crate's own tests cover them.
-            config.disk_quota = false;
-            Arc::new(IsolatedLauncher::new(config))
-        } else {
-            Arc::new(LocalLauncher::new(sandbox_agent_exe()))
-        };
+        let launcher: Arc<dyn SandboxLauncher> =
+            if matches!(sandboxing, Sandboxing::Isolated { .. }) {
+                let mut config =
+                    IsolatedConfig::new(sandbox_agent_exe(), dir.path().join("sandbox"));
+                // Workspace disks are loop mounts that outlive the box by design; tests would leave
+                // them behind. The sandbox crate's own tests cover them.
+                config.disk_quota = false;
+                Arc::new(IsolatedLauncher::new(config))
+            } else {
+                Arc::new(LocalLauncher::new(sandbox_agent_exe()))
+            };
         let web = WebFetchClient::new(WebFetchOptions::default()).map_err(anyhow::Error::msg)?;
         let providers = providers.with_tenant_routes(Arc::new(sealer.clone()));
-        let runtime = Runtime::new(
+        let mut runtime = Runtime::new(
             tenants.clone(),
             Arc::new(Hub::default()),
             providers,
@@ -215,6 +248,19 @@ impl TestServer {
             config,
             web,
         );
+        if let Sandboxing::Isolated {
+            egress: Some(egress),
+        } = sandboxing
+        {
+            let ca = oma_egress::DeploymentCa::load_or_create(dir.path(), &sealer)?;
+            runtime = runtime.with_egress(oma_egress::Egress::new(oma_egress::EgressConfig {
+                ca,
+                upstream_roots: egress.upstream_roots,
+                allow: egress.allow,
+                deny: Vec::new(),
+                ops: None,
+            })?);
+        }
         let state = AppState::new(tenants, sealer, blobs, None, runtime.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

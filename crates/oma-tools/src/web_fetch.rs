@@ -272,6 +272,40 @@ impl WebFetchClient {
         })
     }
 
+    /// The same client going through a session's egress proxy (its host door at `proxy_url`,
+    /// admitting `token`), trusting the deployment CA `ca_pem` that signs intercepted hosts.
+    /// The proxy applies the session's networking policy and resolves names itself (refusing
+    /// private addresses), so no resolver filter is needed here.
+    pub fn through_proxy(
+        &self,
+        proxy_url: &str,
+        token: &str,
+        ca_pem: &str,
+    ) -> Result<Self, String> {
+        let proxy = reqwest::Proxy::all(proxy_url)
+            .map_err(|e| format!("the egress proxy address {proxy_url}: {e}"))?
+            .custom_http_auth(
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|e| format!("the egress proxy token: {e}"))?,
+            );
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
+            .map_err(|e| format!("the deployment CA: {e}"))?;
+        let o = &self.options;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .proxy(proxy)
+            .add_root_certificate(ca)
+            .timeout(o.timeout)
+            .connect_timeout(o.connect_timeout)
+            .user_agent(o.user_agent.clone())
+            .build()
+            .map_err(|e| format!("cannot build the web_fetch HTTP client: {e}"))?;
+        Ok(WebFetchClient {
+            client,
+            options: self.options.clone(),
+        })
+    }
+
     /// Fetches `url` under `settings`. Never fails: problems are error outcomes. A cancelled
     /// fetch returns `None`.
     pub async fn fetch(

@@ -54,9 +54,26 @@ pub struct FileConfig {
     /// `[retention]`: what `oma prune` and the server's janitor delete (see `prune.rs`).
     #[serde(default)]
     pub retention: crate::prune::RetentionFileConfig,
+    /// `[egress]`: operator-wide rules for every session's network traffic.
+    #[serde(default)]
+    pub egress: EgressFileConfig,
     /// `[env.<name>]` overlays. Empty once loaded: the chosen one is merged in.
     #[serde(default)]
     pub env: BTreeMap<String, FileConfig>,
+}
+
+/// `[egress]`: hosts every session may reach (`allow`, private addresses included) or never
+/// (`deny`, which wins), with `*.` wildcards; `upstream_ca_files`: PEM roots trusted for
+/// upstream TLS besides the system's (a private PKI).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressFileConfig {
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+    #[serde(default)]
+    pub upstream_ca_files: Vec<PathBuf>,
 }
 
 /// `[tls]`: terminate TLS in `oma serve` with these PEM files (both or neither).

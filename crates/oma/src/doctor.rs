@@ -129,13 +129,7 @@ async fn checks(storage: &StorageArgs) -> Report {
     root_secret(&mut r, &resolved.data_dir);
     sandbox(&mut r, &resolved.data_dir).await;
     model_provider(&mut r);
-    r.fix(
-        Level::Warn,
-        "egress CA",
-        "not implemented in this build: isolated sandboxes have no network at all (the \
-         credential-injecting egress proxy is not there yet); `local` ones reach it directly",
-        "nothing to configure yet",
-    );
+    egress_ca(&mut r, &resolved.data_dir);
     r.add(
         Level::Skip,
         "integrations",
@@ -257,6 +251,51 @@ fn database_fix(backend: Backend) -> &'static str {
 const ROOT_SECRET_FIX: &str = "set OMA_ROOT_SECRET to the base64 of 32 random bytes (`openssl rand -base64 32`), or \
      let `oma serve` generate DATA_DIR/root.key on first start; if sealed secrets already exist, \
      restore the ORIGINAL key from your backup instead";
+
+/// The root secret as `oma serve` would load it, if it can be.
+fn sealer(data_dir: &Path) -> Option<oma_core::seal::Sealer> {
+    match std::env::var("OMA_ROOT_SECRET") {
+        Ok(b64) if !b64.trim().is_empty() => oma_core::seal::Sealer::from_base64(&b64).ok(),
+        _ => std::fs::read_to_string(data_dir.join("root.key"))
+            .ok()
+            .and_then(|t| oma_core::seal::Sealer::from_base64(&t).ok()),
+    }
+}
+
+/// The deployment CA that signs the egress proxy's intercepted connections.
+fn egress_ca(r: &mut Report, data_dir: &Path) {
+    let Some(sealer) = sealer(data_dir) else {
+        return r.add(
+            Level::Skip,
+            "egress CA",
+            "the root secret is not usable (see above), so the sealed CA cannot be opened",
+        );
+    };
+    match oma_egress::DeploymentCa::load(data_dir, &sealer) {
+        Ok(Some(ca)) => r.add(
+            Level::Ok,
+            "egress CA",
+            format!(
+                "{} (sha256 {}); boxes trust it, clients of the proxy's host door need it",
+                oma_egress::DeploymentCa::path(data_dir).display(),
+                ca.fingerprint()
+            ),
+        ),
+        Ok(None) => r.add(
+            Level::Ok,
+            "egress CA",
+            "not created yet: `oma serve` creates and seals it at first start",
+        ),
+        Err(e) => r.fix(
+            Level::Fail,
+            "egress CA",
+            format!("cannot open the sealed deployment CA: {e}"),
+            "restore the root secret that sealed it; or move the file away to have `oma serve` \
+             create a new CA (boxes of running sessions keep trusting the old one until they \
+             restart)",
+        ),
+    }
+}
 
 fn root_secret(r: &mut Report, data_dir: &Path) {
     if let Ok(b64) = std::env::var("OMA_ROOT_SECRET")

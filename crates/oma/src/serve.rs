@@ -98,6 +98,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Arc::new(sealer.clone()),
     )?
     .with_ops(ops.clone());
+    // The network edge: one proxy per active session, under the deployment CA.
+    let runtime = runtime.with_egress(build_egress(
+        &resolved.data_dir,
+        &sealer,
+        &resolved.file.egress,
+        ops.clone(),
+    )?);
     let state = AppState::new(
         tenants,
         sealer,
@@ -210,6 +217,34 @@ fn build_runtime(data_dir: &Path, tenants: TenantRouter, sealer: Arc<Sealer>) ->
         config,
         web,
     ))
+}
+
+/// The egress: the deployment CA (created sealed on first start), upstream roots, and the
+/// operator's allow and deny rules.
+fn build_egress(
+    data_dir: &Path,
+    sealer: &Sealer,
+    config: &crate::config::EgressFileConfig,
+    ops: oma_ops::OpsRecorder,
+) -> Result<oma_egress::Egress> {
+    let ca = oma_egress::DeploymentCa::load_or_create(data_dir, sealer)
+        .context("the egress deployment CA")?;
+    let mut upstream_roots = Vec::new();
+    for f in &config.upstream_ca_files {
+        upstream_roots.push(
+            std::fs::read(f)
+                .with_context(|| format!("[egress] upstream_ca_files: {}", f.display()))?,
+        );
+    }
+    tracing::info!(op = "egress", ca = %ca.fingerprint(), "egress proxy ready");
+    oma_egress::Egress::new(oma_egress::EgressConfig {
+        ca,
+        upstream_roots,
+        allow: config.allow.clone(),
+        deny: config.deny.clone(),
+        ops: Some(ops),
+    })
+    .context("starting the egress")
 }
 
 /// The sandbox backend: `isolated` (bubblewrap, the default) or, only when the operator asks

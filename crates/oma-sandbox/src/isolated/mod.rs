@@ -294,6 +294,10 @@ impl SandboxLauncher for IsolatedLauncher {
         Box::pin(self.launch_isolated(spec))
     }
 
+    fn isolated(&self) -> bool {
+        true
+    }
+
     fn package_layer<'a>(
         &'a self,
         packages: &'a crate::PackageSet,

@@ -1,4 +1,5 @@
 mod bad_input;
+mod egress;
 mod mcp;
 mod metrics;
 mod mounts;
