@@ -1,4 +1,8 @@
-//! The live log tail: a tracing layer that fans every log record out to subscribers.
+//! Logs: one JSON object per line on stdout (`ts`, `level`, `msg`, `component`, `target`,
+//! `op`, `tenant_id`, `session_id`, `agent_id`, error fields…), and the live tail: the same
+//! lines fanned out to `oma tail` subscribers. Fields of the spans a record happens in are
+//! merged into it, so a line logged anywhere inside a session's host carries the session's
+//! tenant and ids without every call site repeating them.
 //!
 //! Records go over a `tokio::sync::broadcast` channel, which never makes the sender wait: a
 //! subscriber that falls more than the channel's capacity behind loses the oldest lines and
@@ -56,10 +60,19 @@ impl LogTail {
         }
     }
 
-    /// The layer to install in the tracing subscriber.
+    /// The layer to install in the tracing subscriber (fan-out only).
     pub fn layer(&self) -> TailLayer {
         TailLayer {
             tx: self.tx.clone(),
+            stdout: false,
+        }
+    }
+
+    /// The layer that also writes every record as a JSON line to stdout: the server's log.
+    pub fn layer_with_stdout(&self) -> TailLayer {
+        TailLayer {
+            tx: self.tx.clone(),
+            stdout: true,
         }
     }
 
@@ -120,17 +133,63 @@ pub fn component_of(target: &str) -> &str {
 
 pub struct TailLayer {
     tx: broadcast::Sender<Arc<LogLine>>,
+    stdout: bool,
 }
 
-impl<S: Subscriber> Layer<S> for TailLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        if self.tx.receiver_count() == 0 {
+/// A span's fields, kept in its extensions for the records inside it.
+struct SpanFields(Map<String, Value>);
+
+impl<S> Layer<S> for TailLayer
+where
+    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
+        let mut fields = Fields(Map::new());
+        attrs.record(&mut fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(SpanFields(fields.0));
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id) {
+            let mut ext = span.extensions_mut();
+            if let Some(SpanFields(map)) = ext.get_mut::<SpanFields>() {
+                let mut fields = Fields(std::mem::take(map));
+                values.record(&mut fields);
+                *map = fields.0;
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if !self.stdout && self.tx.receiver_count() == 0 {
             return;
         }
         let meta = event.metadata();
         let mut fields = Fields(Map::new());
         event.record(&mut fields);
         let mut fields = fields.0;
+        // The enclosing spans' fields: the record's own win, then the innermost span's.
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope {
+                if let Some(SpanFields(map)) = span.extensions().get::<SpanFields>() {
+                    for (k, v) in map {
+                        fields.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+            }
+        }
         let msg = fields.remove("message").unwrap_or(Value::Null);
         let component = match fields.get("component").and_then(Value::as_str) {
             Some(c) => c.to_string(),
@@ -158,8 +217,15 @@ impl<S: Subscriber> Layer<S> for TailLayer {
             session_id,
             json: Value::Object(out).to_string(),
         };
-        // No subscriber left since the check: nothing to do.
-        let _ = self.tx.send(Arc::new(line));
+        if self.stdout {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", line.json);
+        }
+        if self.tx.receiver_count() > 0 {
+            // No subscriber left since the check: nothing to do.
+            let _ = self.tx.send(Arc::new(line));
+        }
     }
 }
 

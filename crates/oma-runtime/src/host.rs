@@ -239,6 +239,9 @@ impl SessionHost {
             Err(e) => return Err(e.into()),
         };
         self.agent = body.get("agent").cloned().unwrap_or(Value::Null);
+        if let Some(id) = self.agent.get("id").and_then(Value::as_str) {
+            tracing::Span::current().record("agent_id", id);
+        }
         self.budget = body.get("budget").cloned().unwrap_or(Value::Null);
         self.environment_id = body
             .get("environment_id")

@@ -169,7 +169,14 @@ impl Runtime {
         oma_metrics::SESSIONS_ACTIVE.inc();
         drop(hosts);
         let host = host::SessionHost::new(self.clone(), tenant, session_id, notify);
-        tokio::spawn(host.run());
+        // Every line the host logs carries its tenant and session (and agent, once loaded).
+        let span = tracing::info_span!(
+            "session",
+            tenant_id = %tenant,
+            session_id = %session_id,
+            agent_id = tracing::field::Empty
+        );
+        tokio::spawn(tracing::Instrument::instrument(host.run(), span));
     }
 
     /// Starts a host for every session that a crash or restart left mid-turn or with queued

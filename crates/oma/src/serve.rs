@@ -322,14 +322,11 @@ fn init_logging() -> oma_ops::tail::LogTail {
     let tail = oma_ops::tail::LogTail::new();
     let filter = tracing_subscriber::EnvFilter::try_from_env("OMA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout)
-        .finish()
-        .with(tail.layer())
+    // One layer writes the JSON lines to stdout and feeds `oma tail`, so both see the same
+    // lines, with the fields of the session span they were logged in.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tail.layer_with_stdout())
         .try_init();
     tail
 }

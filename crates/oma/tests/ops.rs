@@ -267,6 +267,22 @@ async fn scripted_run(db: Option<&str>) {
         got.iter()
             .all(|l| l["ts"].is_string() && l["level"].is_string())
     );
+    // Every line inside a session's host carries the session's tenant and agent too, from
+    // the host's span, with the field names operators query by.
+    let tool_lines: Vec<&Value> = got
+        .iter()
+        .filter(|l| l["msg"] == "tool call finished")
+        .collect();
+    for l in &tool_lines {
+        assert_eq!(l["op"], "tool_call", "{l}");
+        assert_eq!(l["tenant_id"], "default", "{l}");
+        assert!(
+            l["agent_id"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("agent_")),
+            "{l}"
+        );
+    }
 
     // `oma events query` groups the failure by tool.
     let groups = until_events(
