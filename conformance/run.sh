@@ -20,6 +20,10 @@ cleanup() {
         kill "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
+    # Workspace disks the server did not get to unmount (it was killed) would keep rm out.
+    grep -o " $work/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -30,6 +30,7 @@ use futures::future::BoxFuture;
 pub use error::{ExitInfo, SandboxError};
 pub use isolated::{
     IsolatedConfig, IsolatedLauncher, IsolatedSandbox, PackageLayer, Preflight, detach_workspace,
+    remount_workspace,
 };
 pub use local::{LocalLauncher, LocalSandbox};
 pub use protocol::{OutputBlock, ToolCall, ToolOutcome};

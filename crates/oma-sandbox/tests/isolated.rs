@@ -522,6 +522,20 @@ async fn filling_the_disk_stops_at_the_quota() {
     assert!(out.starts_with("kept"), "{out}");
     sb.shutdown().await;
 
+    // After a reboot the disk is not mounted: the folder looks empty, and is mounted again
+    // before anything reads it.
+    let status = std::process::Command::new("umount")
+        .arg(&workspace)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(!workspace.join("kept.txt").exists());
+    oma_sandbox::remount_workspace(&workspace).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("kept.txt")).unwrap(),
+        "kept"
+    );
+
     // Removing the workspace unmounts it and deletes its image.
     oma_sandbox::detach_workspace(&workspace).unwrap();
     std::fs::remove_dir_all(&workspace).unwrap();

@@ -262,6 +262,12 @@ fn sandbox_launcher(data_dir: &Path) -> Result<Arc<dyn SandboxLauncher>> {
             {
                 config.bwrap = bwrap.trim().into();
             }
+            // Workspace disk quotas (loop-mounted images; root only) can be turned off.
+            if let Ok(v) = std::env::var("OMA_SANDBOX_DISK_QUOTA")
+                && matches!(v.trim(), "0" | "off" | "false" | "no")
+            {
+                config.disk_quota = false;
+            }
             let launcher = Arc::new(IsolatedLauncher::new(config));
             let check = launcher.clone();
             tokio::spawn(async move {

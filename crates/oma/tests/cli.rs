@@ -40,6 +40,7 @@ fn serve(data_dir: &Path, api_key: &str) -> Server {
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("OMA_API_KEY", api_key)
+        .env("OMA_SANDBOX_DISK_QUOTA", "off")
         .env_remove("OMA_DATABASE_URL")
         .env_remove("OMA_ROOT_SECRET")
         .stdout(Stdio::piped())

@@ -47,6 +47,7 @@ fn serve(data: &Path, db: Option<&str>, model_url: &str) -> (Proc, String) {
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env("OMA_API_KEY", KEY)
+        .env("OMA_SANDBOX_DISK_QUOTA", "off")
         .env("OMA_ADMIN_KEY", ADMIN)
         .env("OMA_SANDBOX", "local")
         .env("ANTHROPIC_BASE_URL", model_url)

@@ -309,6 +309,7 @@ fn serve_with(data: &Path, config: &Path, model_url: &str) -> Served {
         .arg("--config")
         .arg(config)
         .env("OMA_API_KEY", KEY)
+        .env("OMA_SANDBOX_DISK_QUOTA", "off")
         .env("ANTHROPIC_BASE_URL", model_url)
         .env("ANTHROPIC_API_KEY", "fake")
         .env("OMA_MODEL_RETRY_BASE_MS", "10")

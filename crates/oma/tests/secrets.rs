@@ -57,6 +57,7 @@ fn secrets_never_leave_the_seal() {
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .env("OMA_API_KEY", KEY)
+        .env("OMA_SANDBOX_DISK_QUOTA", "off")
         .env("OMA_LOG", "debug")
         .env_remove("OMA_DATABASE_URL")
         .env_remove("OMA_ROOT_SECRET")

@@ -94,6 +94,7 @@ async fn tls_and_metrics_from_oma_toml() {
         .arg("--data-dir")
         .arg(d.join("data"))
         .env("OMA_API_KEY", "k")
+        .env("OMA_SANDBOX_DISK_QUOTA", "off")
         .env("OMA_SANDBOX", "local")
         .env_remove("OMA_DATABASE_URL")
         .env_remove("OMA_ROOT_SECRET")

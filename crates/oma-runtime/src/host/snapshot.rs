@@ -67,6 +67,17 @@ impl SessionHost {
         if let Some(sb) = self.sandbox.take() {
             sb.shutdown().await;
         }
+        // A workspace disk left unmounted (by a reboot) holds the files: mount it first, or
+        // the snapshot would be of the empty folder under it and the removal would lose them.
+        let ws = workspace.clone();
+        let remounted = tokio::task::spawn_blocking(move || oma_sandbox::remount_workspace(&ws))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(e) = remounted {
+            tracing::error!(op = "snapshot", session_id = %self.session, error = %e, "cannot mount the workspace disk; no snapshot, the folder is kept");
+            self.ops_silent("runtime.snapshot", &e);
+            return;
+        }
         let started = Instant::now();
         match snaps.take(&self.session, &workspace).await {
             Ok((snap, stats)) => {

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use cgroup::CgroupParent;
 pub use packages::PackageLayer;
-pub use quota::detach_workspace;
+pub use quota::{detach_workspace, remount_workspace};
 
 use crate::conn::AgentProcess;
 use crate::{

@@ -97,16 +97,34 @@ pub fn attach(workspace: &Path, bytes: u64) -> Result<(), String> {
         )?;
         std::fs::rename(&tmp, &image).map_err(|e| format!("publishing the workspace disk: {e}"))?;
     }
+    mount_image(workspace, &image)
+}
+
+/// Mounts a workspace's existing disk image again if it is not mounted (after a reboot, or
+/// another process unmounted it), so that what reads the workspace folder — a snapshot, a
+/// backup — sees its files rather than the empty folder under the mount (blocking). A
+/// workspace without a disk is left alone.
+pub fn remount_workspace(workspace: &Path) -> Result<(), String> {
+    let Some(image) = image_of(workspace) else {
+        return Ok(());
+    };
+    if !image.exists() || !workspace.is_dir() || is_mountpoint(workspace) {
+        return Ok(());
+    }
+    mount_image(workspace, &image)
+}
+
+fn mount_image(workspace: &Path, image: &Path) -> Result<(), String> {
     let has_files = std::fs::read_dir(workspace)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
     if has_files {
-        move_into_image(workspace, &image)?;
+        move_into_image(workspace, image)?;
     }
     run(
         Command::new("mount")
             .args(["-o", "loop,nosuid,nodev"])
-            .arg(&image)
+            .arg(image)
             .arg(workspace),
         "mounting the workspace disk",
     )?;

@@ -33,6 +33,9 @@ pub fn serve(data: &Path, key: &str, model_url: &str) -> Server {
         .env("ANTHROPIC_BASE_URL", model_url)
         .env("ANTHROPIC_API_KEY", "fake")
         .env("OMA_MODEL_RETRY_BASE_MS", "10")
+        // Workspace disks are loop mounts that outlive a killed server by design; tests that
+        // kill servers would leave them behind (the sandbox crate's tests cover them).
+        .env("OMA_SANDBOX_DISK_QUOTA", "off")
         .env_remove("ANTHROPIC_AUTH_TOKEN")
         .env_remove("OMA_DATABASE_URL")
         .env_remove("OMA_ROOT_SECRET")
