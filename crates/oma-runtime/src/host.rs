@@ -1280,13 +1280,24 @@ impl SessionHost {
         if packages.is_empty() {
             return Ok((limits, None));
         }
+        // Installers reach the registries through a proxy session open to them alone, when the
+        // server has an egress; it lives as long as the install.
+        let installer = match self.rt.inner().egress.get() {
+            Some(_) => Some(self.installer_egress().await.map_err(failed)?),
+            None => None,
+        };
+        let via = installer.as_ref().map(|p| oma_sandbox::EgressSpec {
+            socket: p.socket_path.clone(),
+            ca_bundle: Some(p.ca_bundle_path.clone()),
+        });
         let layer = self
             .rt
             .inner()
             .launcher
-            .package_layer(&packages)
+            .package_layer(&packages, via.as_ref())
             .await
             .map_err(|e| failed(e.to_string()))?;
+        drop(installer);
         Ok((limits, Some(layer)))
     }
 

@@ -29,6 +29,9 @@ pub struct Hardening {
     /// The session's egress socket (`--egress-socket PATH`): the agent serves a bridge from
     /// `127.0.0.1:`[`EGRESS_PORT`] to it, the box's only way out.
     pub egress_socket: Option<PathBuf>,
+    /// `--exec CMD ARGS…` (always last): instead of serving the tool protocol, run this one
+    /// command (with the egress bridge up) and exit with its status. Package installers use it.
+    pub exec: Vec<String>,
 }
 
 /// The loopback port of the egress bridge inside the box (`HTTP_PROXY` points at it).
@@ -56,6 +59,12 @@ impl Hardening {
                         ));
                     }
                 },
+                "--exec" => {
+                    out.exec = args.by_ref().collect();
+                    if out.exec.is_empty() {
+                        return Err("--exec needs a command".to_string());
+                    }
+                }
                 "sandbox-agent" => {}
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -76,6 +85,10 @@ impl Hardening {
         if let Some(sock) = &self.egress_socket {
             args.push("--egress-socket".to_string());
             args.push(sock.display().to_string());
+        }
+        if !self.exec.is_empty() {
+            args.push("--exec".to_string());
+            args.extend(self.exec.iter().cloned());
         }
         args
     }
@@ -234,6 +247,7 @@ mod tests {
             enabled: true,
             writable: vec![PathBuf::from("/workspace"), PathBuf::from("/tmp")],
             egress_socket: Some(PathBuf::from("/run/oma/egress.sock")),
+            exec: vec!["pip".into(), "--exec".into(), "-x".into()],
         };
         assert_eq!(Hardening::from_args(h.to_args()), Ok(h));
         assert!(Hardening::from_args(["--writable".to_string(), "rel".to_string()]).is_err());

@@ -207,11 +207,16 @@ pub trait SandboxLauncher: Send + Sync {
     /// Installs an environment's packages (once; later calls reuse the layer) and returns the
     /// mount and variables a box needs to use them. Backends without a private filesystem
     /// view cannot place a layer and refuse.
+    ///
+    /// `egress`: a proxy session open only to the package registries. With it the installers
+    /// have no other network and may run the packages' build code (every manager); without it
+    /// they use the host's network and run no package code (apt, npm and pip only).
     fn package_layer<'a>(
         &'a self,
         packages: &'a PackageSet,
+        egress: Option<&'a EgressSpec>,
     ) -> BoxFuture<'a, Result<PackageLayer, SandboxError>> {
-        let _ = packages;
+        let _ = (packages, egress);
         Box::pin(async {
             Err(SandboxError::Launch(
                 "environment packages need the isolated sandbox backend".to_string(),

@@ -409,10 +409,18 @@ async fn environment_packages_are_installed_once_into_a_layer_boxes_mount() {
         pip: vec!["six==1.16.0".into()],
         ..Default::default()
     };
-    let layer = fx.launcher.package_layer(&packages).await.expect("install");
+    let layer = fx
+        .launcher
+        .package_layer(&packages, None)
+        .await
+        .expect("install");
     let inode = std::fs::metadata(&layer.mount.source).unwrap().ino();
     // Cached: the same layer, not reinstalled.
-    let again = fx.launcher.package_layer(&packages).await.expect("reuse");
+    let again = fx
+        .launcher
+        .package_layer(&packages, None)
+        .await
+        .expect("reuse");
     assert_eq!(again, layer);
     assert_eq!(std::fs::metadata(&again.mount.source).unwrap().ino(), inode);
 
@@ -450,7 +458,7 @@ async fn environment_packages_are_installed_once_into_a_layer_boxes_mount() {
     };
     let err = fx
         .launcher
-        .package_layer(&missing)
+        .package_layer(&missing, None)
         .await
         .unwrap_err()
         .to_string();
@@ -466,11 +474,11 @@ async fn environment_packages_are_installed_once_into_a_layer_boxes_mount() {
     };
     let err = fx
         .launcher
-        .package_layer(&cargo)
+        .package_layer(&cargo, None)
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("not supported"), "{err}");
+    assert!(err.contains("needs the server's egress proxy"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,6 +88,46 @@ impl SessionHost {
     }
 }
 
+impl SessionHost {
+    /// A proxy session for the environment's package installers: no vaults, and a `limited`
+    /// policy that opens the public package registries only.
+    pub(super) async fn installer_egress(&self) -> Result<oma_egress::SessionProxy, String> {
+        let egress = self
+            .rt
+            .inner()
+            .egress
+            .get()
+            .cloned()
+            .ok_or("the server has no egress")?;
+        let sealer = self
+            .rt
+            .inner()
+            .providers
+            .sealer_arc()
+            .ok_or("the egress proxy needs the root secret, which this runtime lacks")?;
+        let dir = self.rt.inner().config.sessions_dir.join(&self.session);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        egress
+            .open_session(oma_egress::SessionEgress {
+                tenant: self.tenant.to_string(),
+                session_id: format!("{}.install", self.session),
+                socket_path: dir.join("install.sock"),
+                store: (*self.store).clone(),
+                sealer,
+                vault_ids: Vec::new(),
+                networking: serde_json::json!({
+                    "type": "limited",
+                    "allowed_hosts": [],
+                    "allow_mcp_servers": false,
+                    "allow_package_managers": true,
+                }),
+                mcp_server_urls: Vec::new(),
+            })
+            .await
+            .map_err(|e| format!("the package installers' proxy could not be started: {e}"))
+    }
+}
+
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .into_iter()

@@ -66,11 +66,45 @@ pub fn process_main(args: Vec<String>) -> std::process::ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !hardening.exec.is_empty() {
+        return rt.block_on(exec(hardening.egress_socket, hardening.exec));
+    }
     match rt.block_on(run_stdio(hardening.egress_socket)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("oma sandbox-agent: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--exec`: one command in the hardened box, with the egress bridge up; its exit status is
+/// this process's. Its output goes straight to this process's stdout and stderr.
+async fn exec(egress_socket: Option<PathBuf>, command: Vec<String>) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    if let Some(socket) = egress_socket
+        && let Err(e) = egress_bridge(socket).await
+    {
+        eprintln!("oma sandbox-agent: {e}");
+        return ExitCode::FAILURE;
+    }
+    let Some((program, args)) = command.split_first() else {
+        return ExitCode::FAILURE;
+    };
+    match tokio::process::Command::new(program)
+        .args(args)
+        .status()
+        .await
+    {
+        Ok(status) => match status.code() {
+            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            None => ExitCode::from(137),
+        },
+        Err(e) => {
+            eprintln!(
+                "oma sandbox-agent: cannot run `{program}`: {e} (is it installed on this host?)"
+            );
+            ExitCode::from(127)
         }
     }
 }

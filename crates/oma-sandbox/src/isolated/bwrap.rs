@@ -246,8 +246,21 @@ fn push_system(args: &mut Vec<OsString>) {
 /// system view, but the host's network and name service (installers fetch from registries),
 /// the package manager's own state read-only, and `layer` writable at `target`. The command
 /// follows.
-pub fn installer_args(layer: &Path, target: &str) -> Vec<OsString> {
-    let mut args = shared_net_isolation_args();
+///
+/// With `via` (an egress socket and the agent binary) the installer gets no network of its
+/// own: it runs under the hardened agent (`--exec`), whose bridge is its only way out, through
+/// an egress session that opens only the package registries. Then the installer may run the
+/// packages' own build code.
+pub fn installer_args(
+    layer: &Path,
+    target: &str,
+    via: Option<(&crate::EgressSpec, &Path)>,
+) -> Vec<OsString> {
+    let mut args = if via.is_some() {
+        isolation_args()
+    } else {
+        shared_net_isolation_args()
+    };
     push_system(&mut args);
     let mut push = |parts: &[&dyn AsRefOs]| {
         for p in parts {
@@ -267,12 +280,34 @@ pub fn installer_args(layer: &Path, target: &str) -> Vec<OsString> {
     }
     push(&[&"--dev", &"/dev", &"--proc", &"/proc", &"--tmpfs", &"/tmp"]);
     push(&[&"--bind", &layer, &target]);
+    let proxy = format!("http://127.0.0.1:{}", crate::harden::EGRESS_PORT);
+    if let Some((egress, agent_exe)) = via {
+        push(&[
+            &"--dir",
+            &"/run/oma",
+            &"--bind",
+            &egress.socket,
+            &BOX_EGRESS_SOCKET,
+        ]);
+        if let Some(bundle) = &egress.ca_bundle {
+            push(&[&"--ro-bind", bundle, &BOX_CA_BUNDLE]);
+        }
+        push(&[&"--ro-bind", &agent_exe, &BOX_AGENT]);
+        for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+            push(&[&"--setenv", &k, &proxy.as_str()]);
+        }
+    }
     for (k, v) in [
         ("PATH", BOX_PATH),
         ("HOME", "/tmp"),
         ("LANG", "C.UTF-8"),
         ("TMPDIR", "/tmp"),
         ("PIP_NO_CACHE_DIR", "1"),
+        // Builders' scratch space; only the layer outlives the installer.
+        ("CARGO_HOME", "/tmp/cargo"),
+        ("GOPATH", "/tmp/go"),
+        ("GOCACHE", "/tmp/go-cache"),
+        ("GOBIN", "/opt/oma/env/go/bin"),
         // The system's trust store (which the host's administrator controls, e.g. for a
         // TLS-inspecting proxy), not the copies bundled with pip and node.
         ("SSL_CERT_FILE", BOX_CA_BUNDLE),
@@ -284,6 +319,21 @@ pub fn installer_args(layer: &Path, target: &str) -> Vec<OsString> {
         push(&[&"--setenv", &k, &v]);
     }
     push(&[&"--chdir", &"/tmp", &"--"]);
+    if via.is_some() {
+        let wrapper = crate::harden::Hardening {
+            enabled: true,
+            writable: vec![
+                PathBuf::from(target),
+                PathBuf::from("/tmp"),
+                PathBuf::from("/dev"),
+            ],
+            egress_socket: Some(PathBuf::from(BOX_EGRESS_SOCKET)),
+            exec: Vec::new(),
+        };
+        push(&[&BOX_AGENT, &"sandbox-agent"]);
+        args.extend(wrapper.to_args().into_iter().map(OsString::from));
+        args.push("--exec".into());
+    }
     args
 }
 
@@ -396,6 +446,7 @@ pub fn box_args(layout: &BoxLayout<'_>) -> Vec<OsString> {
         enabled: true,
         writable,
         egress_socket: layout.egress.map(|_| PathBuf::from(BOX_EGRESS_SOCKET)),
+        exec: Vec::new(),
     };
     args.extend(hardening.to_args().into_iter().map(OsString::from));
     args

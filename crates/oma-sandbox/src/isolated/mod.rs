@@ -301,11 +301,15 @@ impl SandboxLauncher for IsolatedLauncher {
     fn package_layer<'a>(
         &'a self,
         packages: &'a crate::PackageSet,
+        egress: Option<&'a crate::EgressSpec>,
     ) -> BoxFuture<'a, Result<PackageLayer, SandboxError>> {
-        Box::pin(
-            self.installs
-                .layer(&self.config.bwrap, &self.config.state_dir, packages),
-        )
+        Box::pin(self.installs.layer(
+            &self.config.bwrap,
+            &self.config.agent_exe,
+            &self.config.state_dir,
+            packages,
+            egress,
+        ))
     }
 }
 

@@ -6,11 +6,14 @@
 //! new one. It is built in a temporary folder and renamed into place only when every installer
 //! succeeded, so a failed or interrupted install is never mounted.
 //!
-//! The installers run in a box of their own: the same namespaces as a session's box but with
-//! the host's network (they must reach the registries), writing only the layer. They run no
-//! code from the packages: pip installs wheels only (`--only-binary :all:`), npm runs no
-//! install scripts, Debian packages are unpacked (`dpkg -x`) without maintainer scripts.
-//! Managers that would build from source (cargo, gem, go) are refused with a clear message.
+//! The installers run in a box of their own, writing only the layer. How they reach the
+//! registries decides what they may run:
+//! - through an egress session that opens only the package registries (the server has an
+//!   egress): a session box's isolation, no network but that proxy, so installers may run the
+//!   packages' own build code — every manager works (cargo, gem and go build from source);
+//! - with the host's network (no egress): they run no code from the packages: pip installs
+//!   wheels only, npm runs no install scripts, Debian packages are unpacked without maintainer
+//!   scripts, and the managers that build from source (cargo, gem, go) are refused.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -91,10 +94,12 @@ fn layer_env() -> Vec<(String, String)> {
         (
             "PATH",
             format!(
-                "{t}/npm/node_modules/.bin:{t}/pip/bin:{t}/apt/usr/local/bin:{t}/apt/usr/bin:\
-                 {t}/apt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                "{t}/npm/node_modules/.bin:{t}/pip/bin:{t}/cargo/bin:{t}/go/bin:{t}/gem/bin:\
+                 {t}/apt/usr/local/bin:{t}/apt/usr/bin:{t}/apt/bin:\
+                 /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
             ),
         ),
+        ("GEM_PATH", format!("{t}/gem")),
         ("PYTHONPATH", format!("{t}/pip")),
         ("NODE_PATH", format!("{t}/npm/node_modules")),
         (
@@ -114,19 +119,21 @@ impl Installs {
     pub async fn layer(
         &self,
         bwrap_exe: &Path,
+        agent_exe: &Path,
         state_dir: &Path,
         packages: &PackageSet,
+        egress: Option<&crate::EgressSpec>,
     ) -> Result<PackageLayer, SandboxError> {
         for (name, list) in [
             ("cargo", &packages.cargo),
             ("gem", &packages.gem),
             ("go", &packages.go),
         ] {
-            if !list.is_empty() {
+            if !list.is_empty() && egress.is_none() {
                 return Err(SandboxError::Launch(format!(
-                    "installing {name} packages is not supported by this server: they build from \
-                     source, running the packages' own code at install time. Use apt, npm or pip \
-                     packages, or install the tool from the agent's bash"
+                    "installing {name} packages needs the server's egress proxy: they build from \
+                     source, running the packages' own code, which this server only allows behind \
+                     a proxy open to the package registries alone"
                 )));
             }
         }
@@ -138,7 +145,8 @@ impl Installs {
         };
         let _guard = lock.lock().await;
         if !dir.join(".complete").exists() {
-            install(bwrap_exe, state_dir, &key, &dir, packages).await?;
+            let via = egress.map(|e| (e, agent_exe));
+            install(bwrap_exe, state_dir, &key, &dir, packages, via).await?;
         }
         Ok(PackageLayer {
             mount: Mount {
@@ -157,6 +165,7 @@ async fn install(
     key: &str,
     dir: &Path,
     packages: &PackageSet,
+    via: Option<(&crate::EgressSpec, &Path)>,
 ) -> Result<(), SandboxError> {
     let launch = |e: String| SandboxError::Launch(e);
     let building = state_dir
@@ -172,7 +181,7 @@ async fn install(
             continue;
         }
         let left = INSTALL_TIMEOUT.saturating_sub(started.elapsed());
-        if let Err(e) = run_installer(bwrap_exe, &building, manager, list, left).await {
+        if let Err(e) = run_installer(bwrap_exe, &building, manager, list, left, via).await {
             let _ = tokio::fs::remove_dir_all(&building).await;
             return Err(e);
         }
@@ -194,7 +203,8 @@ async fn install(
 }
 
 /// The installer's command line inside its box; packages are arguments, never shell text.
-fn installer_command(manager: &str, packages: &[String]) -> Vec<OsString> {
+/// `trusted_network`: behind the registries-only egress, where build code may run.
+fn installer_command(manager: &str, packages: &[String], trusted_network: bool) -> Vec<OsString> {
     let t = LAYER_TARGET;
     let mut cmd: Vec<String> = match manager {
         "apt" => vec![
@@ -208,31 +218,67 @@ fn installer_command(manager: &str, packages: &[String]) -> Vec<OsString> {
             ),
             "apt-install".into(),
         ],
-        "npm" => vec![
-            "npm".into(),
+        "npm" => {
+            let mut cmd = vec![
+                "npm".into(),
+                "install".into(),
+                "--prefix".into(),
+                format!("{t}/npm"),
+            ];
+            if !trusted_network {
+                cmd.push("--ignore-scripts".into());
+            }
+            cmd.extend(["--no-audit", "--no-fund", "--no-update-notifier", "--"].map(String::from));
+            cmd
+        }
+        "cargo" => vec![
+            "cargo".into(),
             "install".into(),
-            "--prefix".into(),
-            format!("{t}/npm"),
-            "--ignore-scripts".into(),
-            "--no-audit".into(),
-            "--no-fund".into(),
-            "--no-update-notifier".into(),
+            "--root".into(),
+            format!("{t}/cargo"),
             "--".into(),
         ],
-        _ => vec![
-            "python3".into(),
-            "-m".into(),
-            "pip".into(),
+        "gem" => vec![
+            "gem".into(),
             "install".into(),
-            "--no-input".into(),
-            "--disable-pip-version-check".into(),
-            "--break-system-packages".into(),
-            "--only-binary".into(),
-            ":all:".into(),
-            "--target".into(),
-            format!("{t}/pip"),
+            "--no-document".into(),
+            "--install-dir".into(),
+            format!("{t}/gem"),
+            "--bindir".into(),
+            format!("{t}/gem/bin"),
             "--".into(),
         ],
+        // `go install` needs a version: an unversioned package means the latest.
+        "go" => {
+            let mut cmd = vec!["go".to_string(), "install".into(), "--".into()];
+            cmd.extend(packages.iter().map(|p| {
+                if p.contains('@') {
+                    p.clone()
+                } else {
+                    format!("{p}@latest")
+                }
+            }));
+            return cmd.into_iter().map(OsString::from).collect();
+        }
+        _ => {
+            let mut cmd: Vec<String> = [
+                "python3",
+                "-m",
+                "pip",
+                "install",
+                "--no-input",
+                "--disable-pip-version-check",
+                "--break-system-packages",
+            ]
+            .map(String::from)
+            .to_vec();
+            if !trusted_network {
+                cmd.push("--only-binary".into());
+                cmd.push(":all:".into());
+            }
+            cmd.extend(["--target".into(), format!("{t}/pip"), "--".into()]);
+            cmd
+        }
     };
     cmd.extend(packages.iter().cloned());
     cmd.into_iter().map(OsString::from).collect()
@@ -244,9 +290,10 @@ async fn run_installer(
     manager: &str,
     packages: &[String],
     timeout: Duration,
+    via: Option<(&crate::EgressSpec, &Path)>,
 ) -> Result<(), SandboxError> {
-    let mut args = bwrap::installer_args(layer, LAYER_TARGET);
-    args.extend(installer_command(manager, packages));
+    let mut args = bwrap::installer_args(layer, LAYER_TARGET, via);
+    args.extend(installer_command(manager, packages, via.is_some()));
     let mut cmd = Command::new(bwrap_exe);
     cmd.args(args).env_clear().kill_on_drop(true);
     let output = tokio::time::timeout(timeout, cmd.output())
@@ -301,12 +348,20 @@ mod tests {
 
     #[test]
     fn packages_are_arguments_not_shell_text() {
-        let cmd = installer_command("apt", &["jq".into(), "x;rm -rf /".into()]);
+        let cmd = installer_command("apt", &["jq".into(), "x;rm -rf /".into()], false);
         assert_eq!(cmd.last().unwrap(), "x;rm -rf /");
         assert_eq!(cmd[3], "apt-install");
-        let cmd = installer_command("pip", &["six".into()]);
+        // On the host's network no package code runs; behind the registries-only egress it may.
+        let cmd = installer_command("pip", &["six".into()], false);
         assert!(cmd.iter().any(|a| a == ":all:"));
-        let cmd = installer_command("npm", &["left-pad".into()]);
+        let cmd = installer_command("pip", &["six".into()], true);
+        assert!(!cmd.iter().any(|a| a == ":all:"));
+        let cmd = installer_command("npm", &["left-pad".into()], false);
         assert!(cmd.iter().any(|a| a == "--ignore-scripts"));
+        let cmd = installer_command("go", &["golang.org/x/tools/cmd/stringer".into()], true);
+        assert_eq!(
+            cmd.last().unwrap(),
+            "golang.org/x/tools/cmd/stringer@latest"
+        );
     }
 }

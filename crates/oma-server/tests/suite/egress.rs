@@ -252,3 +252,66 @@ async fn a_box_gets_the_vault_token_injected_without_ever_seeing_it() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn package_installers_reach_the_registries_only_through_the_egress() {
+    let backend = backends()[0];
+    let fake = FakeAnthropic::start().await;
+    let egress = TestEgress {
+        // The registries' names resolve to documentation addresses on some test networks
+        // (a TLS-inspecting gateway), which the proxy treats as private: open them explicitly.
+        allow: vec!["pypi.org".into(), "files.pythonhosted.org".into()],
+        upstream_roots: Vec::new(),
+    };
+    let Some(s) = TestServer::start_isolated_with(backend, providers(&fake), |_| {}, Some(egress))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let (_, agent) = s
+        .post(
+            "/v1/agents",
+            json!({"name": "pkgs", "model": "claude-opus-4-8",
+                   "tools": [{"type": "agent_toolset_20260401"}]}),
+        )
+        .await
+        .unwrap();
+    // No wheel restriction behind the egress: `--only-binary` is gone, sdists may build.
+    let (status, env) = s
+        .post(
+            "/v1/environments",
+            json!({"name": "pkgs", "config": {"type": "cloud",
+                   "packages": {"pip": ["six==1.16.0"]}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{env}");
+    let (_, session) = s
+        .post(
+            "/v1/sessions",
+            json!({"agent": agent["id"], "environment_id": env["id"]}),
+        )
+        .await
+        .unwrap();
+    let sid = session["id"].as_str().unwrap().to_string();
+    fake.push_all([
+        Reply::tool_use(
+            "bash",
+            json!({"command": "python3 -c 'import six; print(\"six\", six.__version__)'"}),
+        ),
+        Reply::text("done"),
+    ]);
+    let body = json!({"events": [{"type": "user.message",
+                                  "content": [{"type": "text", "text": "go"}]}]});
+    let (status, _) = s
+        .post(&format!("/v1/sessions/{sid}/events"), body)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let log = wait_idle(&s, &sid).await;
+    let outputs = tool_outputs(&log);
+    assert_eq!(outputs.len(), 1, "{log:#?}");
+    assert!(outputs[0].contains("six 1.16.0"), "{}", outputs[0]);
+    s.stop().await;
+}
