@@ -5,8 +5,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use oma_model::{AnthropicConfig, AnthropicProvider, ModelProvider};
-use oma_runtime::Providers;
 use oma_server::tls::{ReloadingResolver, TlsFiles, provider, server_config};
 use oma_testkit::fake_anthropic::FakeAnthropic;
 use oma_testkit::fake_model::Reply;
@@ -15,14 +13,9 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const TOKEN: &str = "oma-test-upstream-token-5d1f0c";
+use super::turns::{new_session, providers, say, tool_results, wait_idle};
 
-fn providers(fake: &FakeAnthropic) -> Providers {
-    let provider: Arc<dyn ModelProvider> = Arc::new(
-        AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key")).unwrap(),
-    );
-    Providers::new(Some(provider))
-}
+const TOKEN: &str = "oma-test-upstream-token-5d1f0c";
 
 /// An HTTPS server on 127.0.0.1 with a certificate for `localhost` from a CA of its own. It
 /// answers `authorized` when the request carries the expected bearer token, and records every
@@ -100,38 +93,10 @@ async fn upstream(dir: &std::path::Path) -> (u16, String, Arc<Mutex<Vec<String>>
     (port, ca_pem, seen)
 }
 
-async fn wait_idle(s: &TestServer, sid: &str) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (_, session) = s.get(&format!("/v1/sessions/{sid}")).await.unwrap();
-        let (_, page) = s
-            .get(&format!("/v1/sessions/{sid}/events?limit=1000"))
-            .await
-            .unwrap();
-        let log = page["data"].as_array().cloned().unwrap_or_default();
-        if session["status"] == "idle"
-            && log
-                .last()
-                .is_some_and(|e| e["type"] == "session.status_idle")
-        {
-            return log;
-        }
-        assert!(std::time::Instant::now() < deadline, "not idle: {log:#?}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 fn tool_outputs(log: &[Value]) -> Vec<String> {
-    log.iter()
-        .filter(|e| e["type"] == "agent.tool_result")
-        .map(|e| {
-            e["content"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|b| b["text"].as_str())
-                .collect::<String>()
-        })
+    tool_results(log)
+        .into_iter()
+        .map(|(text, _)| text)
         .collect()
 }
 
@@ -168,31 +133,12 @@ async fn a_box_gets_the_vault_token_injected_without_ever_seeing_it() {
             .await
             .unwrap();
         assert_eq!(status, 200, "{cred}");
-        let (_, agent) = s
-            .post(
-                "/v1/agents",
-                json!({"name": "edge", "model": "claude-opus-4-8",
-                       "tools": [{"type": "agent_toolset_20260401"}]}),
-            )
-            .await
-            .unwrap();
-        let (_, env) = s
-            .post(
-                "/v1/environments",
-                json!({"name": "edge", "config": {"type": "cloud"}}),
-            )
-            .await
-            .unwrap();
-        let (status, session) = s
-            .post(
-                "/v1/sessions",
-                json!({"agent": agent["id"], "environment_id": env["id"],
-                       "vault_ids": [vault_id]}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "{session}");
-        let sid = session["id"].as_str().unwrap().to_string();
+        let sid = new_session(
+            &s,
+            json!({"name": "edge", "config": {"type": "cloud"}}),
+            json!({"vault_ids": [vault_id]}),
+        )
+        .await;
 
         fake.push_all([
             // `localhost` is the box itself to NO_PROXY; on the host it is the upstream. With a
@@ -215,14 +161,8 @@ async fn a_box_gets_the_vault_token_injected_without_ever_seeing_it() {
             ),
             Reply::text("done"),
         ]);
-        let body = json!({"events": [{"type": "user.message",
-                                      "content": [{"type": "text", "text": "fetch"}]}]});
-        let (status, _) = s
-            .post(&format!("/v1/sessions/{sid}/events"), body)
-            .await
-            .unwrap();
-        assert_eq!(status, 200);
-        let log = wait_idle(&s, &sid).await;
+        say(&s, &sid, "fetch").await;
+        let log = wait_idle(&s, &sid, 1).await;
         let outputs = tool_outputs(&log);
         assert_eq!(outputs.len(), 3, "{outputs:#?}");
         assert!(
@@ -269,32 +209,14 @@ async fn package_installers_reach_the_registries_only_through_the_egress() {
     else {
         return;
     };
-    let (_, agent) = s
-        .post(
-            "/v1/agents",
-            json!({"name": "pkgs", "model": "claude-opus-4-8",
-                   "tools": [{"type": "agent_toolset_20260401"}]}),
-        )
-        .await
-        .unwrap();
     // No wheel restriction behind the egress: `--only-binary` is gone, sdists may build.
-    let (status, env) = s
-        .post(
-            "/v1/environments",
-            json!({"name": "pkgs", "config": {"type": "cloud",
-                   "packages": {"pip": ["six==1.16.0"]}}}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{env}");
-    let (_, session) = s
-        .post(
-            "/v1/sessions",
-            json!({"agent": agent["id"], "environment_id": env["id"]}),
-        )
-        .await
-        .unwrap();
-    let sid = session["id"].as_str().unwrap().to_string();
+    let sid = new_session(
+        &s,
+        json!({"name": "pkgs", "config": {"type": "cloud",
+               "packages": {"pip": ["six==1.16.0"]}}}),
+        json!({}),
+    )
+    .await;
     fake.push_all([
         Reply::tool_use(
             "bash",
@@ -302,14 +224,8 @@ async fn package_installers_reach_the_registries_only_through_the_egress() {
         ),
         Reply::text("done"),
     ]);
-    let body = json!({"events": [{"type": "user.message",
-                                  "content": [{"type": "text", "text": "go"}]}]});
-    let (status, _) = s
-        .post(&format!("/v1/sessions/{sid}/events"), body)
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
-    let log = wait_idle(&s, &sid).await;
+    say(&s, &sid, "go").await;
+    let log = wait_idle(&s, &sid, 1).await;
     let outputs = tool_outputs(&log);
     assert_eq!(outputs.len(), 1, "{log:#?}");
     assert!(outputs[0].contains("six 1.16.0"), "{}", outputs[0]);

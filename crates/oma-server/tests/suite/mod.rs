@@ -10,3 +10,4 @@ mod snapshots;
 mod sse;
 mod tenant_isolation;
 mod tls;
+mod turns;

@@ -5,108 +5,19 @@
 //!
 //! Needs bubblewrap and cgroups (root); CI has both. Elsewhere each test prints why it skips.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use oma_model::{AnthropicConfig, AnthropicProvider, ModelProvider};
-use oma_runtime::Providers;
 use oma_testkit::fake_anthropic::FakeAnthropic;
 use oma_testkit::fake_model::Reply;
 use oma_testkit::{TestServer, backends};
 use serde_json::{Value, json};
 
-fn providers(fake: &FakeAnthropic) -> Providers {
-    let provider: Arc<dyn ModelProvider> = Arc::new(
-        AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key")).unwrap(),
-    );
-    Providers::new(Some(provider))
-}
-
-/// Waits until the session has gone idle `turns` times and is idle now; returns its log.
-async fn wait_idle(s: &TestServer, sid: &str, turns: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (_, session) = s.get(&format!("/v1/sessions/{sid}")).await.unwrap();
-        let (_, page) = s
-            .get(&format!("/v1/sessions/{sid}/events?limit=1000"))
-            .await
-            .unwrap();
-        let log = page["data"].as_array().cloned().unwrap_or_default();
-        let idles = log
-            .iter()
-            .filter(|e| e["type"] == "session.status_idle")
-            .count();
-        if session["status"] == "idle"
-            && idles >= turns
-            && log
-                .last()
-                .is_some_and(|e| e["type"] == "session.status_idle")
-        {
-            return log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the session did not go idle: {log:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn say(s: &TestServer, sid: &str, text: &str) {
-    let body =
-        json!({"events": [{"type": "user.message", "content": [{"type": "text", "text": text}]}]});
-    let (status, v) = s
-        .post(&format!("/v1/sessions/{sid}/events"), body)
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{v}");
-}
+use super::turns::{bash, providers, say, tool_results, wait_idle};
 
 async fn new_session(s: &TestServer, instance_type: Option<&str>) -> String {
-    let (_, agent) = s
-        .post(
-            "/v1/agents",
-            json!({"name": "escape", "model": "claude-opus-4-8",
-                   "tools": [{"type": "agent_toolset_20260401"}]}),
-        )
-        .await
-        .unwrap();
     let mut env = json!({"name": "escape", "config": {"type": "cloud"}});
     if let Some(t) = instance_type {
         env["metadata"] = json!({"oma_instance_type": t});
     }
-    let (status, env) = s.post("/v1/environments", env).await.unwrap();
-    assert_eq!(status, 200, "{env}");
-    let (status, session) = s
-        .post(
-            "/v1/sessions",
-            json!({"agent": agent["id"], "environment_id": env["id"]}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{session}");
-    session["id"].as_str().unwrap().to_string()
-}
-
-/// The text of each `agent.tool_result` in the log, in order, with its error flag.
-fn tool_results(log: &[Value]) -> Vec<(String, bool)> {
-    log.iter()
-        .filter(|e| e["type"] == "agent.tool_result")
-        .map(|e| {
-            let text = e["content"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|b| b["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("");
-            (text, e["is_error"].as_bool().unwrap_or(false))
-        })
-        .collect()
-}
-
-fn bash(command: &str) -> Reply {
-    Reply::tool_use("bash", json!({"command": command}))
+    super::turns::new_session(s, env, json!({})).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,31 +160,13 @@ async fn a_package_that_does_not_exist_is_a_session_error_with_the_installers_me
     else {
         return;
     };
-    let (_, agent) = s
-        .post(
-            "/v1/agents",
-            json!({"name": "pkgs", "model": "claude-opus-4-8",
-                   "tools": [{"type": "agent_toolset_20260401"}]}),
-        )
-        .await
-        .unwrap();
-    let (status, env) = s
-        .post(
-            "/v1/environments",
-            json!({"name": "pkgs", "config": {"type": "cloud",
-                   "packages": {"pip": ["oma-no-such-package-4242==1.0"]}}}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{env}");
-    let (_, session) = s
-        .post(
-            "/v1/sessions",
-            json!({"agent": agent["id"], "environment_id": env["id"]}),
-        )
-        .await
-        .unwrap();
-    let sid = session["id"].as_str().unwrap().to_string();
+    let sid = super::turns::new_session(
+        &s,
+        json!({"name": "pkgs", "config": {"type": "cloud",
+               "packages": {"pip": ["oma-no-such-package-4242==1.0"]}}}),
+        json!({}),
+    )
+    .await;
     fake.push_all([bash("echo hi"), Reply::text("done")]);
     say(&s, &sid, "go").await;
     let log = wait_idle(&s, &sid, 1).await;
