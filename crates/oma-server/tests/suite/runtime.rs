@@ -1,50 +1,15 @@
 //! The session runtime over HTTP with the fake Anthropic server: context compaction.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use oma_model::{AnthropicConfig, AnthropicProvider, ModelProvider};
 use oma_runtime::Providers;
 use oma_testkit::fake_anthropic::FakeAnthropic;
 use oma_testkit::fake_model::Reply;
 use oma_testkit::{TestServer, backends};
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// Waits until the session has gone idle `turns` times and is idle now.
-async fn wait_idle(s: &TestServer, sid: &str, turns: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, session) = s.get(&format!("/v1/sessions/{sid}")).await.unwrap();
-        let (_, page) = s
-            .get(&format!("/v1/sessions/{sid}/events?limit=1000"))
-            .await
-            .unwrap();
-        let events = page["data"].as_array().cloned().unwrap_or_default();
-        let idles = events
-            .iter()
-            .filter(|e| e["type"] == "session.status_idle")
-            .count();
-        let idle_last = idles >= turns
-            && events
-                .last()
-                .is_some_and(|e| e["type"] == "session.status_idle");
-        if session["status"] == "idle" && idle_last {
-            return events;
-        }
-        assert!(Instant::now() < deadline, "session never went idle: {page}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn say(s: &TestServer, sid: &str, text: &str) {
-    let body =
-        json!({"events": [{"type": "user.message", "content": [{"type": "text", "text": text}]}]});
-    let (status, v) = s
-        .post(&format!("/v1/sessions/{sid}/events"), body)
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{v}");
-}
+use super::turns::{say, wait_idle};
 
 #[tokio::test]
 async fn context_near_the_window_is_compacted_and_the_session_keeps_working() {

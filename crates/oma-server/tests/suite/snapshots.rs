@@ -2,22 +2,15 @@
 //! store and its box stops; the next tool call gets every byte back, also after a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oma_model::{AnthropicConfig, AnthropicProvider, ModelProvider};
-use oma_runtime::{Providers, RuntimeConfig};
+use oma_runtime::RuntimeConfig;
 use oma_testkit::fake_anthropic::FakeAnthropic;
 use oma_testkit::fake_model::Reply;
 use oma_testkit::{TestServer, backends};
 use serde_json::{Value, json};
 
-fn providers(fake: &FakeAnthropic) -> Providers {
-    let provider: Arc<dyn ModelProvider> = Arc::new(
-        AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key")).unwrap(),
-    );
-    Providers::new(Some(provider))
-}
+use super::turns::{providers, say, wait_idle};
 
 fn quick_snapshots(c: &mut RuntimeConfig) {
     c.idle_linger = Duration::from_millis(300);
@@ -30,40 +23,6 @@ async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Waits until the session has gone idle `turns` times and is idle now; returns its log.
-async fn wait_idle(s: &TestServer, sid: &str, turns: usize) -> Vec<Value> {
-    let mut log = Vec::new();
-    until("the session to go idle", async || {
-        let (_, session) = s.get(&format!("/v1/sessions/{sid}")).await.unwrap();
-        let (_, page) = s
-            .get(&format!("/v1/sessions/{sid}/events?limit=1000"))
-            .await
-            .unwrap();
-        log = page["data"].as_array().cloned().unwrap_or_default();
-        let idles = log
-            .iter()
-            .filter(|e| e["type"] == "session.status_idle")
-            .count();
-        session["status"] == "idle"
-            && idles >= turns
-            && log
-                .last()
-                .is_some_and(|e| e["type"] == "session.status_idle")
-    })
-    .await;
-    log
-}
-
-async fn say(s: &TestServer, sid: &str, text: &str) {
-    let body =
-        json!({"events": [{"type": "user.message", "content": [{"type": "text", "text": text}]}]});
-    let (status, v) = s
-        .post(&format!("/v1/sessions/{sid}/events"), body)
-        .await
-        .unwrap();
-    assert_eq!(status, 200, "{v}");
 }
 
 async fn new_session(s: &TestServer) -> String {
