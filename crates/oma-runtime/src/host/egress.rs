@@ -15,12 +15,9 @@ impl SessionHost {
         if self.egress.is_some() {
             return Ok(self.egress.as_ref());
         }
-        let Some(egress) = self.rt.inner().egress.get().cloned() else {
+        if self.rt.inner().egress.get().is_none() {
             return Ok(None);
-        };
-        let Some(sealer) = self.rt.inner().providers.sealer_arc() else {
-            return Err("the egress proxy needs the root secret, which this runtime lacks".into());
-        };
+        }
         let failed =
             |why: String| format!("The session's network proxy could not be started: {why}");
         let (_, session) = self
@@ -53,21 +50,10 @@ impl SessionHost {
             .flatten()
             .filter_map(|s| s.get("url").and_then(Value::as_str).map(str::to_string))
             .collect();
-        let dir = self.rt.inner().config.sessions_dir.join(&self.session);
-        std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
-        let proxy = egress
-            .open_session(oma_egress::SessionEgress {
-                tenant: self.tenant.to_string(),
-                session_id: self.session.clone(),
-                socket_path: dir.join("egress.sock"),
-                store: (*self.store).clone(),
-                sealer,
-                vault_ids,
-                networking,
-                mcp_server_urls,
-            })
+        let proxy = self
+            .open_proxy("egress", vault_ids, networking, mcp_server_urls)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(failed)?;
         // web_fetch runs here, on the host: through the proxy's door, never around it.
         match proxy.host_door().await {
             Ok(door) => {
@@ -92,39 +78,51 @@ impl SessionHost {
     /// A proxy session for the environment's package installers: no vaults, and a `limited`
     /// policy that opens the public package registries only.
     pub(super) async fn installer_egress(&self) -> Result<oma_egress::SessionProxy, String> {
-        let egress = self
-            .rt
-            .inner()
-            .egress
-            .get()
-            .cloned()
-            .ok_or("the server has no egress")?;
-        let sealer = self
-            .rt
-            .inner()
+        let networking = serde_json::json!({
+            "type": "limited",
+            "allowed_hosts": [],
+            "allow_mcp_servers": false,
+            "allow_package_managers": true,
+        });
+        self.open_proxy("install", Vec::new(), networking, Vec::new())
+            .await
+            .map_err(|e| format!("the package installers' proxy could not be started: {e}"))
+    }
+
+    /// Opens a proxy of this session named `name` (its socket is `<name>.sock` in the
+    /// session's folder) with the given vaults, networking policy and MCP server URLs.
+    async fn open_proxy(
+        &self,
+        name: &str,
+        vault_ids: Vec<String>,
+        networking: Value,
+        mcp_server_urls: Vec<String>,
+    ) -> Result<oma_egress::SessionProxy, String> {
+        let inner = self.rt.inner();
+        let egress = inner.egress.get().ok_or("the server has no egress")?;
+        let sealer = inner
             .providers
             .sealer_arc()
             .ok_or("the egress proxy needs the root secret, which this runtime lacks")?;
-        let dir = self.rt.inner().config.sessions_dir.join(&self.session);
+        let dir = inner.config.sessions_dir.join(&self.session);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let session_id = match name {
+            "egress" => self.session.clone(),
+            other => format!("{}.{other}", self.session),
+        };
         egress
             .open_session(oma_egress::SessionEgress {
                 tenant: self.tenant.to_string(),
-                session_id: format!("{}.install", self.session),
-                socket_path: dir.join("install.sock"),
+                session_id,
+                socket_path: dir.join(format!("{name}.sock")),
                 store: (*self.store).clone(),
                 sealer,
-                vault_ids: Vec::new(),
-                networking: serde_json::json!({
-                    "type": "limited",
-                    "allowed_hosts": [],
-                    "allow_mcp_servers": false,
-                    "allow_package_managers": true,
-                }),
-                mcp_server_urls: Vec::new(),
+                vault_ids,
+                networking,
+                mcp_server_urls,
             })
             .await
-            .map_err(|e| format!("the package installers' proxy could not be started: {e}"))
+            .map_err(|e| e.to_string())
     }
 }
 
