@@ -1,6 +1,6 @@
 //! The host's side of one agent process: spawning it, the hello handshake, matching results to
-//! calls, cancellation, and turning the agent's death into a [`SandboxError`] for every call
-//! that was waiting. Backend-neutral: a launcher builds the [`Command`] (plain for `local`,
+//! calls, cancellation, routing the frames of the processes opened in the box, and turning the
+//! agent's death into a [`SandboxError`] for every call and process that was waiting. Backend-neutral: a launcher builds the [`Command`] (plain for `local`,
 //! wrapped in bubblewrap for an isolated box) and hands it over.
 
 use std::collections::HashMap;
@@ -14,10 +14,11 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ExitInfo, SandboxError};
+use crate::process::{self, BoxProcess, ProcessExit, Route};
 use crate::procs;
 use crate::protocol::{
-    AgentMessage, FrameError, Hello, HostMessage, PROTOCOL_VERSION, ToolCall, ToolOutcome,
-    read_frame, write_frame,
+    AgentMessage, FrameError, Hello, HostMessage, PROTOCOL_VERSION, ProcessSpec, ToolCall,
+    ToolOutcome, read_frame, write_frame,
 };
 
 /// How long a freshly spawned agent has to say hello.
@@ -32,6 +33,9 @@ const STDERR_TAIL: usize = 4096;
 #[derive(Default)]
 struct Pending {
     calls: HashMap<u64, oneshot::Sender<ToolOutcome>>,
+    /// Processes opened in the box that have not ended, by id (ids come from the same
+    /// counter as calls).
+    processes: HashMap<u64, Route>,
     /// Set once the connection is over; every later call fails with it.
     closed: Option<SandboxError>,
     shutting_down: bool,
@@ -68,6 +72,10 @@ impl Shared {
         }
         // Dropping the senders wakes every waiter, which then reads `closed`.
         p.calls.clear();
+        let err = p.closed.clone().unwrap_or(SandboxError::Shutdown);
+        for (_, route) in p.processes.drain() {
+            route.fail(err.clone());
+        }
     }
 }
 
@@ -285,6 +293,44 @@ impl AgentProcess {
         }
     }
 
+    /// Opens a process in the box; see [`crate::Sandbox::spawn_process`].
+    pub(crate) async fn spawn_process(
+        &self,
+        spec: ProcessSpec,
+    ) -> Result<BoxProcess, SandboxError> {
+        if spec.command.is_empty() {
+            return Err(SandboxError::Spawn("the command is empty".to_string()));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (route, spawned, unstarted) = process::open(id);
+        {
+            let mut p = self.shared.pending();
+            if let Some(err) = &p.closed {
+                return Err(err.clone());
+            }
+            p.processes.insert(id, route);
+        }
+        // Armed until the answer arrives: a caller that gives up waiting must not leave the
+        // process running with nobody holding it.
+        let mut abandon = Abandon {
+            id,
+            outbox: &self.outbox,
+            armed: true,
+        };
+        if self.outbox.send(HostMessage::Spawn { id, spec }).is_err() {
+            abandon.armed = false;
+            self.shared.pending().processes.remove(&id);
+            return Err(self.closed_error());
+        }
+        let answer = spawned.await;
+        abandon.armed = false;
+        match answer {
+            Ok(Ok(())) => Ok(unstarted.start(self.outbox.clone())),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(self.closed_error()),
+        }
+    }
+
     fn closed_error(&self) -> SandboxError {
         self.shared.pending().closed.clone().unwrap_or_else(|| {
             SandboxError::Protocol("the connection to the agent closed".to_string())
@@ -325,6 +371,21 @@ impl Drop for AgentProcess {
     }
 }
 
+/// Kills a process whose spawn the caller stopped waiting for.
+struct Abandon<'a> {
+    id: u64,
+    outbox: &'a mpsc::UnboundedSender<HostMessage>,
+    armed: bool,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.outbox.send(HostMessage::Kill { id: self.id });
+        }
+    }
+}
+
 async fn wait_exit(
     mut exited: watch::Receiver<Option<ExitInfo>>,
     within: Duration,
@@ -359,6 +420,42 @@ async fn read_loop(
                 }
             }
             Ok(Some(AgentMessage::Pong { .. })) => {}
+            Ok(Some(AgentMessage::Spawned { id })) => {
+                if let Some(route) = shared.pending().processes.get_mut(&id) {
+                    route.on_spawned();
+                }
+            }
+            Ok(Some(AgentMessage::Stdout { id, data_base64 })) => {
+                let delivered = shared
+                    .pending()
+                    .processes
+                    .get(&id)
+                    .map(|route| route.on_stdout(&data_base64));
+                if let Some(Err(e)) = delivered {
+                    kill.notify_one();
+                    break SandboxError::Protocol(e);
+                }
+            }
+            Ok(Some(AgentMessage::StdinAck { id, bytes })) => {
+                if let Some(route) = shared.pending().processes.get(&id) {
+                    route.on_stdin_ack(bytes);
+                }
+            }
+            Ok(Some(AgentMessage::ProcessExited {
+                id,
+                code,
+                signal,
+                stderr_tail,
+            })) => {
+                let route = shared.pending().processes.remove(&id);
+                if let Some(route) = route {
+                    route.on_exit(ProcessExit {
+                        code,
+                        signal,
+                        stderr_tail,
+                    });
+                }
+            }
             Ok(Some(AgentMessage::Hello(_))) => {
                 kill.notify_one();
                 break SandboxError::Protocol("the agent said hello twice".to_string());

@@ -78,6 +78,13 @@ pub enum SandboxError {
     /// The box was shut down (by [`crate::Sandbox::shutdown`]) before or during the call.
     #[error("the sandbox has been shut down")]
     Shutdown,
+    /// A process could not be opened in the box ([`crate::Sandbox::spawn_process`]): the
+    /// program is missing, the box has too many processes, … The box itself still works.
+    #[error("cannot start the process in the sandbox: {0}")]
+    Spawn(String),
+    /// The backend cannot do what was asked.
+    #[error("not supported by this sandbox backend: {0}")]
+    Unsupported(String),
 }
 
 impl SandboxError {

@@ -5,7 +5,8 @@
 //! `oma sandbox-agent` subcommand), which runs the built-in tools itself with the box's own
 //! view of the filesystem: `bash` in one persistent shell, `read`, `write`, `edit`, `glob`,
 //! `grep`. The host talks to it over a framed channel on the agent's stdin/stdout
-//! ([`protocol`]), so a tool call is an RPC, not a process start.
+//! ([`protocol`]), so a tool call is an RPC, not a process start. The same channel relays
+//! the stdin and stdout of long-lived processes the host opens in the box ([`process`]).
 //!
 //! The runtime only sees the object-safe [`Sandbox`] and [`SandboxLauncher`] traits. This crate
 //! ships the `local` backend ([`LocalLauncher`]: a workspace folder on the host, **no
@@ -18,6 +19,7 @@ pub mod error;
 pub mod harden;
 mod isolated;
 mod local;
+pub mod process;
 mod procs;
 pub mod protocol;
 pub mod snapshot;
@@ -33,6 +35,7 @@ pub use isolated::{
     remount_workspace,
 };
 pub use local::{LocalLauncher, LocalSandbox};
+pub use process::{BoxProcess, ProcessExit, ProcessExited, ProcessGuard, ProcessSpec};
 pub use protocol::{OutputBlock, ToolCall, ToolOutcome};
 pub use tokio_util::sync::CancellationToken;
 
@@ -180,6 +183,19 @@ pub trait Sandbox: Send + Sync {
     /// A runtime uses this to decide to launch a fresh box.
     fn failure(&self) -> Option<SandboxError> {
         None
+    }
+
+    /// Opens a long-lived process inside the box (a stdio MCP server, say) with its stdin and
+    /// stdout as byte streams. It sees the box's view and limits, like a tool; it ends when
+    /// its [`BoxProcess::guard`] is dropped, when it is killed, or with the box. A program
+    /// that cannot start is [`SandboxError::Spawn`] with the reason.
+    fn spawn_process(&self, spec: ProcessSpec) -> BoxFuture<'_, Result<BoxProcess, SandboxError>> {
+        let _ = spec;
+        Box::pin(async {
+            Err(SandboxError::Unsupported(
+                "this backend cannot open processes in its boxes".to_string(),
+            ))
+        })
     }
 }
 

@@ -15,7 +15,10 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::AgentProcess;
-use crate::{BoxInfo, BoxSpec, Sandbox, SandboxError, SandboxLauncher, ToolCall, ToolOutcome};
+use crate::{
+    BoxInfo, BoxProcess, BoxSpec, ProcessSpec, Sandbox, SandboxError, SandboxLauncher, ToolCall,
+    ToolOutcome,
+};
 
 /// `PATH` when the server has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -139,5 +142,9 @@ impl Sandbox for LocalSandbox {
 
     fn failure(&self) -> Option<SandboxError> {
         self.process.failure()
+    }
+
+    fn spawn_process(&self, spec: ProcessSpec) -> BoxFuture<'_, Result<BoxProcess, SandboxError>> {
+        Box::pin(self.process.spawn_process(spec))
     }
 }

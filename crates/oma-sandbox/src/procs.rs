@@ -8,6 +8,7 @@
 //! were re-parented.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use rustix::process::{Pid, Signal, kill_process, kill_process_group};
 
@@ -94,6 +95,31 @@ pub(crate) fn descendants(table: &[ProcInfo], root: i32) -> Vec<ProcInfo> {
     out
 }
 
+/// Process groups that sweeps of the shell's leftovers must leave alone: the processes the
+/// host opened in the box (each leads its own group). Shared between the agent's process
+/// table, which fills it, and the bash tool, which sweeps.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SparedGroups(Arc<Mutex<HashSet<i32>>>);
+
+impl SparedGroups {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+        // Plain integers: a panic elsewhere cannot leave them inconsistent.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn insert(&self, pgid: i32) {
+        self.lock().insert(pgid);
+    }
+
+    pub(crate) fn remove(&self, pgid: i32) {
+        self.lock().remove(&pgid);
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<i32> {
+        self.lock().iter().copied().collect()
+    }
+}
+
 /// Sends `SIGKILL` to one process. Errors (already gone, not ours) are ignored on purpose:
 /// the goal is that it no longer runs.
 pub(crate) fn kill(pid: i32) {
@@ -134,13 +160,30 @@ pub(crate) fn kill_trees(table: &[ProcInfo], roots: &[ProcInfo], spare_pgid: i32
 /// Kills every process of session `sid` except `except` (the caller itself, when the agent
 /// cleans up its own box). Repeated a few times because a dying shell may still fork.
 pub(crate) fn kill_session(sid: i32, except: Option<i32>) {
+    kill_session_sparing(sid, except, &[]);
+}
+
+/// [`kill_session`], but the process groups in `spare` (and every descendant of their
+/// leaders) survive: the long-lived processes the host opened in the box are not the shell's
+/// leftovers.
+pub(crate) fn kill_session_sparing(sid: i32, except: Option<i32>, spare: &[i32]) {
     if sid <= 1 {
         return;
     }
     for _ in 0..3 {
-        let victims: Vec<ProcInfo> = table()
+        let all = table();
+        let spared: HashSet<i32> = spare
+            .iter()
+            .flat_map(|g| descendants(&all, *g).into_iter().map(|p| p.pid))
+            .collect();
+        let victims: Vec<ProcInfo> = all
             .into_iter()
-            .filter(|p| p.sid == sid && Some(p.pid) != except)
+            .filter(|p| {
+                p.sid == sid
+                    && Some(p.pid) != except
+                    && !spare.contains(&p.pgid)
+                    && !spared.contains(&p.pid)
+            })
             .collect();
         if victims.is_empty() {
             return;

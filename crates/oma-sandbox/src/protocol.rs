@@ -7,17 +7,44 @@
 //! order; each result carries the `id` of its call. A [`HostMessage::Cancel`] asks the agent to
 //! abort a running call; the agent still answers that call (with a "cancelled" outcome), so
 //! every `id` gets exactly one result unless the agent dies.
+//!
+//! Long-lived processes (a stdio MCP server, say) are opened with [`HostMessage::Spawn`] and
+//! then streamed: [`HostMessage::Stdin`] / [`AgentMessage::Stdout`] carry their bytes, and
+//! [`AgentMessage::ProcessExited`] ends each process exactly once, after its last `Stdout`
+//! frame. Process ids come from the same host counter as call ids, so an id names one call
+//! or one process, never both. Both directions are flow controlled by acknowledgements (a
+//! window of [`PROCESS_WINDOW_BYTES`] unacknowledged bytes per process and direction), so
+//! neither side buffers more than that for a peer that does not read.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bumped on any incompatible change to the messages below. The host refuses an agent that
 /// speaks another version (a stale binary inside an image, for example).
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame either side accepts. Generous because a `read` of an image or PDF
 /// travels base64-encoded in one frame (the tool caps those at 20 MiB raw).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+/// Bytes of process output or input one side may send before the other acknowledges them.
+pub const PROCESS_WINDOW_BYTES: usize = 256 * 1024;
+/// The largest `Stdout`/`Stdin` chunk, raw.
+pub const PROCESS_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A process to open inside the box, its stdin and stdout streamed over the channel.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    /// Program and arguments; the program is looked up in the box's `PATH`. Must not be empty.
+    pub command: Vec<String>,
+    /// Added to the box's environment (which never holds the server's).
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Working directory, resolved like tool paths against the workspace; the workspace when
+    /// `None`.
+    #[serde(default)]
+    pub cwd: Option<String>,
+}
 
 /// One tool invocation, already validated by the host (`oma_tools::parse_call`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +204,17 @@ pub enum HostMessage {
     Ping { nonce: u64 },
     /// Stop every process of the box and exit. Closing the agent's stdin does the same.
     Shutdown,
+    /// Open a process; answered by [`AgentMessage::Spawned`], or by
+    /// [`AgentMessage::ProcessExited`] alone when it cannot start.
+    Spawn { id: u64, spec: ProcessSpec },
+    /// Bytes for the process's stdin; acknowledged by [`AgentMessage::StdinAck`] once written.
+    Stdin { id: u64, data_base64: String },
+    /// Close the process's stdin after the bytes already sent.
+    CloseStdin { id: u64 },
+    /// Kill the process (its whole process group). Unknown or ended ids are ignored.
+    Kill { id: u64 },
+    /// The host consumed `bytes` of the process's stdout; the agent may send that much more.
+    StdoutAck { id: u64, bytes: u64 },
 }
 
 /// Agent → host.
@@ -193,6 +231,30 @@ pub enum AgentMessage {
     Pong {
         nonce: u64,
         hello: Hello,
+    },
+    /// Process `id` started.
+    Spawned {
+        id: u64,
+    },
+    /// Output of process `id` (at most [`PROCESS_CHUNK_BYTES`] raw bytes per frame).
+    Stdout {
+        id: u64,
+        data_base64: String,
+    },
+    /// `bytes` of what the host sent for process `id`'s stdin were written (or discarded,
+    /// when its stdin is already closed); the host may send that much more.
+    StdinAck {
+        id: u64,
+        bytes: u64,
+    },
+    /// Process `id` ended (or never started: then `code` and `signal` are both `None` and
+    /// `stderr_tail` says why). Sent once per process, after its last `Stdout` frame.
+    ProcessExited {
+        id: u64,
+        code: Option<i32>,
+        signal: Option<i32>,
+        /// The last few KiB the process wrote to stderr.
+        stderr_tail: String,
     },
 }
 
@@ -345,5 +407,41 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn process_messages_have_stable_shapes() {
+        let spawn = serde_json::to_value(HostMessage::Spawn {
+            id: 3,
+            spec: ProcessSpec {
+                command: vec!["python3".into(), "server.py".into()],
+                env: vec![("A".into(), "b".into())],
+                cwd: None,
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            spawn,
+            serde_json::json!({"type":"spawn","id":3,"spec":{"command":["python3","server.py"],"env":[["A","b"]],"cwd":null}})
+        );
+        let spec: ProcessSpec =
+            serde_json::from_value(serde_json::json!({"command":["cat"]})).unwrap();
+        assert_eq!(spec.command, ["cat"]);
+        let exited = serde_json::to_value(AgentMessage::ProcessExited {
+            id: 3,
+            code: Some(0),
+            signal: None,
+            stderr_tail: String::new(),
+        })
+        .unwrap();
+        assert_eq!(
+            exited,
+            serde_json::json!({"type":"process_exited","id":3,"code":0,"signal":null,"stderr_tail":""})
+        );
+        let ack = serde_json::to_value(HostMessage::StdoutAck { id: 3, bytes: 10 }).unwrap();
+        assert_eq!(
+            ack,
+            serde_json::json!({"type":"stdout_ack","id":3,"bytes":10})
+        );
     }
 }

@@ -592,3 +592,70 @@ async fn without_bubblewrap_launching_fails_with_the_fix_and_never_runs_unisolat
         .to_string();
     assert!(err.contains("cgroups are turned off"), "{err}");
 }
+
+/// Bounds a step that should finish promptly, so a bug fails the test instead of hanging it.
+async fn within<F: std::future::Future>(f: F) -> Result<F::Output, tokio::time::error::Elapsed> {
+    tokio::time::timeout(std::time::Duration::from_secs(30), f).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_opened_in_the_box_talk_over_stdio_and_stay_confined() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let Some(fx) = fixture().await else { return };
+    let sb = fx.launch("procs", SMALL, Vec::new()).await;
+
+    // A stdio server in miniature: one answer per line, until stdin ends.
+    let echo = "import sys\nfor line in sys.stdin:\n    print('echo:' + line.strip(), flush=True)";
+    let mut p = sb
+        .spawn_process(oma_sandbox::ProcessSpec {
+            command: vec!["python3".into(), "-u".into(), "-c".into(), echo.into()],
+            ..Default::default()
+        })
+        .await
+        .expect("spawn python3");
+    p.stdin.write_all(b"ping\n").await.unwrap();
+    p.stdin.flush().await.unwrap();
+    let mut lines = BufReader::new(p.stdout).lines();
+    let line = within(lines.next_line()).await.unwrap().unwrap();
+    assert_eq!(line.as_deref(), Some("echo:ping"));
+    p.stdin.shutdown().await.unwrap();
+    assert_eq!(within(lines.next_line()).await.unwrap().unwrap(), None);
+    assert!(within(p.exited.wait()).await.unwrap().unwrap().success());
+
+    // It inherits the agent's hardening: writes outside the writable roots fail.
+    let probe = r#"
+import sys
+for path in ['/usr/oma-x', '/etc/oma-x', '/opt/oma/x', '/workspace/ok', '/tmp/ok']:
+    try:
+        with open(path, 'w') as f:
+            f.write('x')
+        print(path, 'written')
+    except OSError as e:
+        print(path, 'refused', e.errno)
+status = open('/proc/self/status').read()
+print('nnp' if 'NoNewPrivs:\t1' in status else 'no-nnp')
+print('seccomp' if 'Seccomp:\t2' in status else 'no-seccomp')
+"#;
+    let mut p = sb
+        .spawn_process(oma_sandbox::ProcessSpec {
+            command: vec!["python3".into(), "-c".into(), probe.into()],
+            ..Default::default()
+        })
+        .await
+        .expect("spawn python3");
+    let mut out = String::new();
+    within(p.stdout.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let exit = within(p.exited.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "{exit} {out}");
+    for denied in ["/usr/oma-x", "/etc/oma-x", "/opt/oma/x"] {
+        assert!(out.contains(&format!("{denied} refused")), "{out}");
+    }
+    assert!(out.contains("/workspace/ok written"), "{out}");
+    assert!(out.contains("/tmp/ok written"), "{out}");
+    assert!(out.contains("nnp\nseccomp"), "{out}");
+    assert!(fx.dir.path().join("workspaces/procs/ok").exists());
+    sb.shutdown().await;
+}

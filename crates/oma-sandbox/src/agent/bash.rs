@@ -58,6 +58,8 @@ const SPILL_SLACK: usize = 64 * 1024;
 
 pub(crate) struct BashTool {
     workspace: PathBuf,
+    /// The host's long-lived processes, which a sweep of the shell's leftovers must spare.
+    spared: procs::SparedGroups,
     state: Mutex<State>,
 }
 
@@ -69,9 +71,10 @@ struct State {
 }
 
 impl BashTool {
-    pub(crate) fn new(workspace: PathBuf) -> Self {
+    pub(crate) fn new(workspace: PathBuf, spared: procs::SparedGroups) -> Self {
         BashTool {
             workspace,
+            spared,
             state: Mutex::new(State::default()),
         }
     }
@@ -98,7 +101,7 @@ impl BashTool {
                 old.kill().await;
             }
             state.lost_note = None;
-            match Shell::spawn(&self.workspace).await {
+            match Shell::spawn(&self.workspace, self.spared.clone()).await {
                 Ok(s) => state.shell = Some(s),
                 Err(e) => return ToolOutcome::error(format!("bash: cannot start a shell: {e}")),
             }
@@ -140,7 +143,7 @@ impl BashTool {
             if let Some(note) = state.lost_note.take() {
                 notes.push(note);
             }
-            match Shell::spawn(&self.workspace).await {
+            match Shell::spawn(&self.workspace, self.spared.clone()).await {
                 Ok(s) => state.shell = Some(s),
                 Err(e) => return ToolOutcome::error(format!("bash: cannot start a shell: {e}")),
             }
@@ -309,10 +312,11 @@ struct Shell {
     /// Output that arrived after the previous sentinel (background jobs writing between
     /// calls); it belongs to the next call's output.
     leftover: Vec<u8>,
+    spared: procs::SparedGroups,
 }
 
 impl Shell {
-    async fn spawn(workspace: &Path) -> std::io::Result<Shell> {
+    async fn spawn(workspace: &Path, spared: procs::SparedGroups) -> std::io::Result<Shell> {
         let (reader, writer) = std::io::pipe()?;
         let mut cmd = Command::new("bash");
         cmd.arg("--noprofile")
@@ -347,6 +351,7 @@ impl Shell {
             out,
             pid,
             leftover: Vec::new(),
+            spared,
         })
     }
 
@@ -357,10 +362,11 @@ impl Shell {
         procs::kill_trees(&table, &tree, own_pgid());
         // Jobs of a shell that already exited were re-parented away from it; when the agent
         // leads its own session they are still found there. Only the shell starts processes
-        // in a box, so everything in the session but the agent belongs to it.
+        // in a box besides the host's own processes (spared), so everything else in the
+        // session but the agent belongs to it.
         if procs::leads_own_session() {
             let me = std::process::id() as i32;
-            procs::kill_session(me, Some(me));
+            procs::kill_session_sparing(me, Some(me), &self.spared.snapshot());
         }
         let _ = self.child.kill().await;
     }

@@ -4,11 +4,13 @@
 //! the session's folder for the `local` backend); relative tool paths resolve against it.
 //!
 //! Calls run concurrently, each in its own task, except `bash`, whose calls queue for the one
-//! persistent shell. Nothing but protocol frames may ever be written to stdout; diagnostics go
+//! persistent shell. Long-lived processes the host opens ([`HostMessage::Spawn`]) stream their
+//! stdin and stdout over the same channel (see `process`). Nothing but protocol frames may ever be written to stdout; diagnostics go
 //! to stderr, which the host keeps a tail of.
 
 mod bash;
 mod files;
+mod process;
 mod search;
 mod text;
 
@@ -225,6 +227,11 @@ where
                 });
             }
             HostMessage::Shutdown => break Ok(()),
+            HostMessage::Spawn { id, spec } => agent.processes.spawn(id, spec, out_tx.clone()),
+            HostMessage::Stdin { id, data_base64 } => agent.processes.stdin(id, &data_base64),
+            HostMessage::CloseStdin { id } => agent.processes.close_stdin(id),
+            HostMessage::Kill { id } => agent.processes.kill(id),
+            HostMessage::StdoutAck { id, bytes } => agent.processes.stdout_ack(id, bytes),
         }
     };
     if let Err(e) = &result {
@@ -242,6 +249,7 @@ where
 struct Agent {
     workspace: PathBuf,
     bash: bash::BashTool,
+    processes: Arc<process::Processes>,
     /// Cancellation handles of the calls still running.
     inflight: Mutex<HashMap<u64, CancellationToken>>,
     /// Cancelled at shutdown; every call's token is a child of it.
@@ -250,8 +258,10 @@ struct Agent {
 
 impl Agent {
     fn new(workspace: PathBuf) -> Self {
+        let spared = procs::SparedGroups::default();
         Agent {
-            bash: bash::BashTool::new(workspace.clone()),
+            bash: bash::BashTool::new(workspace.clone(), spared.clone()),
+            processes: Arc::new(process::Processes::new(workspace.clone(), spared)),
             workspace,
             inflight: Mutex::new(HashMap::new()),
             root: CancellationToken::new(),
@@ -350,6 +360,7 @@ impl Agent {
     /// Stops every running call and every process of the box.
     async fn shutdown(&self) {
         self.root.cancel();
+        self.processes.shutdown();
         self.bash.shutdown().await;
         // Anything else the tools left behind (daemons started from bash, …). Only when this
         // process leads its own session: otherwise the session is someone else's (a test

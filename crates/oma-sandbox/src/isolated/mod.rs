@@ -29,7 +29,8 @@ pub use quota::{detach_workspace, remount_workspace};
 
 use crate::conn::AgentProcess;
 use crate::{
-    BoxEvent, BoxInfo, BoxSpec, Sandbox, SandboxError, SandboxLauncher, ToolCall, ToolOutcome,
+    BoxEvent, BoxInfo, BoxProcess, BoxSpec, ProcessSpec, Sandbox, SandboxError, SandboxLauncher,
+    ToolCall, ToolOutcome,
 };
 use cgroup::BoxCgroup;
 
@@ -475,6 +476,10 @@ impl Sandbox for IsolatedSandbox {
 
     fn failure(&self) -> Option<SandboxError> {
         self.process.failure()
+    }
+
+    fn spawn_process(&self, spec: ProcessSpec) -> BoxFuture<'_, Result<BoxProcess, SandboxError>> {
+        Box::pin(self.process.spawn_process(spec))
     }
 
     fn take_events(&self) -> Vec<BoxEvent> {
