@@ -1,15 +1,23 @@
 //! MCP servers for agents.
 //!
 //! The runtime talks to an agent's MCP servers through [`McpClient`], our own small trait, so
-//! the MCP SDK (rmcp, whose API changes between majors) stays inside `rmcp_client.rs`. Servers
-//! are reached host-side over streamable HTTP with the platform's own HTTP client: the
+//! the MCP SDK (rmcp, whose API changes between majors) stays inside `rmcp_client.rs`. The
 //! credential (a bearer from the session's vaults) is added here, never shown to the model.
+//!
+//! Transports:
+//! - streamable HTTP (rmcp), tried first by [`connect`];
+//! - the legacy HTTP+SSE transport of protocol 2024-11-05 (`sse_client.rs`, by hand: rmcp 3
+//!   removed its client), which [`connect`] falls back to when the streamable `initialize` gets
+//!   HTTP 400, 404 or 405, as the spec's backwards-compatibility rules say; never after an
+//!   authentication failure;
+//! - newline-delimited JSON-RPC on a byte stream ([`connect_stream`], rmcp): a stdio server
+//!   running inside the session's box, whose stdout and stdin the sandbox hands us.
+//!
+//! HTTP goes through [`HttpClient`]: host-side with a public-only address guard, or through the
+//! session's egress proxy ([`HttpClient::through_proxy`]), which then enforces the policy.
 //!
 //! Also here, because the credential probe needs them: [`probe`] (a live `initialize` +
 //! `tools/list` that keeps the failing HTTP response) and [`oauth`] (the refresh-token grant).
-//!
-//! Not here: the legacy HTTP+SSE transport (rmcp 3 removed its client) and stdio servers (they
-//! run inside the session's box, which is the sandbox's side).
 
 use std::time::Duration;
 
@@ -20,6 +28,8 @@ pub mod guard;
 pub mod oauth;
 pub mod probe;
 mod rmcp_client;
+mod sse_client;
+mod sse_events;
 
 /// How long discovery (connect, `initialize`, `tools/list`) may take per server.
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -145,18 +155,89 @@ impl HttpClient {
         guard::check_literal(url)
     }
 
+    /// A client that sends everything through the HTTP proxy at `proxy_url` (the session's
+    /// egress proxy), authenticating to it with `Proxy-Authorization: Bearer <token>` and
+    /// trusting `ca_pem` (the deployment CA the proxy signs with) besides the system roots.
+    /// No redirects; no address guard: the proxy enforces the egress policy, so [`Self::check`]
+    /// lets every URL through.
+    pub fn through_proxy(proxy_url: &str, token: &str, ca_pem: &str) -> Result<Self, McpError> {
+        let auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|e| McpError::Connect(format!("the egress proxy token: {e}")))?;
+        let proxy = reqwest::Proxy::all(proxy_url)
+            .map_err(|e| McpError::Connect(format!("the egress proxy address {proxy_url}: {e}")))?
+            .custom_http_auth(auth);
+        // Parsed as a bundle: a single PEM certificate is not checked until first use, and
+        // a bad CA must fail here rather than as every later TLS handshake.
+        let roots = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
+            .map_err(|e| McpError::Connect(format!("the egress proxy's CA: {e}")))?;
+        if roots.is_empty() {
+            return Err(McpError::Connect(
+                "the egress proxy's CA: no PEM certificate".into(),
+            ));
+        }
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .proxy(proxy)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("oma-mcp/", env!("CARGO_PKG_VERSION")));
+        for root in roots {
+            b = b.add_root_certificate(root);
+        }
+        let client = b
+            .build()
+            .map_err(|e| McpError::Connect(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            allow_private: true,
+        })
+    }
+
     pub(crate) fn client(&self) -> &reqwest::Client {
         &self.client
     }
 }
 
-/// Connects to a server over streamable HTTP.
+/// Connects to a server over streamable HTTP, or, when the server answers that with HTTP 400,
+/// 404 or 405, over the legacy HTTP+SSE transport at the same URL.
 pub async fn connect(
     http: &HttpClient,
     server: &ServerConfig,
 ) -> Result<Box<dyn McpClient>, McpError> {
     http.check(&server.url).map_err(McpError::Connect)?;
-    rmcp_client::connect(http.client().clone(), server).await
+    let failed = match rmcp_client::connect(http.client().clone(), server).await {
+        Ok(client) => return Ok(client),
+        Err(failed) => failed,
+    };
+    if !matches!(failed.status, Some(400 | 404 | 405)) {
+        return Err(failed.error);
+    }
+    tracing::debug!(server = %server.name, "streamable HTTP refused; trying legacy HTTP+SSE");
+    sse_client::connect(http.client().clone(), server)
+        .await
+        .map_err(|e| match e {
+            // Neither transport worked: say what each got.
+            McpError::Connect(m) => McpError::Connect(format!(
+                "{}; over the legacy HTTP+SSE transport: {m}",
+                failed.error
+            )),
+            other => other,
+        })
+}
+
+/// Connects to a server speaking newline-delimited JSON-RPC on a byte stream: a stdio server,
+/// `reader` its stdout and `writer` its stdin. Not bounded in time: callers wrap it (as
+/// [`discover`] does).
+pub async fn connect_stream<R, W>(
+    name: &str,
+    reader: R,
+    writer: W,
+) -> Result<Box<dyn McpClient>, McpError>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    tracing::debug!(server = %name, "connecting to a stdio MCP server");
+    rmcp_client::connect_stream(reader, writer).await
 }
 
 /// A server after discovery: its client and tools, or why it is unusable.

@@ -1,4 +1,5 @@
-//! [`McpClient`] on rmcp's streamable HTTP client. Everything rmcp-specific lives here.
+//! [`McpClient`] on rmcp's clients: streamable HTTP, and newline-delimited JSON-RPC on a byte
+//! stream (a stdio server). Everything rmcp-specific lives here.
 
 use std::time::Duration;
 
@@ -20,23 +21,52 @@ struct RmcpClient {
     service: RunningService<RoleClient, ClientConfig>,
 }
 
+/// A failed streamable-HTTP `initialize`, with the HTTP status the server answered, if any
+/// (400, 404 or 405 mean the server may speak the legacy HTTP+SSE transport instead).
+pub(crate) struct InitFailure {
+    pub error: McpError,
+    pub status: Option<u16>,
+}
+
 pub(crate) async fn connect(
     http: reqwest::Client,
     server: &ServerConfig,
-) -> Result<Box<dyn McpClient>, McpError> {
+) -> Result<Box<dyn McpClient>, InitFailure> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(server.url.as_str());
     if let Some(token) = &server.bearer {
         config = config.auth_header(token.clone());
     }
     let transport = StreamableHttpClientTransport::with_client(http, config);
-    let info = ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new("oma", env!("CARGO_PKG_VERSION")),
-    );
-    match info.serve(transport).await {
+    match client_info().serve(transport).await {
+        Ok(service) => Ok(Box::new(RmcpClient { service })),
+        Err(e) => Err(InitFailure {
+            error: classify(&e, "initialize"),
+            status: http_status(&e),
+        }),
+    }
+}
+
+/// An MCP client over newline-delimited JSON-RPC on `reader`/`writer` (a stdio server's
+/// stdout and stdin).
+pub(crate) async fn connect_stream<R, W>(
+    reader: R,
+    writer: W,
+) -> Result<Box<dyn McpClient>, McpError>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    match client_info().serve((reader, writer)).await {
         Ok(service) => Ok(Box::new(RmcpClient { service })),
         Err(e) => Err(classify(&e, "initialize")),
     }
+}
+
+fn client_info() -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("oma", env!("CARGO_PKG_VERSION")),
+    )
 }
 
 impl McpClient for RmcpClient {
@@ -117,11 +147,11 @@ fn classify(e: &(dyn std::error::Error + 'static), step: &str) -> McpError {
         if current.downcast_ref::<InsufficientScopeError>().is_some() {
             return McpError::Auth { status: 403 };
         }
-        if let Some(h) = current.downcast_ref::<HttpStatusError>() {
-            if h.status == 401 || h.status == 403 {
-                return McpError::Auth { status: h.status };
+        if let Some(status) = status_of(current) {
+            if status == 401 || status == 403 {
+                return McpError::Auth { status };
             }
-            return McpError::Connect(format!("{step}: the server answered HTTP {}", h.status));
+            return McpError::Connect(format!("{step}: the server answered HTTP {status}"));
         }
         match current.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
             // rmcp does not chain the HTTP client's error; its causes say what went wrong
@@ -161,6 +191,39 @@ fn classify(e: &(dyn std::error::Error + 'static), step: &str) -> McpError {
         McpError::Connect(message)
     } else {
         McpError::Protocol(message)
+    }
+}
+
+/// The HTTP status a failed exchange got, found anywhere in the error's chain.
+fn http_status(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    if let Some(ClientInitializeError::TransportError { error, .. }) =
+        e.downcast_ref::<ClientInitializeError>()
+    {
+        return http_status(error);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(current) = source {
+        if let Some(status) = status_of(current) {
+            return Some(status);
+        }
+        source = current.source();
+    }
+    None
+}
+
+/// The HTTP status in this one error, if it carries one. rmcp keeps a status as a value only
+/// for 429 and 5xx; other failures carry it in their message, `HTTP <status> <reason>: <body>`.
+fn status_of(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    if let Some(h) = e.downcast_ref::<HttpStatusError>() {
+        return Some(h.status);
+    }
+    match e.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
+        Some(StreamableHttpError::HttpStatus(h)) => Some(h.status),
+        Some(StreamableHttpError::UnexpectedServerResponse(m)) => {
+            let digits = m.strip_prefix("HTTP ")?.get(..3)?;
+            digits.parse().ok().filter(|s| (400..600).contains(s))
+        }
+        _ => None,
     }
 }
 
