@@ -279,7 +279,9 @@ def test_mcp_servers_and_toolsets_must_reference_each_other(client, unique):
     bad_request(create([], [toolset("gh")]), "tools[0].mcp_server_name")
     bad_request(create([server("gh"), server("gh")], [toolset("gh")]), "mcp_servers[1].name")
     bad_request(create([server("gh")], [toolset("gh"), toolset("gh")]), "tools[1].mcp_server_name")
-    bad_request(create([{"type": "stdio", "name": "gh", "url": "x"}], [toolset("gh")]), "mcp_servers[0].type")
+    bad_request(create([{"type": "websocket", "name": "gh", "url": "x"}], [toolset("gh")]), "mcp_servers[0].type")
+    # `stdio` is oma's extension (a server run inside the session's box): it needs a command.
+    bad_request(create([{"type": "stdio", "name": "gh", "url": "x"}], [toolset("gh")]), "mcp_servers[0].command")
     bad_request(create([{"type": "url", "name": "gh", "url": "not a url"}], [toolset("gh")]), "mcp_servers[0].url")
     many = [f"s{i}" for i in range(21)]
     bad_request(create([server(n) for n in many], [toolset(n) for n in many]), "mcp_servers", "20")

@@ -383,12 +383,39 @@ pub struct CustomToolInputSchema {
 // MCP servers, skills, execution identity
 // ---------------------------------------------------------------------------------------------
 
-/// `BetaManagedAgentsMCPServerURLDefinition`: `{"type":"url","name","url"}`.
+/// An MCP server of an agent.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "type", rename = "url")]
-pub struct McpServer {
-    pub name: String,
-    pub url: String,
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum McpServer {
+    /// `BetaManagedAgentsMCPServerURLDefinition`: `{"type":"url","name","url"}`, reached over
+    /// streamable HTTP (or the legacy HTTP+SSE transport) through the session's egress proxy.
+    Url { name: String, url: String },
+    /// An oma extension (the Managed Agents API only has `url`): a server spoken to over its
+    /// standard streams, started inside the session's box with the box's environment plus
+    /// `env`, working directory `/workspace`. Strict SDK clients reject this variant in
+    /// responses; SDK clients in their default (lenient) mode accept it.
+    Stdio {
+        name: String,
+        command: String,
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+    },
+}
+
+impl McpServer {
+    pub fn name(&self) -> &str {
+        match self {
+            McpServer::Url { name, .. } | McpServer::Stdio { name, .. } => name,
+        }
+    }
+
+    /// The URL of a `url` server.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            McpServer::Url { url, .. } => Some(url),
+            McpServer::Stdio { .. } => None,
+        }
+    }
 }
 
 /// `AgentSkill`: a skill with its version resolved to a concrete string.
@@ -623,7 +650,7 @@ mod tests {
 
     #[test]
     fn servers_skills_identity_and_multiagent_shapes() {
-        let server = McpServer {
+        let server = McpServer::Url {
             name: "gh".into(),
             url: "https://mcp.example.com".into(),
         };
@@ -632,6 +659,18 @@ mod tests {
             json!({"type": "url", "name": "gh", "url": "https://mcp.example.com"})
         );
         assert_eq!(round_trip(&server), server);
+        let stdio = McpServer::Stdio {
+            name: "fs".into(),
+            command: "python3".into(),
+            args: vec!["server.py".into()],
+            env: BTreeMap::from([("MODE".to_string(), "ro".to_string())]),
+        };
+        assert_eq!(
+            serde_json::to_value(&stdio).unwrap(),
+            json!({"type": "stdio", "name": "fs", "command": "python3", "args": ["server.py"],
+                   "env": {"MODE": "ro"}})
+        );
+        assert_eq!(round_trip(&stdio), stdio);
 
         let skill = AgentSkill::Custom {
             skill_id: "skill_1".into(),

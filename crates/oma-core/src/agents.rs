@@ -13,7 +13,7 @@
 //! [`AgentConfig::resolve_agent_refs`]; `self` entries are resolved when rendering, because
 //! they always mean "this agent at this version".
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Display;
 
 use oma_api::agents::{
@@ -1575,8 +1575,9 @@ pub fn validate_custom_tool_name(name: &str, path: &str) -> Result<(), Error> {
 // MCP servers
 // ---------------------------------------------------------------------------------------------
 
-/// Reads `mcp_servers[]`: at most [`MAX_MCP_SERVERS`], unique names of 1 to 255 characters,
-/// http(s) URLs without embedded credentials.
+/// Reads `mcp_servers[]`: at most [`MAX_MCP_SERVERS`], unique names of 1 to 255 characters;
+/// `url` servers with http(s) URLs without embedded credentials, `stdio` servers (an oma
+/// extension, run inside the session's box) with a command, arguments and environment.
 pub fn parse_mcp_servers(values: &[Value]) -> Result<Vec<McpServer>, Error> {
     if values.len() > MAX_MCP_SERVERS {
         return Err(invalid(
@@ -1592,9 +1593,9 @@ pub fn parse_mcp_servers(values: &[Value]) -> Result<Vec<McpServer>, Error> {
     for (i, v) in values.iter().enumerate() {
         let path = format!("mcp_servers[{i}]");
         let o = as_object(v, &path)?;
-        match type_tag(o, &path)? {
-            "url" => {}
-            other => return Err(unknown_type(&path, other, &["url"])),
+        let kind = type_tag(o, &path)?;
+        if !matches!(kind, "url" | "stdio") {
+            return Err(unknown_type(&path, kind, &["url", "stdio"]));
         }
         let name = req_string(o, "name", &path)?;
         let n = name.chars().count();
@@ -1610,14 +1611,113 @@ pub fn parse_mcp_servers(values: &[Value]) -> Result<Vec<McpServer>, Error> {
                 format!("duplicate server name `{name}` (also at mcp_servers[{first}])"),
             ));
         }
+        if kind == "stdio" {
+            out.push(parse_stdio_server(o, name, &path)?);
+            continue;
+        }
         let url = req_string(o, "url", &path)?;
         validate_url(url, &format!("{path}.url"))?;
-        out.push(McpServer {
+        out.push(McpServer::Url {
             name: name.to_string(),
             url: url.to_string(),
         });
     }
     Ok(out)
+}
+
+/// Limits of a `stdio` server's command line and environment.
+const MAX_STDIO_ARG_CHARS: usize = 4096;
+const MAX_STDIO_ARGS: usize = 64;
+const MAX_STDIO_ENV: usize = 64;
+
+fn parse_stdio_server(o: &Map<String, Value>, name: &str, path: &str) -> Result<McpServer, Error> {
+    let text = |v: &str, at: &str| -> Result<String, Error> {
+        if v.chars().count() > MAX_STDIO_ARG_CHARS || v.contains('\0') {
+            return Err(invalid(
+                at,
+                format!("must be at most {MAX_STDIO_ARG_CHARS} characters, without NUL"),
+            ));
+        }
+        Ok(v.to_string())
+    };
+    let command = req_string(o, "command", path)?;
+    if command.trim().is_empty() {
+        return Err(invalid(&format!("{path}.command"), "must not be empty"));
+    }
+    let command = text(command, &format!("{path}.command"))?;
+    let mut args = Vec::new();
+    match present(o, "args") {
+        None => {}
+        Some(Value::Array(items)) => {
+            if items.len() > MAX_STDIO_ARGS {
+                return Err(invalid(
+                    &format!("{path}.args"),
+                    format!("at most {MAX_STDIO_ARGS} arguments are allowed"),
+                ));
+            }
+            for (j, a) in items.iter().enumerate() {
+                let at = format!("{path}.args[{j}]");
+                let Some(a) = a.as_str() else {
+                    return Err(invalid(
+                        &at,
+                        format!("expected a string, got {}", kind_of(a)),
+                    ));
+                };
+                args.push(text(a, &at)?);
+            }
+        }
+        Some(other) => {
+            return Err(invalid(
+                &format!("{path}.args"),
+                format!("expected an array of strings, got {}", kind_of(other)),
+            ));
+        }
+    }
+    let mut env = BTreeMap::new();
+    match present(o, "env") {
+        None => {}
+        Some(Value::Object(vars)) => {
+            if vars.len() > MAX_STDIO_ENV {
+                return Err(invalid(
+                    &format!("{path}.env"),
+                    format!("at most {MAX_STDIO_ENV} variables are allowed"),
+                ));
+            }
+            for (k, v) in vars {
+                let at = format!("{path}.env.{k}");
+                let valid_name = k.len() <= 128
+                    && k.chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid_name {
+                    return Err(invalid(
+                        &at,
+                        "variable names are letters, digits and `_`, not starting with a digit",
+                    ));
+                }
+                let Some(v) = v.as_str() else {
+                    return Err(invalid(
+                        &at,
+                        format!("expected a string, got {}", kind_of(v)),
+                    ));
+                };
+                env.insert(k.clone(), text(v, &at)?);
+            }
+        }
+        Some(other) => {
+            return Err(invalid(
+                &format!("{path}.env"),
+                format!("expected an object of strings, got {}", kind_of(other)),
+            ));
+        }
+    }
+    Ok(McpServer::Stdio {
+        name: name.to_string(),
+        command,
+        args,
+        env,
+    })
 }
 
 fn validate_url(url: &str, path: &str) -> Result<(), Error> {
@@ -1660,7 +1760,7 @@ fn validate_url(url: &str, path: &str) -> Result<(), Error> {
 /// Both directions of the `mcp_toolset` ↔ `mcp_servers` relation: every toolset names a
 /// declared server and every declared server is used by a toolset.
 pub fn check_mcp_references(tools: &[AgentTool], servers: &[McpServer]) -> Result<(), Error> {
-    let declared: HashSet<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+    let declared: HashSet<&str> = servers.iter().map(|s| s.name()).collect();
     let mut used = HashSet::new();
     for (i, tool) in tools.iter().enumerate() {
         if let AgentTool::McpToolset(t) = tool {
@@ -1674,13 +1774,14 @@ pub fn check_mcp_references(tools: &[AgentTool], servers: &[McpServer]) -> Resul
         }
     }
     for (j, server) in servers.iter().enumerate() {
-        if !used.contains(server.name.as_str()) {
+        if !used.contains(server.name()) {
             return Err(invalid(
                 &format!("mcp_servers[{j}]"),
                 format!(
                     "server `{}` is not referenced by any mcp_toolset in tools; add \
                      {{\"type\": \"mcp_toolset\", \"mcp_server_name\": \"{}\"}} or remove the server",
-                    server.name, server.name
+                    server.name(),
+                    server.name()
                 ),
             ));
         }
@@ -2620,10 +2721,31 @@ mod tests {
         );
         assert!(
             a(
-                json!([{"type": "stdio", "name": "gh", "command": "x"}]),
+                json!([{"type": "websocket", "name": "gh", "url": "wss://x.example.com"}]),
                 json!([toolset("gh")])
             )
-            .starts_with("mcp_servers[0].type: unknown type `stdio`")
+            .starts_with("mcp_servers[0].type: unknown type `websocket`")
+        );
+        assert!(
+            a(
+                json!([{"type": "stdio", "name": "gh", "command": ""}]),
+                json!([toolset("gh")])
+            )
+            .starts_with("mcp_servers[0].command:")
+        );
+        assert!(
+            a(
+                json!([{"type": "stdio", "name": "gh", "command": "x", "env": {"1X": "v"}}]),
+                json!([toolset("gh")])
+            )
+            .starts_with("mcp_servers[0].env.1X:")
+        );
+        assert!(
+            a(
+                json!([{"type": "stdio", "name": "gh", "command": "x", "args": ["a", 1]}]),
+                json!([toolset("gh")])
+            )
+            .starts_with("mcp_servers[0].args[1]:")
         );
         assert!(
             a(

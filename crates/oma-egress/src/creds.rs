@@ -40,6 +40,9 @@ pub(crate) struct BearerRule {
     pub host: String,
     pub port: u16,
     pub https: bool,
+    /// The path of the credential's `mcp_server_url`, without a trailing `/` (`""` for the
+    /// root): of two credentials for one origin, the one whose path holds the request wins.
+    pub path: String,
     pub cred: CredRef,
     pub bearer: Bearer,
 }
@@ -71,10 +74,32 @@ pub(crate) struct Rules {
 }
 
 impl Rules {
-    pub fn bearer_for(&self, host: &str, port: u16, https: bool) -> Option<&BearerRule> {
+    /// The bearer for a request to `path` on an origin: the credential whose URL path holds
+    /// `path` most closely (MCP servers are matched by URL), else the origin's first one (so
+    /// the rest of that host sees the credential as before).
+    pub fn bearer_for(
+        &self,
+        host: &str,
+        port: u16,
+        https: bool,
+        path: &str,
+    ) -> Option<&BearerRule> {
+        let mut on_origin = self
+            .bearer
+            .iter()
+            .filter(|r| r.host == host && r.port == port && r.https == https)
+            .peekable();
+        let first = *on_origin.peek()?;
+        let closest = on_origin
+            .filter(|r| path_holds(&r.path, path))
+            .max_by_key(|r| r.path.len());
+        Some(closest.unwrap_or(first))
+    }
+
+    fn has_bearer(&self, host: &str, port: u16, https: bool, path: &str) -> bool {
         self.bearer
             .iter()
-            .find(|r| r.host == host && r.port == port && r.https == https)
+            .any(|r| r.host == host && r.port == port && r.https == https && r.path == path)
     }
 
     pub fn env_for<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a EnvRule> + 'a {
@@ -86,7 +111,27 @@ impl Rules {
 
     /// Whether the proxy must see inside a TLS connection to `host:port`.
     pub fn intercepts(&self, host: &str, port: u16) -> bool {
-        self.bearer_for(host, port, true).is_some() || self.env_for(host).next().is_some()
+        self.bearer_for(host, port, true, "/").is_some() || self.env_for(host).next().is_some()
+    }
+}
+
+/// Whether `prefix` (a rule's path, no trailing `/`) holds `path` segment-wise: `/gh` holds
+/// `/gh` and `/gh/x` but not `/ghost`.
+fn path_holds(prefix: &str, path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// The path of an absolute URL, without its query and trailing `/`.
+fn url_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    match rest.find('/') {
+        Some(i) => rest[i..].trim_end_matches('/').to_string(),
+        None => String::new(),
     }
 }
 
@@ -138,11 +183,13 @@ pub(crate) async fn resolve(
                     else {
                         continue;
                     };
-                    if rules.bearer_for(&host, port, https).is_none() {
+                    let path = url_path(&mcp_server_url);
+                    if !rules.has_bearer(&host, port, https, &path) {
                         rules.bearer.push(BearerRule {
                             host,
                             port,
                             https,
+                            path,
                             cred,
                             bearer: Bearer::Static(token),
                         });
@@ -158,11 +205,13 @@ pub(crate) async fn resolve(
                     else {
                         continue;
                     };
-                    if rules.bearer_for(&host, port, https).is_none() {
+                    let path = url_path(&mcp_server_url);
+                    if !rules.has_bearer(&host, port, https, &path) {
                         rules.bearer.push(BearerRule {
                             host,
                             port,
                             https,
+                            path,
                             cred,
                             bearer: Bearer::OAuth {
                                 access_token,
@@ -237,4 +286,55 @@ pub(crate) async fn env_names(
 pub(crate) struct Cached {
     pub at: Instant,
     pub rules: Arc<Rules>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(path: &str, id: &str) -> BearerRule {
+        BearerRule {
+            host: "mcp.example.com".into(),
+            port: 443,
+            https: true,
+            path: path.into(),
+            cred: CredRef {
+                vault_id: "v".into(),
+                credential_id: id.into(),
+            },
+            bearer: Bearer::Static(format!("token-{id}")),
+        }
+    }
+
+    #[test]
+    fn the_credential_whose_url_holds_the_path_wins() {
+        assert_eq!(url_path("https://mcp.example.com/gh/?x=1"), "/gh");
+        assert_eq!(url_path("https://mcp.example.com"), "");
+        assert!(path_holds("/gh", "/gh/mcp?session=1"));
+        assert!(!path_holds("/gh", "/ghost"));
+        assert!(path_holds("", "/anything"));
+        let rules = Rules {
+            bearer: vec![rule("/a", "a"), rule("/b", "b"), rule("", "root")],
+            env: Vec::new(),
+        };
+        let id = |path: &str| {
+            rules
+                .bearer_for("mcp.example.com", 443, true, path)
+                .map(|r| r.cred.credential_id.clone())
+        };
+        assert_eq!(id("/b/mcp").as_deref(), Some("b"));
+        assert_eq!(id("/a").as_deref(), Some("a"));
+        assert_eq!(id("/other").as_deref(), Some("root"));
+        assert!(
+            rules
+                .bearer_for("other.example.com", 443, true, "/a")
+                .is_none()
+        );
+        let no_root = Rules {
+            bearer: vec![rule("/a", "a"), rule("/b", "b")],
+            env: Vec::new(),
+        };
+        let first = no_root.bearer_for("mcp.example.com", 443, true, "/c");
+        assert_eq!(first.map(|r| r.cred.credential_id.as_str()), Some("a"));
+    }
 }

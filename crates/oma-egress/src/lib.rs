@@ -32,6 +32,7 @@ use rustls::crypto::CryptoProvider;
 use serde_json::Value;
 
 pub use ca::DeploymentCa;
+pub use oauth::{FreshToken, RefreshError};
 
 /// Errors of the egress proxy.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,15 @@ pub struct EgressConfig {
     pub deny: Vec<String>,
     /// Where `egress_forward` / `egress_denied` events go.
     pub ops: Option<oma_ops::OpsRecorder>,
+}
+
+/// A vault credential in the store, for [`Egress::refresh_credential`].
+pub struct StoredCredential<'a> {
+    pub store: &'a oma_store::Store,
+    pub sealer: &'a Sealer,
+    pub tenant: &'a str,
+    pub vault_id: &'a str,
+    pub credential_id: &'a str,
 }
 
 /// One session's view of the network.
@@ -100,6 +110,14 @@ impl SessionProxy {
     /// first use; closed with the proxy.
     pub async fn host_door(&self) -> Result<HostDoor, EgressError> {
         self._running.door().await
+    }
+
+    /// Whether this proxy lets a request to `url` out: `Err` is the refusal's reason (the
+    /// environment's policy, the operator's rules, a private address), recorded as an
+    /// `egress_denied` event like any refusal. Lets the server's own clients (MCP) tell the
+    /// proxy's refusal from an upstream's 403.
+    pub async fn check_url(&self, url: &str) -> Result<(), String> {
+        self._running.check_url(url).await
     }
 }
 
@@ -182,6 +200,29 @@ impl Egress {
     /// The deployment CA (for `oma doctor` and for clients that must trust the proxy).
     pub fn ca(&self) -> &DeploymentCa {
         &self.inner.ca
+    }
+
+    /// Refreshes the `mcp_oauth` credential `cred` after `refused_token` was refused: the one
+    /// refresh implementation of oma, shared with the proxies (serialised per credential in
+    /// this process, compare-and-swap in the store). A token stored meanwhile that differs
+    /// from `refused_token` is returned unexchanged.
+    pub async fn refresh_credential(
+        &self,
+        cred: StoredCredential<'_>,
+        refused_token: &str,
+        refresh: &oma_api::vaults::McpOAuthRefresh,
+    ) -> Result<FreshToken, RefreshError> {
+        let ctx = oauth::RefreshCtx {
+            shared: &self.inner,
+            store: cred.store,
+            sealer: cred.sealer,
+            tenant: cred.tenant,
+        };
+        let id = creds::CredRef {
+            vault_id: cred.vault_id.to_string(),
+            credential_id: cred.credential_id.to_string(),
+        };
+        oauth::refreshed_token(&ctx, &id, refused_token, refresh).await
     }
 
     /// Starts a session's proxy on a fresh Unix socket at `s.socket_path` (mode 0600: the box's

@@ -26,20 +26,57 @@ pub(crate) struct RefreshCtx<'a> {
     pub tenant: &'a str,
 }
 
+/// A token to use after a refusal.
+#[derive(Clone)]
+pub struct FreshToken {
+    pub access_token: String,
+    /// `true` when this refresh exchanged it at the token endpoint; `false` when the store
+    /// already held a newer one (another session, node or refresh got there first).
+    pub exchanged: bool,
+}
+
+impl std::fmt::Debug for FreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FreshToken")
+            .field("exchanged", &self.exchanged)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a refresh gave no token.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("the credential has no refresh token")]
+    NoRefreshToken,
+    /// The token endpoint answered with an error; its answer, unread by anyone else.
+    #[error("the token endpoint answered HTTP {status}")]
+    Endpoint {
+        status: u16,
+        content_type: String,
+        body: Bytes,
+    },
+    /// The token endpoint could not be reached: refused by the operator's rules or the
+    /// address check, unresolvable, or the connection failed.
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Other(String),
+}
+
 /// Returns the access token to retry with, or why there is none.
 pub(crate) async fn refreshed_token(
     ctx: &RefreshCtx<'_>,
     cred: &CredRef,
     refused_token: &str,
     refresh: &McpOAuthRefresh,
-) -> Result<String, String> {
+) -> Result<FreshToken, RefreshError> {
     let lock = {
         let key = format!("{}/{}", ctx.tenant, cred.credential_id);
         let mut locks = ctx
             .shared
             .refresh_locks
             .lock()
-            .map_err(|_| "the refresh lock is poisoned".to_string())?;
+            .map_err(|_| RefreshError::Other("the refresh lock is poisoned".into()))?;
         locks.entry(key).or_default().clone()
     };
     let _held = lock.lock().await;
@@ -53,16 +90,21 @@ pub(crate) async fn refreshed_token(
                 ctx.sealer,
             )
             .await
-            .map_err(|e| format!("reading the credential failed: {e}"))?
-            .ok_or("the credential was archived")?;
+            .map_err(|e| RefreshError::Other(format!("reading the credential failed: {e}")))?
+            .ok_or_else(|| RefreshError::Other("the credential was archived".into()))?;
         match &secrets.access_token {
-            Some(t) if t != refused_token => return Ok(t.clone()),
+            Some(t) if t != refused_token => {
+                return Ok(FreshToken {
+                    access_token: t.clone(),
+                    exchanged: false,
+                });
+            }
             _ => {}
         }
         let refresh_token = secrets
             .refresh_token
             .clone()
-            .ok_or("the credential has no refresh token")?;
+            .ok_or(RefreshError::NoRefreshToken)?;
         let grant = token_request(ctx.shared, refresh, &refresh_token, &secrets).await?;
         let mut next = secrets.clone();
         next.access_token = Some(grant.access_token.clone());
@@ -86,13 +128,18 @@ pub(crate) async fn refreshed_token(
                 ctx.sealer,
             )
             .await
-            .map_err(|e| format!("storing the refreshed token failed: {e}"))?;
+            .map_err(|e| RefreshError::Other(format!("storing the refreshed token failed: {e}")))?;
         if swapped {
-            return Ok(grant.access_token);
+            return Ok(FreshToken {
+                access_token: grant.access_token,
+                exchanged: true,
+            });
         }
         // Lost the race: the next round re-reads the winner's token.
     }
-    Err("the credential kept changing during the refresh".into())
+    Err(RefreshError::Other(
+        "the credential kept changing during the refresh".into(),
+    ))
 }
 
 struct Grant {
@@ -106,19 +153,23 @@ async fn token_request(
     refresh: &McpOAuthRefresh,
     refresh_token: &str,
     secrets: &CredentialSecrets,
-) -> Result<Grant, String> {
+) -> Result<Grant, RefreshError> {
+    let unreachable = RefreshError::Unreachable;
     let endpoint = &refresh.token_endpoint;
-    let (host, port, https) =
-        url_host_port(endpoint).ok_or("the token endpoint is not an http(s) URL")?;
+    let (host, port, https) = url_host_port(endpoint)
+        .ok_or_else(|| RefreshError::Other("the token endpoint is not an http(s) URL".into()))?;
     // The token endpoint is the platform's own call, not the box's: the environment policy
     // does not apply, the operator's rules and the address check do.
     let verdict =
         crate::policy::Policy::new(&serde_json::Value::Null, &shared.allow, &shared.deny, &[])
-            .map_err(|e| e.to_string())?
-            .check_host(&host)?;
+            .map_err(|e| RefreshError::Other(e.to_string()))?
+            .check_host(&host)
+            .map_err(unreachable)?;
     let addrs = match upstream::resolve(&host, port, verdict).await {
         Ok(a) => a,
-        Err(upstream::Resolve::Refused(r) | upstream::Resolve::Failed(r)) => return Err(r),
+        Err(upstream::Resolve::Refused(r) | upstream::Resolve::Failed(r)) => {
+            return Err(unreachable(r));
+        }
     };
     let (body, basic) = token_form(refresh, refresh_token, secrets);
     let path = path_of(endpoint);
@@ -139,28 +190,43 @@ async fn token_request(
     }
     let req = req
         .body(full(Bytes::from(body)))
-        .map_err(|e| format!("building the token request failed: {e}"))?;
-    let mut sender = shared.upstream.http1(&host, &addrs, https).await?;
+        .map_err(|e| RefreshError::Other(format!("building the token request failed: {e}")))?;
+    let mut sender = shared
+        .upstream
+        .http1(&host, &addrs, https)
+        .await
+        .map_err(unreachable)?;
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| format!("the token endpoint did not answer: {e}"))?;
+        .map_err(|e| unreachable(format!("the token endpoint did not answer: {e}")))?;
     let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let bytes = http_body_util::Limited::new(resp.into_body(), MAX_TOKEN_RESPONSE)
         .collect()
         .await
-        .map_err(|e| format!("reading the token response failed: {e}"))?
+        .map_err(|e| unreachable(format!("reading the token response failed: {e}")))?
         .to_bytes();
     if !status.is_success() {
-        return Err(format!("the token endpoint answered {status}"));
+        return Err(RefreshError::Endpoint {
+            status: status.as_u16(),
+            content_type,
+            body: bytes,
+        });
     }
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|_| "the token endpoint's answer is not JSON".to_string())?;
+    let not_a_grant = |why: &str| RefreshError::Other(format!("the token endpoint's answer {why}"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| not_a_grant("is not JSON"))?;
     let access_token = v
         .get("access_token")
         .and_then(|t| t.as_str())
         .filter(|t| !t.is_empty())
-        .ok_or("the token endpoint's answer has no access_token")?
+        .ok_or_else(|| not_a_grant("has no access_token"))?
         .to_string();
     Ok(Grant {
         access_token,
@@ -232,6 +298,59 @@ fn path_of(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn refresh(auth: TokenEndpointAuth) -> McpOAuthRefresh {
+        serde_json::from_value(serde_json::json!({
+            "client_id": "client 1", "refresh_token": "ignored", "token_endpoint": "https://a.b/t",
+            "token_endpoint_auth": {"type": match auth {
+                TokenEndpointAuth::None => "none",
+                TokenEndpointAuth::ClientSecretBasic => "client_secret_basic",
+                TokenEndpointAuth::ClientSecretPost => "client_secret_post",
+            }},
+            "scope": "read", "resource": "https://mcp.example.com",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_grant_authenticates_the_client_as_configured() {
+        let secrets = CredentialSecrets {
+            client_secret: Some("s3cret/+".into()),
+            ..Default::default()
+        };
+        let (body, basic) = token_form(
+            &refresh(TokenEndpointAuth::ClientSecretBasic),
+            "rt-1",
+            &secrets,
+        );
+        assert!(body.contains("grant_type=refresh_token") && body.contains("refresh_token=rt-1"));
+        assert!(body.contains("scope=read") && body.contains("resource=https%3A%2F%2Fmcp"));
+        assert!(
+            !body.contains("s3cret"),
+            "basic keeps the secret out of the body"
+        );
+        assert!(!body.contains("client_id"));
+        use base64::Engine;
+        let pair = base64::engine::general_purpose::STANDARD
+            .decode(basic.unwrap().trim_start_matches("Basic "))
+            .unwrap();
+        // RFC 6749 §2.3.1: both parts form-encoded before base64.
+        assert_eq!(String::from_utf8(pair).unwrap(), "client+1:s3cret%2F%2B");
+
+        let (body, basic) = token_form(
+            &refresh(TokenEndpointAuth::ClientSecretPost),
+            "rt-1",
+            &secrets,
+        );
+        assert!(basic.is_none());
+        assert!(body.contains("client_id=client+1") && body.contains("client_secret=s3cret"));
+
+        let (body, basic) = token_form(&refresh(TokenEndpointAuth::None), "rt-1", &secrets);
+        assert!(basic.is_none() && !body.contains("client_secret"));
+        assert!(body.contains("client_id=client+1"));
+    }
+
     #[test]
     fn origin_form() {
         assert_eq!(

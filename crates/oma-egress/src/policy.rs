@@ -98,6 +98,9 @@ pub struct Policy {
     /// `None`: unrestricted.
     limited: Option<Vec<HostPattern>>,
     mode: &'static str,
+    /// Hosts of the agent's MCP servers that `limited` networking keeps closed (no
+    /// `allow_mcp_servers`): named in the refusal so the fix is obvious.
+    closed_mcp_hosts: Vec<String>,
 }
 
 impl Policy {
@@ -110,6 +113,7 @@ impl Policy {
         mcp_server_urls: &[String],
     ) -> Result<Self, EgressError> {
         let pats = |v: &[String]| v.iter().map(|s| HostPattern::new(s)).collect::<Vec<_>>();
+        let mut closed_mcp_hosts = Vec::new();
         let (limited, mode) = match networking.get("type").and_then(Value::as_str) {
             _ if networking.is_null() => (None, "unrestricted"),
             Some("unrestricted") => (None, "unrestricted"),
@@ -124,13 +128,14 @@ impl Policy {
                             .collect()
                     })
                     .unwrap_or_default();
+                let mcp_hosts = mcp_server_urls
+                    .iter()
+                    .filter_map(|u| url_host_port(u))
+                    .map(|(h, _, _)| h);
                 if networking.get("allow_mcp_servers").and_then(Value::as_bool) == Some(true) {
-                    hosts.extend(
-                        mcp_server_urls
-                            .iter()
-                            .filter_map(|u| url_host_port(u))
-                            .map(|(h, _, _)| HostPattern(h)),
-                    );
+                    hosts.extend(mcp_hosts.map(HostPattern));
+                } else {
+                    closed_mcp_hosts.extend(mcp_hosts);
                 }
                 if networking
                     .get("allow_package_managers")
@@ -153,6 +158,7 @@ impl Policy {
             allow: pats(allow),
             limited,
             mode,
+            closed_mcp_hosts,
         })
     }
 
@@ -167,6 +173,10 @@ impl Policy {
         match &self.limited {
             None => Ok(Verdict::PublicOnly),
             Some(hosts) if matches_any(hosts, host) => Ok(Verdict::PublicOnly),
+            Some(_) if self.closed_mcp_hosts.iter().any(|h| h == host) => Err(format!(
+                "{host} is one of the agent's MCP servers, which the environment's limited \
+                 networking keeps closed without `allow_mcp_servers`"
+            )),
             Some(_) => Err(format!(
                 "{host} is not in the environment's allowed_hosts (networking: {})",
                 self.mode
@@ -311,7 +321,11 @@ mod tests {
         )
         .unwrap();
         assert!(pm.check_host("pypi.org").is_ok());
-        assert!(pm.check_host("mcp.linear.app").is_err());
+        assert!(
+            pm.check_host("mcp.linear.app")
+                .unwrap_err()
+                .contains("allow_mcp_servers")
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::creds::{self, Bearer, CREDENTIAL_HEADERS, Cached, Rules};
 use crate::oauth::{self, RefreshCtx};
-use crate::policy::{Policy, Verdict, split_authority};
+use crate::policy::{Policy, Verdict, split_authority, url_host_port};
 use crate::upstream::{self, Body, Resolve, full};
 use crate::{EgressError, SessionEgress, SessionProxy, Shared};
 
@@ -48,6 +48,22 @@ pub(crate) struct Running {
 }
 
 impl Running {
+    /// Whether a request to `url` would be let out (the policy, then the resolved addresses),
+    /// and if not why, in the words of the proxy's refusal (which is recorded the same way).
+    /// For callers that must tell a refusal from the upstream's own 403.
+    pub(crate) async fn check_url(&self, url: &str) -> Result<(), String> {
+        let (host, port, _) =
+            url_host_port(url).ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
+        match self.session.decide(&host, port).await {
+            Ok(_) => Ok(()),
+            Err(Refusal::Denied { code, reason }) => {
+                self.session.deny(&host, code, &reason);
+                Err(reason)
+            }
+            Err(Refusal::Unresolved(reason)) => Err(reason),
+        }
+    }
+
     /// The session's loopback door, opened on first use.
     pub(crate) async fn door(&self) -> Result<crate::HostDoor, EgressError> {
         let mut door = self.session.door.lock().await;
@@ -109,6 +125,14 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     std::fs::symlink_metadata(path)
         .ok()
         .map(|m| (m.dev(), m.ino()))
+}
+
+/// Why a host is not let out.
+enum Refusal {
+    /// By the policy or the address check (`code` is the `X-Proxy-Error` value).
+    Denied { code: &'static str, reason: String },
+    /// The name did not resolve.
+    Unresolved(String),
 }
 
 struct Session {
@@ -399,18 +423,31 @@ impl Session {
         host: &str,
         port: u16,
     ) -> Result<Vec<std::net::SocketAddr>, Response<Body>> {
+        match self.decide(host, port).await {
+            Ok(a) => Ok(a),
+            Err(Refusal::Denied { code, reason }) => Err(self.deny(host, code, &reason)),
+            Err(Refusal::Unresolved(reason)) => {
+                Err(proxy_error(StatusCode::BAD_GATEWAY, "dns-failure", &reason))
+            }
+        }
+    }
+
+    /// The policy decision and the resolution, unrecorded.
+    async fn decide(&self, host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, Refusal> {
         let verdict: Verdict = self
             .policy
             .check_host(host)
-            .map_err(|reason| self.deny(host, "blocked-by-policy", &reason))?;
+            .map_err(|reason| Refusal::Denied {
+                code: "blocked-by-policy",
+                reason,
+            })?;
         match upstream::resolve(host, port, verdict).await {
             Ok(a) => Ok(a),
-            Err(Resolve::Refused(reason)) => {
-                Err(self.deny(host, "blocked-private-address", &reason))
-            }
-            Err(Resolve::Failed(reason)) => {
-                Err(proxy_error(StatusCode::BAD_GATEWAY, "dns-failure", &reason))
-            }
+            Err(Resolve::Refused(reason)) => Err(Refusal::Denied {
+                code: "blocked-private-address",
+                reason,
+            }),
+            Err(Resolve::Failed(reason)) => Err(Refusal::Unresolved(reason)),
         }
     }
 
@@ -513,7 +550,7 @@ impl Session {
             Ok(r) => r,
             Err(e) => return self.internal(&target.host, &e.to_string()),
         };
-        let bearer = rules.bearer_for(&target.host, target.port, target.https);
+        let bearer = rules.bearer_for(&target.host, target.port, target.https, parts.uri.path());
         let env: Vec<&creds::EnvRule> = rules.env_for(&target.host).collect();
 
         strip_hop_by_hop(&mut parts.headers);
@@ -605,10 +642,10 @@ impl Session {
             match oauth::refreshed_token(&self.refresh_ctx(), &b.cred, b.token(), refresh).await {
                 Ok(t) => {
                     self.invalidate();
-                    token = Some(t);
+                    token = Some(t.access_token);
                 }
                 // The upstream may still take the old one; a refusal retries below.
-                Err(e) => self.refresh_failed(&b.cred.credential_id, &e),
+                Err(e) => self.refresh_failed(&b.cred.credential_id, &e.to_string()),
             }
         }
         let mut retried = false;
@@ -654,14 +691,14 @@ impl Session {
             match oauth::refreshed_token(&self.refresh_ctx(), &b.cred, refused, refresh).await {
                 Ok(t) => {
                     self.invalidate();
-                    token = Some(t);
+                    token = Some(t.access_token);
                     retried = true;
                     // The refused answer is dropped unread; its connection is not reused.
                     drop(resp);
                     self.drop_upstream(conn).await;
                 }
                 Err(e) => {
-                    self.refresh_failed(&b.cred.credential_id, &e);
+                    self.refresh_failed(&b.cred.credential_id, &e.to_string());
                     break resp;
                 }
             }

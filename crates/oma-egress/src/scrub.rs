@@ -15,8 +15,8 @@ use crate::upstream::{Body, BoxError};
 pub(crate) struct Scrub {
     inner: Body,
     needles: Arc<[Vec<u8>]>,
-    /// Bytes held back because a secret may continue in the next frame (longest secret − 1).
-    hold: usize,
+    /// Bytes held back because a secret may continue in the next frame: only a tail that is
+    /// the start of a secret, so a stream (SSE) is never held up by bytes that cannot be one.
     carry: Vec<u8>,
     trailers: Option<http::HeaderMap>,
     ended: bool,
@@ -24,16 +24,9 @@ pub(crate) struct Scrub {
 
 impl Scrub {
     pub(crate) fn new(inner: Body, needles: Vec<Vec<u8>>) -> Self {
-        let hold = needles
-            .iter()
-            .map(Vec::len)
-            .max()
-            .unwrap_or(1)
-            .saturating_sub(1);
         Scrub {
             inner,
-            needles: needles.into(),
-            hold,
+            needles: needles.into_iter().filter(|n| !n.is_empty()).collect(),
             carry: Vec::new(),
             trailers: None,
             ended: false,
@@ -48,6 +41,24 @@ impl Scrub {
             }
         }
     }
+}
+
+/// The length of the longest tail of `data` that a secret starts with (and that is shorter
+/// than the secret): what must wait for the next frame.
+fn partial_tail(data: &[u8], needles: &[Vec<u8>]) -> usize {
+    needles
+        .iter()
+        .map(|n| {
+            let window = (n.len() - 1).min(data.len());
+            let tail = &data[data.len() - window..];
+            // Only places holding the secret's first byte can start it; the earliest that
+            // matches to the end is the longest such tail.
+            memchr::memchr_iter(n[0], tail)
+                .find(|&i| n.starts_with(&tail[i..]))
+                .map_or(0, |i| window - i)
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 impl HttpBody for Scrub {
@@ -76,7 +87,7 @@ impl HttpBody for Scrub {
                     Ok(data) => {
                         this.carry.extend_from_slice(&data);
                         this.mask();
-                        let emit = this.carry.len().saturating_sub(this.hold);
+                        let emit = this.carry.len() - partial_tail(&this.carry, &this.needles);
                         if emit > 0 {
                             let out: Vec<u8> = this.carry.drain(..emit).collect();
                             return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
@@ -138,5 +149,25 @@ mod tests {
             .unwrap()
             .to_bytes();
         assert_eq!(&out[..], b"abc ********** and **********!");
+    }
+
+    #[tokio::test]
+    async fn a_frame_that_cannot_hold_the_start_of_a_secret_is_not_held() {
+        // An SSE event must reach the reader at once, not when the next one comes.
+        let mut body = Scrub::new(
+            Frames(["event: endpoint\ndata: /m\n\n", "x"].into()).boxed(),
+            vec![b"secret-123".to_vec()],
+        );
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"event: endpoint\ndata: /m\n\n");
+        // A tail that may begin a secret waits.
+        let mut body = Scrub::new(
+            Frames(["data: sec", "ret-123"].into()).boxed(),
+            vec![b"secret-123".to_vec()],
+        );
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"data: ");
+        assert_eq!(partial_tail(b"abc se", &[b"secret".to_vec()]), 2);
+        assert_eq!(partial_tail(b"abc\n", &[b"secret".to_vec()]), 0);
     }
 }

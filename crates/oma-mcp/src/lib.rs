@@ -1,8 +1,7 @@
 //! MCP servers for agents.
 //!
 //! The runtime talks to an agent's MCP servers through [`McpClient`], our own small trait, so
-//! the MCP SDK (rmcp, whose API changes between majors) stays inside `rmcp_client.rs`. The
-//! credential (a bearer from the session's vaults) is added here, never shown to the model.
+//! the MCP SDK (rmcp, whose API changes between majors) stays inside `rmcp_client.rs`.
 //!
 //! Transports:
 //! - streamable HTTP (rmcp), tried first by [`connect`];
@@ -13,19 +12,19 @@
 //! - newline-delimited JSON-RPC on a byte stream ([`connect_stream`], rmcp): a stdio server
 //!   running inside the session's box, whose stdout and stdin the sandbox hands us.
 //!
-//! HTTP goes through [`HttpClient`]: host-side with a public-only address guard, or through the
-//! session's egress proxy ([`HttpClient::through_proxy`]), which then enforces the policy.
+//! HTTP goes through [`HttpClient`], in the server always through the session's egress proxy
+//! ([`HttpClient::through_proxy`]): the proxy applies the networking policy and adds the vault
+//! credential (and refreshes it), so no secret passes through this crate in a session.
 //!
-//! Also here, because the credential probe needs them: [`probe`] (a live `initialize` +
-//! `tools/list` that keeps the failing HTTP response) and [`oauth`] (the refresh-token grant).
+//! Also here: [`probe`], a live `initialize` + `tools/list` that keeps the failing HTTP
+//! response (for `mcp_oauth_validate`).
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-pub mod guard;
-pub mod oauth;
+mod http_errors;
 pub mod probe;
 mod rmcp_client;
 mod sse_client;
@@ -43,7 +42,8 @@ pub struct ServerConfig {
     /// The agent's name for the server (`mcp_servers[].name`).
     pub name: String,
     pub url: String,
-    /// The bearer token the platform sends (from a vault credential), if any.
+    /// A bearer this client sends itself. The server leaves it `None`: the egress proxy adds
+    /// the vault credential on the way out.
     pub bearer: Option<String>,
 }
 
@@ -110,56 +110,31 @@ pub trait McpClient: Send + Sync {
 }
 
 /// The HTTP side of MCP traffic: no redirects (a credential must not follow one to another
-/// host), no ambient proxy settings, bounded connect time, and unless private hosts are allowed,
-/// only public addresses (see [`guard`]).
+/// host), bounded connect time. The server always goes through its egress proxy
+/// ([`HttpClient::through_proxy`]), which decides where traffic may go and adds credentials;
+/// [`HttpClient::direct`] is for tests and embedders on a network they trust.
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
-    allow_private: bool,
 }
 
 impl HttpClient {
-    pub fn new(allow_private: bool) -> Result<Self, McpError> {
-        Self::with_roots(allow_private, &[])
-    }
-
-    /// Also trusting extra PEM roots besides the system ones (tests' own CA).
-    pub fn with_roots(allow_private: bool, extra_roots_pem: &[Vec<u8>]) -> Result<Self, McpError> {
-        let mut b = reqwest::Client::builder()
+    /// A client that connects directly, ignoring proxy settings, to any address.
+    pub fn direct() -> Result<Self, McpError> {
+        let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("oma-mcp/", env!("CARGO_PKG_VERSION")));
-        if !allow_private {
-            b = b.dns_resolver(guard::PublicOnly);
-        }
-        for pem in extra_roots_pem {
-            let cert = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| McpError::Connect(format!("invalid root certificate: {e}")))?;
-            b = b.add_root_certificate(cert);
-        }
-        let client = b
+            .user_agent(concat!("oma-mcp/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| McpError::Connect(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self {
-            client,
-            allow_private,
-        })
-    }
-
-    /// Refuses a URL this client must not reach (a non-public IP literal).
-    pub fn check(&self, url: &str) -> Result<(), String> {
-        if self.allow_private {
-            return Ok(());
-        }
-        guard::check_literal(url)
+        Ok(Self { client })
     }
 
     /// A client that sends everything through the HTTP proxy at `proxy_url` (the session's
     /// egress proxy), authenticating to it with `Proxy-Authorization: Bearer <token>` and
     /// trusting `ca_pem` (the deployment CA the proxy signs with) besides the system roots.
-    /// No redirects; no address guard: the proxy enforces the egress policy, so [`Self::check`]
-    /// lets every URL through.
+    /// No redirects; where traffic may go is the proxy's decision.
     pub fn through_proxy(proxy_url: &str, token: &str, ca_pem: &str) -> Result<Self, McpError> {
         let auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|e| McpError::Connect(format!("the egress proxy token: {e}")))?;
@@ -186,10 +161,7 @@ impl HttpClient {
         let client = b
             .build()
             .map_err(|e| McpError::Connect(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self {
-            client,
-            allow_private: true,
-        })
+        Ok(Self { client })
     }
 
     pub(crate) fn client(&self) -> &reqwest::Client {
@@ -203,7 +175,6 @@ pub async fn connect(
     http: &HttpClient,
     server: &ServerConfig,
 ) -> Result<Box<dyn McpClient>, McpError> {
-    http.check(&server.url).map_err(McpError::Connect)?;
     let failed = match rmcp_client::connect(http.client().clone(), server).await {
         Ok(client) => return Ok(client),
         Err(failed) => failed,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::oauth::{connect_error, header};
+use crate::http_errors::{connect_error, header};
 
 /// The protocol version the probe asks for; servers answer with one they speak.
 const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -26,7 +26,9 @@ pub struct HttpCapture {
 }
 
 impl HttpCapture {
-    pub(crate) fn new(status: u16, content_type: String, body: &[u8], secrets: &[String]) -> Self {
+    /// Captures a response: its body truncated, with `secrets` and token-looking JSON fields
+    /// scrubbed.
+    pub fn new(status: u16, content_type: String, body: &[u8], secrets: &[String]) -> Self {
         let mut text = String::from_utf8_lossy(body).into_owned();
         for s in secrets.iter().filter(|s| s.len() >= 4) {
             text = text.replace(s.as_str(), "[redacted]");
@@ -97,19 +99,15 @@ impl ProbeFailure {
     }
 }
 
+/// The header oma's egress proxy puts on the answers it makes itself.
+const PROXY_ERROR_HEADER: &str = "x-proxy-error";
+
 /// Connects to `url` with `bearer` and lists its tools. `Ok` with the number of tools.
 pub async fn probe(
     http: &crate::HttpClient,
     url: &str,
     bearer: Option<&str>,
 ) -> Result<usize, ProbeFailure> {
-    if let Err(detail) = http.check(url) {
-        return Err(ProbeFailure {
-            method: "initialize".into(),
-            http_response: None,
-            detail,
-        });
-    }
     let http = http.client();
     let secrets: Vec<String> = bearer.map(str::to_string).into_iter().collect();
     let init = json!({
@@ -208,6 +206,9 @@ async fn post(
         .map_err(|e| fail(connect_error(&e), None))?;
     let status = response.status();
     let content_type = header(&response, "content-type");
+    // An answer of the egress proxy itself (a refused host, an unreachable upstream) is not
+    // the server's: the server was never heard, so there is no response to judge it by.
+    let from_proxy = response.headers().contains_key(PROXY_ERROR_HEADER);
     let session_id = response
         .headers()
         .get("mcp-session-id")
@@ -217,6 +218,10 @@ async fn post(
         .bytes()
         .await
         .map_err(|e| fail(connect_error(&e), None))?;
+    if from_proxy {
+        let said = String::from_utf8_lossy(&bytes);
+        return Err(fail(said.trim().to_string(), None));
+    }
     if !status.is_success() {
         let capture = HttpCapture::new(status.as_u16(), content_type, &bytes, secrets);
         return Err(fail(format!("HTTP {}", status.as_u16()), Some(capture)));

@@ -159,7 +159,7 @@ fn classify(e: &(dyn std::error::Error + 'static), step: &str) -> McpError {
             Some(StreamableHttpError::Client(inner)) => {
                 return McpError::Connect(format!(
                     "{step}: {}",
-                    crate::oauth::connect_error(inner)
+                    crate::http_errors::connect_error(inner)
                 ));
             }
             Some(StreamableHttpError::Io(_)) => transport = true,

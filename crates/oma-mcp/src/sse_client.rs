@@ -15,7 +15,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::oauth::connect_error;
+use crate::http_errors::connect_error;
 use crate::sse_events::{Event, Parser};
 use crate::{CALL_TIMEOUT, DISCOVERY_TIMEOUT, McpClient, McpError, McpTool, ServerConfig};
 use crate::{ToolOutput, content_blocks};
@@ -77,7 +77,7 @@ pub(crate) async fn connect(
             "SSE stream: the server answered HTTP {status}"
         )));
     }
-    let content_type = crate::oauth::header(&response, "content-type");
+    let content_type = crate::http_errors::header(&response, "content-type");
     if !content_type.starts_with("text/event-stream") {
         return Err(McpError::Protocol(format!(
             "SSE stream: the server answered with `{content_type}`, not an event stream"

@@ -1,14 +1,10 @@
-//! The MCP client against a real MCP server on loopback (oma-testkit's `FakeMcp`), the probe,
-//! and the refresh grant against a local token endpoint.
+//! The MCP client against a real MCP server on loopback (oma-testkit's `FakeMcp`) and the
+//! probe. (The refresh grant is the egress proxy's: crates/oma-egress.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::routing::post;
-use oma_mcp::oauth::{ClientAuth, RefreshOutcome, RefreshRequest};
 use oma_mcp::{HttpClient, McpError, ServerConfig, discover, probe};
 use oma_testkit::fake_mcp::FakeMcp;
 use serde_json::json;
@@ -32,7 +28,7 @@ async fn dead_url() -> String {
 #[tokio::test]
 async fn tools_are_discovered_and_called_with_the_platform_token() {
     let mcp = FakeMcp::start_requiring(Some("tok-123")).await;
-    let http = HttpClient::new(true).unwrap();
+    let http = HttpClient::direct().unwrap();
     let mut found = discover(
         &http,
         vec![server("fake", &mcp.url, Some("tok-123"))],
@@ -76,7 +72,7 @@ async fn one_failing_server_does_not_hold_up_the_others() {
     // A server that accepts the connection and never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_url = format!("http://{}/mcp", silent.local_addr().unwrap());
-    let http = HttpClient::new(true).unwrap();
+    let http = HttpClient::direct().unwrap();
     let started = Instant::now();
     let found = discover(
         &http,
@@ -109,7 +105,7 @@ async fn one_failing_server_does_not_hold_up_the_others() {
 #[tokio::test]
 async fn the_probe_reports_the_failing_step_and_its_response() {
     let mcp = FakeMcp::start_requiring(Some("good-token")).await;
-    let http = HttpClient::new(true).unwrap();
+    let http = HttpClient::direct().unwrap();
     assert_eq!(
         probe::probe(&http, &mcp.url, Some("good-token"))
             .await
@@ -128,108 +124,4 @@ async fn the_probe_reports_the_failing_step_and_its_response() {
         .await
         .unwrap_err();
     assert!(down.http_response.is_none() && down.is_transient());
-}
-
-/// What the token endpoint received: the `Authorization` header and the form body.
-type Seen = (Option<String>, String);
-
-#[tokio::test]
-async fn refresh_exchanges_the_refresh_token() {
-    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-    let s = seen.clone();
-    let app = Router::new().route(
-        "/token",
-        post(move |headers: axum::http::HeaderMap, body: String| {
-            let s = s.clone();
-            async move {
-                let auth = headers
-                    .get("authorization")
-                    .map(|v| v.to_str().unwrap().to_string());
-                s.lock().unwrap().push((auth, body.clone()));
-                if body.contains("refresh_token=rt-good") {
-                    (
-                        axum::http::StatusCode::OK,
-                        axum::Json(json!({"access_token": "at-new", "refresh_token": "rt-next", "expires_in": 3600, "token_type": "Bearer"})),
-                    )
-                } else {
-                    (
-                        axum::http::StatusCode::BAD_REQUEST,
-                        axum::Json(json!({"error": "invalid_grant"})),
-                    )
-                }
-            }
-        }),
-    );
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}/token", l.local_addr().unwrap());
-    let task = tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    let http = HttpClient::new(true).unwrap();
-    let req = |rt: &str, auth: ClientAuth| RefreshRequest {
-        token_endpoint: endpoint.clone(),
-        client_id: "client-1".into(),
-        refresh_token: rt.into(),
-        auth,
-        scope: Some("read".into()),
-        resource: None,
-    };
-    match oma_mcp::oauth::refresh(&http, &req("rt-good", ClientAuth::Basic("s3cret".into()))).await
-    {
-        RefreshOutcome::Succeeded(t) => {
-            assert_eq!(t.access_token, "at-new");
-            assert_eq!(t.refresh_token.as_deref(), Some("rt-next"));
-            assert_eq!(t.expires_in, Some(3600));
-        }
-        other => panic!("{other:?}"),
-    }
-    let (auth, body) = seen.lock().unwrap()[0].clone();
-    assert!(auth.unwrap().starts_with("Basic "));
-    assert!(body.contains("grant_type=refresh_token") && body.contains("scope=read"));
-    assert!(
-        !body.contains("s3cret"),
-        "basic auth keeps the secret out of the body"
-    );
-
-    match oma_mcp::oauth::refresh(&http, &req("rt-gone", ClientAuth::Post("s3cret".into()))).await {
-        RefreshOutcome::Failed(r) => {
-            assert_eq!(r.status_code, 400);
-            assert!(r.body.contains("invalid_grant"));
-        }
-        other => panic!("{other:?}"),
-    }
-    assert!(seen.lock().unwrap()[1].1.contains("client_secret=s3cret"));
-    task.abort();
-    let gone = RefreshRequest {
-        token_endpoint: dead_url().await,
-        ..req("rt-good", ClientAuth::None)
-    };
-    assert!(matches!(
-        oma_mcp::oauth::refresh(&http, &gone).await,
-        RefreshOutcome::ConnectError(_)
-    ));
-}
-
-#[tokio::test]
-async fn the_servers_own_network_is_refused_unless_allowed() {
-    let mcp = FakeMcp::start().await;
-    let guarded = HttpClient::new(false).unwrap();
-    let by_name = mcp.url.replace("127.0.0.1", "localhost");
-    for url in [mcp.url.clone(), by_name] {
-        let found = discover(
-            &guarded,
-            vec![server("s", &url, None)],
-            Duration::from_secs(5),
-        )
-        .await;
-        let err = found[0].result.as_ref().err().unwrap();
-        assert!(
-            matches!(err, McpError::Connect(m) if m.contains("non-public") || m.contains("not a public")),
-            "{err:?}"
-        );
-        let p = probe::probe(&guarded, &url, None).await.unwrap_err();
-        assert!(p.is_transient() && p.http_response.is_none());
-    }
-    assert!(
-        mcp.authorizations().is_empty(),
-        "the server was never reached"
-    );
 }

@@ -82,6 +82,8 @@ pub(crate) struct SessionHost {
     egress: Option<oma_egress::SessionProxy>,
     /// `web_fetch` through that proxy, once it is open.
     web: Option<oma_tools::WebFetchClient>,
+    /// The MCP HTTP client through the same door of the proxy (set with `web`).
+    mcp_http: Option<oma_mcp::HttpClient>,
     /// The workspace may differ from its newest snapshot: a tool ran, or a previous host left
     /// the folder behind. Snapshotted once the session has been idle a while.
     dirty: bool,
@@ -125,6 +127,7 @@ impl SessionHost {
             sandbox: None,
             egress: None,
             web: None,
+            mcp_http: None,
             dirty: left_behind,
             status: String::new(),
             mounts: None,

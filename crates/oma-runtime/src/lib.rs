@@ -56,10 +56,6 @@ pub struct RuntimeConfig {
     pub snapshot_after_idle: Option<Duration>,
     /// How long a snapshot is kept ([`Runtime::expire_snapshots`]). Default 7 days.
     pub snapshot_ttl: Duration,
-    /// Whether agents' MCP servers (and OAuth token endpoints) may be on loopback, private or
-    /// link-local addresses. Off by default: an agent's configuration must not reach into the
-    /// server's own network.
-    pub mcp_private_hosts: bool,
 }
 
 impl RuntimeConfig {
@@ -78,7 +74,6 @@ impl RuntimeConfig {
             idle_linger: Duration::from_secs(10),
             snapshot_after_idle: Some(Duration::from_secs(10)),
             snapshot_ttl: snapshots::DEFAULT_SNAPSHOT_TTL,
-            mcp_private_hosts: false,
         }
     }
 }

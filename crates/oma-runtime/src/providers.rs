@@ -52,12 +52,8 @@ impl Providers {
         self
     }
 
-    /// The root-secret sealer, when tenant routes are on (it also opens vault credentials).
-    pub(crate) fn sealer(&self) -> Option<&Sealer> {
-        self.sealer.as_deref()
-    }
-
-    /// The same sealer, shared (for the egress proxy's credential reads).
+    /// The root-secret sealer, when tenant routes are on (the egress proxy opens vault
+    /// credentials with it).
     pub(crate) fn sealer_arc(&self) -> Option<Arc<Sealer>> {
         self.sealer.clone()
     }

@@ -78,8 +78,16 @@ pub fn unique(prefix: &str) -> String {
 
 /// Which sandbox backend a test server's sessions use.
 enum Sandboxing {
-    Local,
+    Local { egress: Option<TestEgress> },
     Isolated { egress: Option<TestEgress> },
+}
+
+impl Sandboxing {
+    fn egress(self) -> Option<TestEgress> {
+        match self {
+            Sandboxing::Local { egress } | Sandboxing::Isolated { egress } => egress,
+        }
+    }
 }
 
 /// The egress of a test server: operator allow rules (tests' upstreams are on loopback, which
@@ -120,7 +128,33 @@ impl TestServer {
         providers: Providers,
         configure: impl FnOnce(&mut RuntimeConfig),
     ) -> Result<Self> {
-        Self::start_on(backend, providers, configure, Sandboxing::Local).await
+        Self::start_on(
+            backend,
+            providers,
+            configure,
+            Sandboxing::Local { egress: None },
+        )
+        .await
+    }
+
+    /// Like `start_configured`, with sessions' network traffic (`web_fetch`, MCP servers) going
+    /// through a real egress proxy (`egress`: the operator rules and upstream roots it trusts),
+    /// on the `local` sandbox backend.
+    pub async fn start_with_egress(
+        backend: Backend,
+        providers: Providers,
+        configure: impl FnOnce(&mut RuntimeConfig),
+        egress: TestEgress,
+    ) -> Result<Self> {
+        Self::start_on(
+            backend,
+            providers,
+            configure,
+            Sandboxing::Local {
+                egress: Some(egress),
+            },
+        )
+        .await
     }
 
     /// Like `start_configured`, with the `isolated` sandbox backend (bubblewrap, cgroups).
@@ -205,7 +239,7 @@ impl TestServer {
             dir,
             providers,
             configure,
-            Sandboxing::Local,
+            Sandboxing::Local { egress: None },
         )
         .await?;
         server.tenant = std::mem::take(&mut self.tenant);
@@ -248,10 +282,7 @@ impl TestServer {
             config,
             web,
         );
-        if let Sandboxing::Isolated {
-            egress: Some(egress),
-        } = sandboxing
-        {
+        if let Some(egress) = sandboxing.egress() {
             let ca = oma_egress::DeploymentCa::load_or_create(dir.path(), &sealer)?;
             runtime = runtime.with_egress(oma_egress::Egress::new(oma_egress::EgressConfig {
                 ca,

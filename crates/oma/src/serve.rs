@@ -204,9 +204,13 @@ fn build_runtime(data_dir: &Path, tenants: TenantRouter, sealer: Arc<Sealer>) ->
     if let Some(days) = env_u64("OMA_SNAPSHOT_TTL_DAYS")? {
         config.snapshot_ttl = Duration::from_secs(days.saturating_mul(24 * 60 * 60));
     }
-    // Agents' MCP servers on loopback/private addresses (an internal MCP server): off unless
-    // the operator says so, since an agent's config must not reach into this network.
-    config.mcp_private_hosts = env_u64("OMA_MCP_PRIVATE_HOSTS")? == Some(1);
+    // Internal MCP servers are opened like any internal host, by the egress rules.
+    if std::env::var_os("OMA_MCP_PRIVATE_HOSTS").is_some() {
+        tracing::warn!(
+            "OMA_MCP_PRIVATE_HOSTS is no longer read: MCP traffic goes through the egress \
+             proxy; open internal MCP hosts with `[egress] allow` in oma.toml"
+        );
+    }
     let launcher = sandbox_launcher(data_dir)?;
     let web = WebFetchClient::new(WebFetchOptions::default()).map_err(anyhow::Error::msg)?;
     Ok(Runtime::new(

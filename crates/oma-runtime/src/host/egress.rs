@@ -1,8 +1,8 @@
 //! The session's way to the network: its egress proxy (crates/oma-egress), opened on first
 //! need and kept while the host runs. An isolated box reaches it only through its Unix socket,
-//! bound into the box; `web_fetch`, which runs on the host, goes through the same proxy (its
-//! "host door"), so the environment's networking policy and the vault credentials apply to
-//! both.
+//! bound into the box; `web_fetch` and the MCP client, which run on the host, go through the
+//! same proxy (its "host door"), so the environment's networking policy, the operator's rules
+//! and the vault credentials apply to all of them.
 
 use serde_json::Value;
 
@@ -65,6 +65,11 @@ impl SessionHost {
                 {
                     Ok(client) => self.web = Some(client),
                     Err(e) => return Err(failed(e)),
+                }
+                // MCP servers too: the policy and the vault credentials apply to them.
+                match oma_mcp::HttpClient::through_proxy(&door.url, &door.token, &door.ca_pem) {
+                    Ok(client) => self.mcp_http = Some(client),
+                    Err(e) => return Err(failed(e.to_string())),
                 }
             }
             Err(e) => return Err(failed(e.to_string())),

@@ -2,7 +2,7 @@
 //!
 //! Credential secrets go from the parsed request straight to the store, which seals them with
 //! the server's root secret; no handler returns or logs them. `…/mcp_oauth_validate` probes the
-//! credential's MCP server live (see `oma_runtime::mcp::validate_credential`).
+//! credential's MCP server live (see `oma_runtime::Runtime::validate_credential`).
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -157,15 +157,15 @@ async fn validate_credential(
     t: Tenant,
     Id((vault_id, id)): Id<(String, String)>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let credential = oma_runtime::mcp::CredentialRef {
+        store: &t.store,
+        tenant: t.id(),
+        vault_id: &vault_id,
+        credential_id: &id,
+    };
     Ok(Json(
-        oma_runtime::mcp::validate_credential(
-            &t.store,
-            t.id(),
-            &vault_id,
-            &id,
-            &st.sealer,
-            st.runtime.config().mcp_private_hosts,
-        )
-        .await?,
+        st.runtime
+            .validate_credential(credential, &st.sealer)
+            .await?,
     ))
 }

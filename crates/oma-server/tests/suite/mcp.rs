@@ -1,5 +1,6 @@
 //! An agent's MCP servers through real turns: a real MCP server on loopback (oma-testkit's
-//! `FakeMcp`, rmcp over streamable HTTP) and the fake Anthropic model.
+//! `FakeMcp`, rmcp over streamable HTTP) and the fake Anthropic model. MCP traffic goes through
+//! each session's egress proxy, which the operator opens to loopback (`127.0.0.1`) here.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,19 +11,22 @@ use oma_runtime::Providers;
 use oma_testkit::fake_anthropic::FakeAnthropic;
 use oma_testkit::fake_mcp::FakeMcp;
 use oma_testkit::fake_model::Reply;
-use oma_testkit::{TestServer, backends};
+use oma_testkit::{TestEgress, TestServer, backends};
 use serde_json::{Value, json};
 
 async fn server(b: oma_testkit::Backend, fake: &FakeAnthropic) -> TestServer {
     let provider: Arc<dyn ModelProvider> = Arc::new(
         AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key")).unwrap(),
     );
-    // The MCP servers of these tests are on loopback.
-    TestServer::start_configured(b, Providers::new(Some(provider)), |c| {
-        c.mcp_private_hosts = true
-    })
-    .await
-    .unwrap()
+    // The MCP servers and token endpoints of these tests are on loopback: the operator opens
+    // it (every outbound request goes through the egress).
+    let egress = TestEgress {
+        allow: vec!["127.0.0.1".into()],
+        upstream_roots: Vec::new(),
+    };
+    TestServer::start_with_egress(b, Providers::new(Some(provider)), |_| {}, egress)
+        .await
+        .unwrap()
 }
 
 /// Events of the session once it is idle with `stop` as the last stop reason, after at least
@@ -249,9 +253,10 @@ async fn a_refused_or_closed_mcp_server_is_a_non_blocking_error() {
                 .is_none_or(|t| t.as_array().is_some_and(Vec::is_empty))
         );
 
-        // Limited networking without `allow_mcp_servers` keeps the servers closed.
+        // Limited networking without `allow_mcp_servers` keeps the servers closed (named by
+        // `localhost` here, which the operator did not open).
         let open = FakeMcp::start().await;
-        let agent = agent_with(&s, &[("open", &open.url)]).await;
+        let agent = agent_with(&s, &[("open", &open.url.replace("127.0.0.1", "localhost"))]).await;
         let env = json!({"type": "cloud", "networking": {"type": "limited", "allowed_hosts": [], "allow_mcp_servers": false}});
         let sid = session(&s, &agent, env, &[]).await;
         fake.push(Reply::text("ok"));
@@ -415,9 +420,14 @@ async fn mcp_servers_on_the_servers_own_network_are_refused_by_default() {
     let provider: Arc<dyn ModelProvider> = Arc::new(
         AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key")).unwrap(),
     );
-    let s = TestServer::start_configured(b, Providers::new(Some(provider)), |_| {})
-        .await
-        .unwrap();
+    let s = TestServer::start_with_egress(
+        b,
+        Providers::new(Some(provider)),
+        |_| {},
+        TestEgress::default(),
+    )
+    .await
+    .unwrap();
     let agent = agent_with(&s, &[("local", &mcp.url)]).await;
     let sid = session(&s, &agent, json!({"type": "cloud"}), &[]).await;
     fake.push(Reply::text("ok"));
@@ -429,7 +439,7 @@ async fn mcp_servers_on_the_servers_own_network_are_refused_by_default() {
         errors[0]["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("not a public address")
+            .contains("private, loopback or link-local address")
     );
     let (vid, cid) = vault_with(
         &s,
@@ -487,22 +497,20 @@ async fn concurrent_refreshes_store_one_token() {
         let fake = FakeAnthropic::start().await;
         let mcp = FakeMcp::start().await;
         mcp.require_any(&["at-fresh-1", "at-fresh-2"]);
-        // A token endpoint that answers only once two refreshes are in flight, each with its
-        // own new token: both exchanges succeed, only one token may be stored.
+        // A token endpoint that issues a new token per exchange. (Refreshes racing across
+        // nodes, settled by the store's compare-and-swap, are tested in crates/oma-egress.)
         let hits = Arc::new(tokio::sync::Mutex::new(0usize));
-        let both = Arc::new(tokio::sync::Barrier::new(2));
-        let (h, w) = (hits.clone(), both.clone());
+        let h = hits.clone();
         let app = axum::Router::new().route(
             "/token",
             post(move || {
-                let (h, w) = (h.clone(), w.clone());
+                let h = h.clone();
                 async move {
                     let n = {
                         let mut g = h.lock().await;
                         *g += 1;
                         *g
                     };
-                    w.wait().await;
                     axum::Json(json!({"access_token": format!("at-fresh-{n}"), "expires_in": 3600}))
                 }
             }),
@@ -525,29 +533,31 @@ async fn concurrent_refreshes_store_one_token() {
             post_ok(&s, &path, Value::Null),
             post_ok(&s, &path, Value::Null)
         );
+        // One exchange; the other validation waited for it and judged the stored token.
+        assert_eq!(*hits.lock().await, 1);
         for v in [&a, &b2] {
             assert_eq!(v["status"], "valid", "{v}");
-            assert_eq!(v["refresh"]["status"], "succeeded");
         }
-        assert_eq!(*hits.lock().await, 2);
-        // Both re-probes used the one stored token, and it is still the one in the vault.
+        let exchanged = [&a, &b2]
+            .iter()
+            .filter(|v| v["refresh"]["status"] == "succeeded")
+            .count();
+        assert_eq!(exchanged, 1, "{a} {b2}");
         let fresh: Vec<String> = mcp
             .authorizations()
             .into_iter()
             .flatten()
             .filter(|a| a.contains("at-fresh"))
             .collect();
-        assert!(!fresh.is_empty());
-        assert!(fresh.iter().all(|a| *a == fresh[0]), "{fresh:?}");
-        let winner = fresh[0].trim_start_matches("Bearer ").to_string();
-        mcp.require(Some(&winner));
+        assert!(fresh.iter().all(|a| a == "Bearer at-fresh-1"), "{fresh:?}");
+        mcp.require(Some("at-fresh-1"));
         let v = post_ok(&s, &path, Value::Null).await;
         assert_eq!(v["status"], "valid");
         assert!(
             v["refresh"].is_null(),
             "the stored token works without a refresh"
         );
-        assert_eq!(*hits.lock().await, 2);
+        assert_eq!(*hits.lock().await, 1);
         task.abort();
         s.stop().await;
     }
@@ -690,5 +700,193 @@ async fn a_token_refused_mid_turn_is_refreshed_and_the_call_retried() {
     assert_eq!(*hits.lock().unwrap(), 1);
     assert!(of_type(&events, "session.error").is_empty());
     task.abort();
+    s.stop().await;
+}
+
+/// A minimal stdio MCP server in Python (standard library only): `where` tells where it runs
+/// and leaves a file in its working directory; `fetch` GETs a URL through the box's
+/// `HTTP_PROXY`, without the box's `NO_PROXY` (which rightly keeps loopback URLs in the box),
+/// and returns the status or the error.
+const STDIO_SERVER: &str = r#"
+import json, os, sys, urllib.request
+def answer(mid, result):
+    print(json.dumps({"jsonrpc": "2.0", "id": mid, "result": result}), flush=True)
+for line in sys.stdin:
+    msg = json.loads(line)
+    mid, method = msg.get("id"), msg.get("method")
+    if mid is None:
+        continue
+    if method == "initialize":
+        answer(mid, {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                     "serverInfo": {"name": "inbox", "version": "1"}})
+    elif method == "tools/list":
+        obj = {"type": "object", "properties": {"url": {"type": "string"}}}
+        answer(mid, {"tools": [{"name": "where", "description": "where am I", "inputSchema": obj},
+                               {"name": "fetch", "description": "GET a URL", "inputSchema": obj}]})
+    elif method == "tools/call" and msg["params"]["name"] == "where":
+        open("made-by-mcp.txt", "w").write("hello from the box")
+        text = "cwd=%s uid=%d greeting=%s" % (os.getcwd(), os.getuid(), os.environ.get("GREETING"))
+        answer(mid, {"content": [{"type": "text", "text": text}]})
+    elif method == "tools/call":
+        try:
+            for k in ("NO_PROXY", "no_proxy"):
+                os.environ.pop(k, None)
+            proxy = urllib.request.ProxyHandler({"http": os.environ["HTTP_PROXY"]})
+            url = msg["params"]["arguments"]["url"]
+            text = "status %d" % urllib.request.build_opener(proxy).open(url, timeout=10).status
+        except Exception as e:
+            text = "failed: %s" % e
+        answer(mid, {"content": [{"type": "text", "text": text}]})
+    else:
+        print(json.dumps({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": method}}), flush=True)
+"#;
+
+/// An agent whose one MCP server is `STDIO_SERVER`, run with `python3 -c`, plus one that
+/// cannot start; every call runs without asking.
+async fn stdio_agent(s: &TestServer) -> Value {
+    post_ok(
+        s,
+        "/v1/agents",
+        json!({"name": "m", "model": "claude-opus-4-8",
+               "tools": [
+                   {"type": "mcp_toolset", "mcp_server_name": "inbox",
+                    "default_config": {"permission_policy": {"type": "always_allow"}}},
+                   {"type": "mcp_toolset", "mcp_server_name": "broken"}],
+               "mcp_servers": [
+                   {"type": "stdio", "name": "inbox", "command": "python3",
+                    "args": ["-u", "-c", STDIO_SERVER], "env": {"GREETING": "hi"}},
+                   {"type": "stdio", "name": "broken", "command": "python3",
+                    "args": ["-c", "import sys; sys.stderr.write('no such module: mcp_missing'); sys.exit(3)"]}]}),
+    )
+    .await
+}
+
+/// Runs one turn in which the model calls `tool` of the in-box server; returns the events.
+async fn stdio_turn(s: &TestServer, fake: &FakeAnthropic, tool: &str, input: Value) -> Vec<Value> {
+    let agent = stdio_agent(s).await;
+    let sid = session(s, &agent, json!({"type": "cloud"}), &[]).await;
+    fake.push(Reply::tool_use(format!("mcp__inbox__{tool}"), input));
+    fake.push(Reply::text("done"));
+    say(s, &sid, "go").await;
+    wait_idle(s, &sid, 1, "end_turn").await
+}
+
+fn assert_broken_server_reported(events: &[Value]) {
+    let errors = of_type(events, "session.error");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["error"]["type"], "mcp_connection_failed_error");
+    assert_eq!(errors[0]["error"]["mcp_server_name"], "broken");
+    let message = errors[0]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("mcp_missing"), "{message}");
+}
+
+#[tokio::test]
+async fn a_stdio_mcp_server_runs_in_the_sessions_box() {
+    let b = backends()[0];
+    let fake = FakeAnthropic::start().await;
+    let s = server(b, &fake).await;
+    let events = stdio_turn(&s, &fake, "where", json!({})).await;
+    assert_broken_server_reported(&events);
+    let result = of_type(&events, "agent.mcp_tool_result")[0];
+    assert_eq!(result["is_error"], false, "{result}");
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("greeting=hi"), "{text}");
+    // The local backend: the process works in the session's workspace folder on the host.
+    let cwd = text.split(' ').next().unwrap().trim_start_matches("cwd=");
+    assert!(
+        std::path::Path::new(cwd).join("made-by-mcp.txt").exists(),
+        "{text}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_stdio_mcp_server_in_an_isolated_box_sees_the_box_and_its_proxy() {
+    let b = backends()[0];
+    let fake = FakeAnthropic::start().await;
+    // A plain HTTP server on loopback, which only the proxy can reach from the box.
+    let app = axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ping = format!("http://{}/ping", l.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    let egress = TestEgress {
+        allow: vec!["127.0.0.1".into()],
+        upstream_roots: Vec::new(),
+    };
+    let Some(s) =
+        TestServer::start_isolated_with(b, super::turns::providers(&fake), |_| {}, Some(egress))
+            .await
+            .unwrap()
+    else {
+        return;
+    };
+    let events = stdio_turn(&s, &fake, "where", json!({})).await;
+    assert_broken_server_reported(&events);
+    let text = of_type(&events, "agent.mcp_tool_result")[0]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(text, "cwd=/workspace uid=1000 greeting=hi");
+
+    // Its network is the box's: the session's proxy, under the environment's policy.
+    // (The box has no network interface but loopback: only the proxy could have carried it.)
+    let events = stdio_turn(&s, &fake, "fetch", json!({"url": ping})).await;
+    let text = of_type(&events, "agent.mcp_tool_result")[0]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(text, "status 200");
+    task.abort();
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_legacy_sse_mcp_server_is_used_through_the_proxy_with_the_vault_token() {
+    let b = backends()[0];
+    let fake = FakeAnthropic::start().await;
+    let legacy =
+        oma_testkit::fake_mcp::FakeLegacyMcp::start(oma_testkit::fake_mcp::LegacyOptions {
+            token: Some("legacy-secret-42".into()),
+            ..Default::default()
+        })
+        .await;
+    let s = server(b, &fake).await;
+    let (vid, _) = vault_with(
+        &s,
+        json!({"type": "static_bearer", "mcp_server_url": legacy.url, "token": "legacy-secret-42"}),
+    )
+    .await;
+    let agent = post_ok(
+        &s,
+        "/v1/agents",
+        json!({"name": "m", "model": "claude-opus-4-8",
+               "tools": [{"type": "mcp_toolset", "mcp_server_name": "old",
+                          "default_config": {"permission_policy": {"type": "always_allow"}}}],
+               "mcp_servers": [{"type": "url", "name": "old", "url": legacy.url}]}),
+    )
+    .await;
+    let sid = session(&s, &agent, json!({"type": "cloud"}), &[&vid]).await;
+    fake.push(Reply::tool_use("mcp__old__echo", json!({"text": "sse"})));
+    fake.push(Reply::text("done"));
+    say(&s, &sid, "go").await;
+    let events = wait_idle(&s, &sid, 1, "end_turn").await;
+    assert!(of_type(&events, "session.error").is_empty(), "{events:?}");
+    let result = of_type(&events, "agent.mcp_tool_result")[0];
+    assert_eq!(result["content"][0]["text"], "echo: sse", "{result}");
+    assert_eq!(
+        legacy.calls(),
+        vec![("echo".to_string(), json!({"text": "sse"}))]
+    );
+    // Every request of the legacy transport carried the token the proxy added.
+    let requests = legacy.requests();
+    assert!(requests.len() >= 2, "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|(_, auth)| auth.as_deref() == Some("Bearer legacy-secret-42")),
+        "{requests:?}"
+    );
     s.stop().await;
 }
