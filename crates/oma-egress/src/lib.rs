@@ -123,11 +123,12 @@ impl SessionProxy {
 
 /// How the server's own HTTP client goes through a session's proxy: an HTTP proxy at `url`
 /// (127.0.0.1) that admits only requests with `Proxy-Authorization: Bearer <token>` (so no
-/// other local process can borrow the session's credentials), and `ca_pem`, the deployment CA
-/// that signs intercepted hosts.
+/// other local process can borrow the session's credentials), and `ca_pem`, the roots to trust
+/// (several PEM certificates): the deployment CA that signs intercepted hosts and the
+/// operator's upstream roots, for HTTPS the proxy tunnels untouched.
 ///
 /// With reqwest: `Proxy::all(&door.url)?.custom_http_auth(format!("Bearer {}", door.token))`
-/// and `add_root_certificate(Certificate::from_pem(door.ca_pem.as_bytes())?)`.
+/// and each of `Certificate::from_pem_bundle(door.ca_pem.as_bytes())?` as a root.
 #[derive(Clone)]
 pub struct HostDoor {
     pub url: String,
@@ -165,6 +166,9 @@ pub(crate) struct Shared {
     pub(crate) upstream: upstream::Connector,
     /// System roots + the deployment CA, PEM.
     pub(crate) bundle_pem: String,
+    /// The deployment CA and the operator's upstream roots, PEM: what the server's own clients
+    /// of a session's door must trust (tunnelled HTTPS reaches the upstream itself).
+    pub(crate) door_roots_pem: String,
     /// TLS server configurations of intercepted hosts, by host.
     pub(crate) server_configs: Mutex<HashMap<String, Arc<rustls::ServerConfig>>>,
     /// One refresh at a time per credential within this process (CAS covers other nodes).
@@ -178,11 +182,16 @@ impl Egress {
         for der in &system.certs {
             bundle_pem.push_str(&pem_encode("CERTIFICATE", der.as_ref()));
         }
-        bundle_pem.push_str(config.ca.cert_pem());
-        if !bundle_pem.ends_with('\n') {
-            bundle_pem.push('\n');
-        }
+        // Checked (and rejected with a reason) by the connector before they are handed out.
         let upstream = upstream::Connector::new(system.certs, &config.upstream_roots)?;
+        // The operator's upstream roots are trusted everywhere an upstream is reached: by the
+        // proxy for intercepted hosts, and, for HTTPS it tunnels untouched, by the box and by
+        // the server's own clients, which then speak TLS with the upstream themselves.
+        let mut door_roots_pem = with_newline(config.ca.cert_pem().to_string());
+        for pem in &config.upstream_roots {
+            door_roots_pem.push_str(&with_newline(String::from_utf8_lossy(pem).into_owned()));
+        }
+        bundle_pem.push_str(&door_roots_pem);
         Ok(Egress {
             inner: Arc::new(Shared {
                 ca: config.ca,
@@ -191,6 +200,7 @@ impl Egress {
                 ops: config.ops,
                 upstream,
                 bundle_pem,
+                door_roots_pem,
                 server_configs: Mutex::new(HashMap::new()),
                 refresh_locks: Mutex::new(HashMap::new()),
             }),
@@ -234,6 +244,13 @@ impl Egress {
 
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn with_newline(mut pem: String) -> String {
+    if !pem.ends_with('\n') {
+        pem.push('\n');
+    }
+    pem
 }
 
 fn pem_encode(label: &str, der: &[u8]) -> String {

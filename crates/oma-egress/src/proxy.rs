@@ -80,7 +80,7 @@ impl Running {
         let d = crate::HostDoor {
             url: format!("http://{addr}"),
             token: token.clone(),
-            ca_pem: self.session.shared.ca.cert_pem().to_string(),
+            ca_pem: self.session.shared.door_roots_pem.clone(),
         };
         let session = self.session.clone();
         let expected: Arc<str> = format!("Bearer {token}").into();

@@ -819,15 +819,15 @@ async fn the_servers_own_client_goes_through_the_door() {
         let door = proxy.host_door().await.unwrap();
         assert_eq!(proxy.host_door().await.unwrap().url, door.url);
         let client = |token: &str| {
-            reqwest::Client::builder()
-                .proxy(
-                    reqwest::Proxy::all(&door.url)
-                        .unwrap()
-                        .custom_http_auth(format!("Bearer {token}").parse().unwrap()),
-                )
-                .add_root_certificate(reqwest::Certificate::from_pem(door.ca_pem.as_bytes()).unwrap())
-                .build()
-                .unwrap()
+            let mut b = reqwest::Client::builder().proxy(
+                reqwest::Proxy::all(&door.url)
+                    .unwrap()
+                    .custom_http_auth(format!("Bearer {token}").parse().unwrap()),
+            );
+            for root in reqwest::Certificate::from_pem_bundle(door.ca_pem.as_bytes()).unwrap() {
+                b = b.add_root_certificate(root);
+            }
+            b.build().unwrap()
         };
         let good = client(&door.token);
         let url = format!("https://localhost:{}/echo", up.port);
@@ -836,6 +836,13 @@ async fn the_servers_own_client_goes_through_the_door() {
         let text = resp.text().await.unwrap();
         assert!(text.starts_with("echo /echo") && !text.contains("door-secret-99"), "{text}");
         assert_eq!(up.state.seen()[0].header("authorization").as_deref(), Some("Bearer door-secret-99"));
+
+        // A host without a credential is tunnelled: the client speaks TLS with it, trusting
+        // the operator's upstream roots that the door hands out with the deployment CA.
+        let plain = Upstream::start(Some(ca.server_config())).await;
+        let resp = good.get(format!("https://localhost:{}/echo", plain.port)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(plain.state.seen()[0].header("authorization"), None);
 
         // The session's policy holds on the door too.
         let resp = good.get("http://example.org/").send().await.unwrap();

@@ -273,7 +273,8 @@ impl WebFetchClient {
     }
 
     /// The same client going through a session's egress proxy (its host door at `proxy_url`,
-    /// admitting `token`), trusting the deployment CA `ca_pem` that signs intercepted hosts.
+    /// admitting `token`), trusting the roots in `ca_pem` (the deployment CA that signs
+    /// intercepted hosts, and the operator's upstream roots).
     /// The proxy applies the session's networking policy and resolves names itself (refusing
     /// private addresses), so no resolver filter is needed here.
     pub fn through_proxy(
@@ -288,13 +289,19 @@ impl WebFetchClient {
                 reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
                     .map_err(|e| format!("the egress proxy token: {e}"))?,
             );
-        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
-            .map_err(|e| format!("the deployment CA: {e}"))?;
+        let roots = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
+            .map_err(|e| format!("the egress proxy's roots: {e}"))?;
+        if roots.is_empty() {
+            return Err("the egress proxy's roots: no PEM certificate".into());
+        }
         let o = &self.options;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .proxy(proxy)
-            .add_root_certificate(ca)
+            .proxy(proxy);
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder
             .timeout(o.timeout)
             .connect_timeout(o.connect_timeout)
             .user_agent(o.user_agent.clone())
