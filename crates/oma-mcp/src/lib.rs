@@ -107,6 +107,11 @@ pub trait McpClient: Send + Sync {
     ) -> BoxFuture<'a, Result<ToolOutput, McpError>>;
     /// Ends the MCP session (best effort).
     fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
+    /// Whether the connection can still carry calls, as far as the client knows without
+    /// asking the server (a server process that exited cannot).
+    fn is_alive(&self) -> bool {
+        true
+    }
 }
 
 /// The HTTP side of MCP traffic: no redirects (a credential must not follow one to another

@@ -13,11 +13,14 @@ use super::{HostResult, SessionHost};
 use crate::mcp::{McpTools, Reach};
 
 impl SessionHost {
-    /// Connects to the agent's MCP servers for this turn (closing the previous turn's), and
-    /// records a non-blocking `session.error` for each server that failed.
+    /// Connects to the agent's MCP servers for this turn (closing the previous turn's, except
+    /// unchanged `stdio` servers still running in the box), and records a non-blocking
+    /// `session.error` for each server that failed.
     pub(super) async fn connect_mcp(&mut self) -> HostResult<()> {
-        std::mem::take(&mut self.mcp).close();
         let servers = crate::mcp::declared(&self.agent);
+        let mut previous = std::mem::take(&mut self.mcp);
+        let kept = previous.keep_for(&servers);
+        previous.close();
         if servers.is_empty() {
             return Ok(());
         }
@@ -43,7 +46,7 @@ impl SessionHost {
             refused,
             sandbox,
         };
-        let (tools, mut errors) = McpTools::connect(&servers, &reach, &self.session).await;
+        let (tools, mut errors) = McpTools::connect(&servers, &reach, &self.session, kept).await;
         self.mcp = tools;
         // A box that could not start for a stdio server says why now, not at a later call.
         errors.append(&mut self.box_events);

@@ -62,6 +62,9 @@ struct Exposed {
 pub(crate) struct McpTools {
     clients: HashMap<String, Box<dyn McpClient>>,
     tools: Vec<Exposed>,
+    /// How each connected `stdio` server was declared: an unchanged one whose process still
+    /// runs is kept for the next turn (its start may take seconds, and it may hold state).
+    stdio: HashMap<String, McpServer>,
 }
 
 /// How the session reaches its servers.
@@ -115,43 +118,17 @@ fn permission(toolset: &McpToolset, tool: &str) -> Option<bool> {
     enabled.then_some(!matches!(policy, PermissionPolicy::AlwaysAllow))
 }
 
-/// Connects to one server and lists its tools, bounded by the discovery timeout.
+/// Connects to one server (or takes `kept`, its live connection of the last turn) and lists
+/// its tools, bounded by the discovery timeout.
 async fn discover_one(
     server: &McpServer,
     reach: &Reach,
+    kept: Option<Box<dyn McpClient>>,
 ) -> Result<(Box<dyn McpClient>, Vec<McpTool>), McpError> {
     let work = async {
-        let client = match server {
-            McpServer::Url { name, url } => {
-                let http = reach
-                    .http
-                    .as_ref()
-                    .map_err(|why| McpError::Connect(why.clone()))?;
-                if let Some(why) = reach.refused.get(name) {
-                    return Err(McpError::Connect(format!(
-                        "the session's egress proxy refuses it: {why}"
-                    )));
-                }
-                let config = ServerConfig {
-                    name: name.clone(),
-                    url: url.clone(),
-                    bearer: None,
-                };
-                oma_mcp::connect(http, &config).await?
-            }
-            McpServer::Stdio {
-                name,
-                command,
-                args,
-                env,
-            } => {
-                let sandbox = match &reach.sandbox {
-                    Some(Ok(sb)) => sb.clone(),
-                    Some(Err(why)) => return Err(McpError::Connect(why.clone())),
-                    None => return Err(McpError::Connect("the session has no box".into())),
-                };
-                crate::mcp::stdio::start(sandbox.as_ref(), name, command, args, env).await?
-            }
+        let client = match kept {
+            Some(client) => client,
+            None => connect_one(server, reach).await?,
         };
         match client.list_tools().await {
             Ok(tools) => Ok((client, tools)),
@@ -167,6 +144,42 @@ async fn discover_one(
     }
 }
 
+async fn connect_one(server: &McpServer, reach: &Reach) -> Result<Box<dyn McpClient>, McpError> {
+    let client = match server {
+        McpServer::Url { name, url } => {
+            let http = reach
+                .http
+                .as_ref()
+                .map_err(|why| McpError::Connect(why.clone()))?;
+            if let Some(why) = reach.refused.get(name) {
+                return Err(McpError::Connect(format!(
+                    "the session's egress proxy refuses it: {why}"
+                )));
+            }
+            let config = ServerConfig {
+                name: name.clone(),
+                url: url.clone(),
+                bearer: None,
+            };
+            oma_mcp::connect(http, &config).await?
+        }
+        McpServer::Stdio {
+            name,
+            command,
+            args,
+            env,
+        } => {
+            let sandbox = match &reach.sandbox {
+                Some(Ok(sb)) => sb.clone(),
+                Some(Err(why)) => return Err(McpError::Connect(why.clone())),
+                None => return Err(McpError::Connect("the session has no box".into())),
+            };
+            crate::mcp::stdio::start(sandbox.as_ref(), name, command, args, env).await?
+        }
+    };
+    Ok(client)
+}
+
 impl McpTools {
     /// Connects to `servers` (all at once, each bounded). Returns the tools and the
     /// `session.error` events of the servers that failed, and logs what it drops.
@@ -174,9 +187,14 @@ impl McpTools {
         servers: &[Declared],
         reach: &Reach,
         session: &str,
+        mut kept: HashMap<String, Box<dyn McpClient>>,
     ) -> (McpTools, Vec<NewEvent>) {
-        let found =
-            futures::future::join_all(servers.iter().map(|d| discover_one(&d.server, reach))).await;
+        let found = futures::future::join_all(
+            servers
+                .iter()
+                .map(|d| discover_one(&d.server, reach, kept.remove(d.name()))),
+        )
+        .await;
         let mut out = McpTools::default();
         let mut errors = Vec::new();
         for (result, server) in found.into_iter().zip(servers) {
@@ -201,6 +219,9 @@ impl McpTools {
                         }
                     }
                     out.clients.insert(name.to_string(), client);
+                    if matches!(server.server, McpServer::Stdio { .. }) {
+                        out.stdio.insert(name.to_string(), server.server.clone());
+                    }
                 }
                 Err(e) => {
                     let kind = if e.is_auth() {
@@ -250,6 +271,24 @@ impl McpTools {
             json!({})
         };
         render(server, tool, client.call_tool(tool, input).await)
+    }
+
+    /// Takes out the `stdio` servers that `servers` declares as before and whose process still
+    /// runs, to be used again; the rest stays here (to be closed).
+    pub(crate) fn keep_for(&mut self, servers: &[Declared]) -> HashMap<String, Box<dyn McpClient>> {
+        let mut kept = HashMap::new();
+        for d in servers {
+            let name = d.name();
+            let unchanged = self.stdio.get(name) == Some(&d.server);
+            let alive = self.clients.get(name).is_some_and(|c| c.is_alive());
+            if unchanged
+                && alive
+                && let Some(client) = self.clients.remove(name)
+            {
+                kept.insert(name.to_string(), client);
+            }
+        }
+        kept
     }
 
     /// Ends every MCP session (in the background: nothing waits on it).

@@ -19,6 +19,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// long as this does.
 struct InBox {
     client: Box<dyn McpClient>,
+    exited: ProcessExited,
     _guard: ProcessGuard,
 }
 
@@ -49,6 +50,7 @@ pub(super) async fn start(
     match oma_mcp::connect_stream(name, stdout, stdin).await {
         Ok(client) => Ok(Box::new(InBox {
             client,
+            exited,
             _guard: guard,
         })),
         Err(e) => Err(with_exit(e, &exited, command).await),
@@ -77,8 +79,12 @@ impl McpClient for InBox {
         self.client.call_tool(name, arguments)
     }
 
+    fn is_alive(&self) -> bool {
+        self.exited.try_get().is_none()
+    }
+
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
-        let InBox { client, _guard } = *self;
+        let InBox { client, _guard, .. } = *self;
         // The process is killed once the client said goodbye.
         async move {
             client.close().await;

@@ -704,7 +704,7 @@ async fn a_token_refused_mid_turn_is_refreshed_and_the_call_retried() {
 }
 
 /// A minimal stdio MCP server in Python (standard library only): `where` tells where it runs
-/// and leaves a file in its working directory; `fetch` GETs a URL through the box's
+/// and leaves a file in its working directory; `pid` gives its process id; `fetch` GETs a URL through the box's
 /// `HTTP_PROXY`, without the box's `NO_PROXY` (which rightly keeps loopback URLs in the box),
 /// and returns the status or the error.
 const STDIO_SERVER: &str = r#"
@@ -722,7 +722,10 @@ for line in sys.stdin:
     elif method == "tools/list":
         obj = {"type": "object", "properties": {"url": {"type": "string"}}}
         answer(mid, {"tools": [{"name": "where", "description": "where am I", "inputSchema": obj},
-                               {"name": "fetch", "description": "GET a URL", "inputSchema": obj}]})
+                               {"name": "fetch", "description": "GET a URL", "inputSchema": obj},
+                               {"name": "pid", "description": "my process id", "inputSchema": obj}]})
+    elif method == "tools/call" and msg["params"]["name"] == "pid":
+        answer(mid, {"content": [{"type": "text", "text": str(os.getpid())}]})
     elif method == "tools/call" and msg["params"]["name"] == "where":
         open("made-by-mcp.txt", "w").write("hello from the box")
         text = "cwd=%s uid=%d greeting=%s" % (os.getcwd(), os.getuid(), os.environ.get("GREETING"))
@@ -797,6 +800,28 @@ async fn a_stdio_mcp_server_runs_in_the_sessions_box() {
         std::path::Path::new(cwd).join("made-by-mcp.txt").exists(),
         "{text}"
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_stdio_mcp_server_lives_on_across_turns_of_its_host() {
+    let b = backends()[0];
+    let fake = FakeAnthropic::start().await;
+    let s = server(b, &fake).await;
+    let agent = stdio_agent(&s).await;
+    let sid = session(&s, &agent, json!({"type": "cloud"}), &[]).await;
+    let mut pids = Vec::new();
+    for turn in 1..=2 {
+        fake.push(Reply::tool_use("mcp__inbox__pid", json!({})));
+        fake.push(Reply::text("done"));
+        say(&s, &sid, "pid?").await;
+        let events = wait_idle(&s, &sid, turn, "end_turn").await;
+        let results = of_type(&events, "agent.mcp_tool_result");
+        pids.push(results.last().unwrap()["content"][0]["text"].clone());
+        // The server that cannot start is tried again each turn, and said so each time.
+        assert_eq!(of_type(&events, "session.error").len(), turn);
+    }
+    assert_eq!(pids[0], pids[1], "the same process answered both turns");
     s.stop().await;
 }
 
