@@ -1,7 +1,9 @@
 //! Responses from hosts where the proxy injected a secret are scrubbed of that secret before
 //! the box reads them: an upstream that echoes request headers (or a token in an error page)
 //! must not hand the box what it was never given. Each occurrence is overwritten with `*` of
-//! the same length, so `Content-Length` stays true. Compressed bodies are not inspected.
+//! the same length, so `Content-Length` stays true. The proxy asks those hosts for
+//! uncompressed answers (it drops `Accept-Encoding`); a body compressed all the same is not
+//! inspected.
 
 use std::pin::Pin;
 use std::sync::Arc;
