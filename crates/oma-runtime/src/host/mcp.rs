@@ -46,7 +46,12 @@ impl SessionHost {
             refused,
             sandbox,
         };
-        let (tools, mut errors) = McpTools::connect(&servers, &reach, &self.session, kept).await;
+        let (mut tools, mut errors) =
+            McpTools::connect(&servers, &reach, &self.session, kept).await;
+        for note in std::mem::take(&mut tools.dropped) {
+            tracing::warn!(op = "mcp_connect", session_id = %self.session, "{note}");
+            self.ops_silent("runtime.mcp", note);
+        }
         self.mcp = tools;
         // A box that could not start for a stdio server says why now, not at a later call.
         errors.append(&mut self.box_events);

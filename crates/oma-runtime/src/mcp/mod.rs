@@ -65,6 +65,9 @@ pub(crate) struct McpTools {
     /// How each connected `stdio` server was declared: an unchanged one whose process still
     /// runs is kept for the next turn (its start may take seconds, and it may hold state).
     stdio: HashMap<String, McpServer>,
+    /// What connecting left out without telling the user (tools whose names collide), for
+    /// the host to record as silent catches.
+    pub dropped: Vec<String>,
 }
 
 /// How the session reaches its servers.
@@ -206,7 +209,11 @@ impl McpTools {
                         // Names that only differ in characters a tool name cannot hold would
                         // collide; the model APIs refuse duplicates, so the first one stays.
                         if out.tools.iter().any(|t| t.exposed == exposed) {
-                            tracing::warn!(op = "mcp_connect", session_id = %session, mcp_server = %name, tool = %tool.name, "an MCP tool name collides after sanitising; it is not offered");
+                            out.dropped.push(format!(
+                                "`{}` of MCP server `{name}` is not offered: its name collides \
+                                 with another tool's after sanitising",
+                                tool.name
+                            ));
                             continue;
                         }
                         if let Some(ask) = permission(&server.toolset, &tool.name) {
