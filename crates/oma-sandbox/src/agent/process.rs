@@ -386,6 +386,25 @@ mod tests {
         w: W,
     }
 
+    type Channel = tokio::io::ReadHalf<tokio::io::DuplexStream>;
+    type ChannelW = tokio::io::WriteHalf<tokio::io::DuplexStream>;
+
+    /// An agent loop serving `workspace` over an in-memory channel, past its hello.
+    async fn start_agent(
+        workspace: &std::path::Path,
+    ) -> (
+        Host<Channel, ChannelW>,
+        tokio::task::JoinHandle<Result<(), crate::SandboxError>>,
+    ) {
+        let (host, agent_side) = tokio::io::duplex(1 << 20);
+        let (agent_r, agent_w) = tokio::io::split(agent_side);
+        let agent = tokio::spawn(run(agent_r, agent_w, workspace.to_path_buf()));
+        let (r, w) = tokio::io::split(host);
+        let mut host = Host { r, w };
+        assert!(matches!(host.recv().await, AgentMessage::Hello(_)));
+        (host, agent)
+    }
+
     impl<R, W> Host<R, W>
     where
         R: tokio::io::AsyncRead + Unpin,
@@ -430,12 +449,7 @@ mod tests {
     #[tokio::test]
     async fn agent_loop_relays_process_streams_over_frames() {
         let dir = tempfile::tempdir().unwrap();
-        let (host, agent_side) = tokio::io::duplex(1 << 20);
-        let (agent_r, agent_w) = tokio::io::split(agent_side);
-        let agent = tokio::spawn(run(agent_r, agent_w, dir.path().to_path_buf()));
-        let (r, w) = tokio::io::split(host);
-        let mut host = Host { r, w };
-        assert!(matches!(host.recv().await, AgentMessage::Hello(_)));
+        let (mut host, agent) = start_agent(dir.path()).await;
 
         // cat: what goes in comes out; closing stdin ends it with 0.
         host.send(HostMessage::Spawn {
@@ -533,12 +547,7 @@ mod tests {
     #[tokio::test]
     async fn stdout_waits_for_the_hosts_acknowledgements() {
         let dir = tempfile::tempdir().unwrap();
-        let (host, agent_side) = tokio::io::duplex(1 << 20);
-        let (agent_r, agent_w) = tokio::io::split(agent_side);
-        let agent = tokio::spawn(run(agent_r, agent_w, dir.path().to_path_buf()));
-        let (r, w) = tokio::io::split(host);
-        let mut host = Host { r, w };
-        assert!(matches!(host.recv().await, AgentMessage::Hello(_)));
+        let (mut host, agent) = start_agent(dir.path()).await;
 
         // Four windows of output; without acknowledgements only one window may arrive.
         let total = 4 * super::PROCESS_WINDOW_BYTES;
@@ -580,12 +589,7 @@ mod tests {
     #[tokio::test]
     async fn a_box_opens_at_most_twenty_processes_and_shutdown_kills_them() {
         let dir = tempfile::tempdir().unwrap();
-        let (host, agent_side) = tokio::io::duplex(1 << 20);
-        let (agent_r, agent_w) = tokio::io::split(agent_side);
-        let agent = tokio::spawn(run(agent_r, agent_w, dir.path().to_path_buf()));
-        let (r, w) = tokio::io::split(host);
-        let mut host = Host { r, w };
-        assert!(matches!(host.recv().await, AgentMessage::Hello(_)));
+        let (mut host, agent) = start_agent(dir.path()).await;
 
         // Each prints its pid, then becomes a long sleep.
         let mut pids = Vec::new();
