@@ -28,7 +28,6 @@ mod http_errors;
 pub mod probe;
 mod rmcp_client;
 mod sse_client;
-mod sse_events;
 
 /// How long discovery (connect, `initialize`, `tools/list`) may take per server.
 pub const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(15);

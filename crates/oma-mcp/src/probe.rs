@@ -248,16 +248,14 @@ async fn post(
 
 /// The JSON messages of an SSE body (`data:` lines, joined per event).
 fn sse_messages(bytes: &[u8]) -> Vec<Value> {
-    let text = String::from_utf8_lossy(bytes).replace("\r\n", "\n");
-    text.split("\n\n")
-        .filter_map(|event| {
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect();
-            serde_json::from_str(&data.join("\n")).ok()
-        })
+    let mut parser = oma_sse::SseParser::new();
+    let mut events = parser.push(bytes).unwrap_or_default();
+    // A whole body is at hand: an event it ends without the blank line still counts (a blank
+    // line after one that ended properly dispatches nothing).
+    events.extend(parser.push(b"\n\n").unwrap_or_default());
+    events
+        .iter()
+        .filter_map(|e| serde_json::from_str(&e.data).ok())
         .collect()
 }
 

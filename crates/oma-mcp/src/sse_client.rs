@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::http_errors::connect_error;
-use crate::sse_events::{Event, Parser};
 use crate::{CALL_TIMEOUT, DISCOVERY_TIMEOUT, McpClient, McpError, McpTool, ServerConfig};
 use crate::{ToolOutput, content_blocks};
+use oma_sse::{SseEvent as Event, SseParser as Parser};
 
 const PROTOCOL_VERSION: &str = "2024-11-05";
 /// A server whose `tools/list` pages never end is broken, not large.
@@ -85,7 +85,7 @@ pub(crate) async fn connect(
     }
     let base = response.url().clone();
     let mut stream = response.bytes_stream().boxed();
-    let mut parser = Parser::default();
+    let mut parser = Parser::new();
     let (endpoint, early) =
         tokio::time::timeout(DISCOVERY_TIMEOUT, endpoint_event(&mut stream, &mut parser))
             .await
@@ -135,7 +135,7 @@ async fn endpoint_event<B: AsRef<[u8]>>(
         let chunk =
             chunk.map_err(|e| McpError::Connect(format!("SSE stream: {}", connect_error(&e))))?;
         let mut events = parser
-            .feed(chunk.as_ref())
+            .push(chunk.as_ref())
             .map_err(|e| McpError::Protocol(format!("SSE stream: {e}")))?
             .into_iter();
         if let Some(endpoint) = events.by_ref().find(|e| e.event == "endpoint") {
@@ -176,9 +176,9 @@ async fn read_loop<B: AsRef<[u8]>>(
     }
     let why = loop {
         match stream.next().await {
-            Some(Ok(chunk)) => match parser.feed(chunk.as_ref()) {
+            Some(Ok(chunk)) => match parser.push(chunk.as_ref()) {
                 Ok(events) => events.into_iter().for_each(|e| shared.handle(e)),
-                Err(e) => break e,
+                Err(e) => break format!("the SSE stream is not readable: {e}"),
             },
             Some(Err(e)) => break format!("the SSE stream broke: {}", connect_error(&e)),
             None => break "the server closed the SSE stream".to_string(),
@@ -200,7 +200,8 @@ impl Shared {
     /// One `message` event: answers go to their waiter, a server `ping` is answered, other
     /// server requests are refused, notifications are ignored.
     fn handle(self: &Arc<Self>, event: Event) {
-        if event.event != "message" {
+        // An event without a name is a `message` (the event-stream default).
+        if !matches!(event.event.as_str(), "" | "message") {
             return;
         }
         let messages = match serde_json::from_str::<Value>(&event.data) {

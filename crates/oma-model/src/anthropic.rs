@@ -11,9 +11,9 @@ use serde_json::{Map, Value, json};
 use crate::error::ModelError;
 use crate::event::{BlockKind, StreamEvent};
 use crate::http::{self, Decoder, Timeouts};
-use crate::sse::SseEvent;
 use crate::types::{Block, ModelRequest, StopReason, Usage};
 use crate::{EventStream, ModelProvider};
+use oma_sse::SseEvent;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const DEFAULT_VERSION: &str = "2023-06-01";

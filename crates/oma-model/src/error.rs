@@ -128,6 +128,13 @@ impl fmt::Display for ModelError {
     }
 }
 
+/// A stream that is not valid server-sent events: the provider speaks something else.
+impl From<oma_sse::SseError> for ModelError {
+    fn from(e: oma_sse::SseError) -> Self {
+        ModelError::protocol(e.0)
+    }
+}
+
 impl ModelError {
     pub fn new(kind: ErrorClass, message: impl Into<String>) -> Self {
         ModelError {

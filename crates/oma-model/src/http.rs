@@ -11,7 +11,7 @@ use futures::stream::BoxStream;
 use crate::EventStream;
 use crate::error::ModelError;
 use crate::event::StreamEvent;
-use crate::sse::{SseEvent, SseParser};
+use oma_sse::{SseEvent, SseParser};
 
 /// Network timeouts. There is deliberately no total timeout: a long answer may stream for many
 /// minutes; what must not happen is silence.
@@ -223,7 +223,7 @@ pub(crate) mod testing {
         for chunk in chunks {
             let evs = match parser.push(chunk) {
                 Ok(evs) => evs,
-                Err(e) => return (out.into(), Some(e)),
+                Err(e) => return (out.into(), Some(e.into())),
             };
             for ev in evs {
                 match decoder.on_event(ev, &mut out) {

@@ -16,7 +16,6 @@ mod http;
 pub mod openai;
 pub mod retry;
 pub mod router;
-pub mod sse;
 pub mod types;
 
 use futures::future::BoxFuture;

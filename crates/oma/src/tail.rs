@@ -57,7 +57,7 @@ pub async fn run(args: TailArgs) -> Result<()> {
         bail!("the server refused the log stream ({status}): {message}");
     }
     eprintln!("tailing {} (Ctrl-C to stop)", args.url);
-    let mut parser = SseParser::default();
+    let mut parser = oma_sse::SseParser::new();
     let stdout = std::io::stdout();
     loop {
         let chunk = tokio::select! {
@@ -67,12 +67,13 @@ pub async fn run(args: TailArgs) -> Result<()> {
         let Some(chunk) = chunk else {
             bail!("the server closed the log stream");
         };
-        for (event, data) in parser.push(&chunk) {
+        for event in parser.push(&chunk).context("reading the log stream")? {
             use std::io::Write;
             let mut out = stdout.lock();
-            let line = match event.as_deref() {
-                Some("ping") => continue,
-                Some("lagged") => {
+            let data = event.data;
+            let line = match event.event.as_str() {
+                "ping" => continue,
+                "lagged" => {
                     let n = serde_json::from_str::<serde_json::Value>(&data)
                         .ok()
                         .and_then(|v| v["skipped"].as_u64())
@@ -120,54 +121,12 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// Splits an SSE byte stream into `(event name, data)` pairs.
-#[derive(Default)]
-struct SseParser {
-    buf: Vec<u8>,
-    event: Option<String>,
-    data: Vec<String>,
-}
-
-impl SseParser {
-    fn push(&mut self, bytes: &[u8]) -> Vec<(Option<String>, String)> {
-        self.buf.extend_from_slice(bytes);
-        let mut out = Vec::new();
-        while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-            let raw: Vec<u8> = self.buf.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&raw);
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if !self.data.is_empty() {
-                    out.push((self.event.take(), self.data.join("\n")));
-                    self.data.clear();
-                }
-                self.event = None;
-            } else if let Some(v) = line.strip_prefix("data:") {
-                self.data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
-            } else if let Some(v) = line.strip_prefix("event:") {
-                self.event = Some(v.trim().to_string());
-            }
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_sse_across_chunks() {
-        let mut p = SseParser::default();
-        assert!(p.push(b"data: {\"a\"").is_empty());
-        let got = p.push(b":1}\n\nevent: lagged\ndata: {\"skipped\":3}\n\n: comment\n\n");
-        assert_eq!(
-            got,
-            vec![
-                (None, "{\"a\":1}".to_string()),
-                (Some("lagged".to_string()), "{\"skipped\":3}".to_string())
-            ]
-        );
+    fn query_values_are_percent_encoded() {
         assert_eq!(percent_encode("sesn_1 x"), "sesn_1%20x");
     }
 }

@@ -1,12 +1,22 @@
-//! A Server-Sent Events parser for response bodies that arrive in arbitrary chunks.
+//! A Server-Sent Events parser for response bodies that arrive in arbitrary chunks: the one
+//! every client in oma uses (model streams, the legacy MCP transport, `oma tail`).
 //!
-//! Follows the WHATWG event-stream rules that matter for model APIs: lines end in `\n`, `\r\n`
+//! Follows the WHATWG event-stream rules that matter to those clients: lines end in `\n`, `\r\n`
 //! or `\r` (also when a `\r\n` pair is split across chunks), `data:` lines of one event are
 //! joined with `\n`, one space after the colon is dropped, `:` lines are comments, a blank line
 //! dispatches. Bytes are decoded per complete line, so a UTF-8 character split across chunks is
 //! intact.
 
-use crate::error::ModelError;
+/// A body that cannot be read as server-sent events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SseError(pub String);
+
+impl SseError {
+    fn new(message: &str) -> Self {
+        SseError(message.to_string())
+    }
+}
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -17,8 +27,8 @@ pub struct SseEvent {
     pub id: Option<String>,
 }
 
-/// Longest line or event we buffer. Model stream events are small (deltas); a peer sending
-/// megabytes without a line break is broken or hostile.
+/// Longest line or event we buffer. Stream events are small (model deltas, JSON-RPC messages,
+/// log lines); a peer sending megabytes without a line break is broken or hostile.
 pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug)]
@@ -54,7 +64,7 @@ impl SseParser {
     }
 
     /// Feeds bytes; returns the events completed by them.
-    pub fn push(&mut self, mut bytes: &[u8]) -> Result<Vec<SseEvent>, ModelError> {
+    pub fn push(&mut self, mut bytes: &[u8]) -> Result<Vec<SseEvent>, SseError> {
         let mut out = Vec::new();
         if self.after_cr && !bytes.is_empty() {
             self.after_cr = false;
@@ -81,7 +91,7 @@ impl SseParser {
         }
         self.line.extend_from_slice(rest);
         if self.line.len() > MAX_EVENT_BYTES {
-            return Err(ModelError::protocol("server-sent event line exceeds 8 MiB"));
+            return Err(SseError::new("server-sent event line exceeds 8 MiB"));
         }
         Ok(out)
     }
@@ -95,7 +105,7 @@ impl SseParser {
         dangling
     }
 
-    fn line_done(&mut self, raw: &[u8]) -> Result<Option<SseEvent>, ModelError> {
+    fn line_done(&mut self, raw: &[u8]) -> Result<Option<SseEvent>, SseError> {
         let raw = if std::mem::take(&mut self.first_line) {
             raw.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(raw)
         } else {
@@ -115,7 +125,7 @@ impl SseParser {
             return Ok(Some(ev));
         }
         let line = std::str::from_utf8(raw)
-            .map_err(|_| ModelError::protocol("server-sent event line is not valid UTF-8"))?;
+            .map_err(|_| SseError::new("server-sent event line is not valid UTF-8"))?;
         if line.starts_with(':') {
             return Ok(None);
         }
@@ -132,7 +142,7 @@ impl SseParser {
                 self.data.push_str(value);
                 self.has_data = true;
                 if self.data.len() > MAX_EVENT_BYTES {
-                    return Err(ModelError::protocol("server-sent event exceeds 8 MiB"));
+                    return Err(SseError::new("server-sent event exceeds 8 MiB"));
                 }
             }
             "id" if !value.contains('\0') => self.id = Some(value.to_string()),
