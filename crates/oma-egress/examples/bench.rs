@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use serde_json::json;
+
 use support::*;
 
 #[tokio::main]
@@ -30,41 +30,15 @@ async fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5000);
-    let (_dir, store) = stores().await.remove(0);
-    let ca = TestCa::new();
-    let up = Upstream::start(Some(ca.server_config())).await;
-    let (t, s) = (tenant(), sealer());
-    let v = vault(&store, &t).await;
-    credential(
-        &store,
-        &s,
-        &t,
-        &v,
-        json!({"type": "static_bearer",
-        "mcp_server_url": format!("https://localhost:{}/mcp", up.port), "token": "bench-token"}),
-    )
-    .await;
-    let egress = egress(&ca, &["localhost"], None);
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = open(
-        &egress,
-        dir.path(),
-        SessionSpec {
-            store: &store,
-            sealer: &s,
-            tenant: &t,
-            vaults: vec![v],
-            networking: json!({"type": "limited", "allowed_hosts": ["localhost"]}),
-        },
-    )
-    .await;
+    let scene = bearer_scene("bench-token").await;
+    let BearerScene { ca, up, proxy, .. } = &scene;
     let authority = format!("localhost:{}", up.port);
 
     // Direct.
-    let mut direct = direct_sender(&ca, up.port).await;
+    let mut direct = direct_sender(ca, up.port).await;
     let d = measure(&mut direct, &authority, n).await;
     // Through the proxy, with injection.
-    let client = BoxClient::new(&proxy);
+    let client = BoxClient::new(proxy);
     let mut via = client.tunnel(&authority, "localhost").await.unwrap();
     let p = measure(&mut via, &authority, n).await;
     up.state.seen.lock().unwrap().clear();
@@ -94,7 +68,7 @@ async fn main() {
     let run_for = Duration::from_secs(3);
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let client = BoxClient::new(&proxy);
+        let client = BoxClient::new(proxy);
         let authority = authority.clone();
         tasks.push(tokio::spawn(async move {
             let mut tls = client.tunnel(&authority, "localhost").await.unwrap();

@@ -334,35 +334,9 @@ async fn policy_refusals_are_readable_and_recorded() {
 #[tokio::test]
 async fn a_host_header_other_than_the_connect_target_is_refused() {
     deadline(async {
-        let (_dir, store) = stores().await.remove(0);
-        let ca = TestCa::new();
-        let up = Upstream::start(Some(ca.server_config())).await;
-        let (t, s) = (tenant(), sealer());
-        let v = vault(&store, &t).await;
-        credential(
-            &store,
-            &s,
-            &t,
-            &v,
-            json!({"type": "static_bearer",
-            "mcp_server_url": format!("https://localhost:{}/mcp", up.port), "token": "tok-host"}),
-        )
-        .await;
-        let egress = egress(&ca, &["localhost"], None);
-        let dir = tempfile::tempdir().unwrap();
-        let proxy = open(
-            &egress,
-            dir.path(),
-            SessionSpec {
-                store: &store,
-                sealer: &s,
-                tenant: &t,
-                vaults: vec![v],
-                networking: limited(&["localhost"]),
-            },
-        )
-        .await;
-        let client = BoxClient::new(&proxy);
+        let scene = bearer_scene("tok-host").await;
+        let BearerScene { up, proxy, .. } = &scene;
+        let client = BoxClient::new(proxy);
         let mut tls = client
             .tunnel(&format!("localhost:{}", up.port), "localhost")
             .await
@@ -750,27 +724,17 @@ async fn curl_in_the_box_gets_the_token_injected() {
         return;
     }
     deadline(async {
-        let (_dir, store) = stores().await.remove(0);
-        let ca = TestCa::new();
-        let up = Upstream::start(Some(ca.server_config())).await;
-        let (t, s) = (tenant(), sealer());
-        let v = vault(&store, &t).await;
-        credential(&store, &s, &t, &v, json!({"type": "static_bearer",
-            "mcp_server_url": format!("https://localhost:{}/mcp", up.port), "token": "curl-secret-55"}))
-        .await;
-        let egress = egress(&ca, &["localhost"], None);
-        let dir = tempfile::tempdir().unwrap();
-        let proxy = open(&egress, dir.path(), SessionSpec {
-            store: &store, sealer: &s, tenant: &t, vaults: vec![v], networking: limited(&["localhost"]),
-        })
-        .await;
+        let scene = bearer_scene("curl-secret-55").await;
+        let BearerScene { up, proxy, .. } = &scene;
         // The box's bridge: TCP 127.0.0.1:port → the session socket.
         let bridge = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let bridge_port = bridge.local_addr().unwrap().port();
         let sock = proxy.socket_path.clone();
         let bridge_task = tokio::spawn(async move {
             loop {
-                let Ok((mut tcp, _)) = bridge.accept().await else { return };
+                let Ok((mut tcp, _)) = bridge.accept().await else {
+                    return;
+                };
                 let sock = sock.clone();
                 tokio::spawn(async move {
                     let mut uds = tokio::net::UnixStream::connect(sock).await.unwrap();
@@ -791,7 +755,11 @@ async fn curl_in_the_box_gets_the_token_injected() {
             .unwrap();
         bridge_task.abort();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.contains("echo /echo"), "{text}");
         assert!(!text.contains("curl-secret-55"), "{text}");
         assert_eq!(
@@ -805,20 +773,8 @@ async fn curl_in_the_box_gets_the_token_injected() {
 #[tokio::test]
 async fn the_servers_own_client_goes_through_the_door() {
     deadline(async {
-        let (_dir, store) = stores().await.remove(0);
-        let ca = TestCa::new();
-        let up = Upstream::start(Some(ca.server_config())).await;
-        let (t, s) = (tenant(), sealer());
-        let v = vault(&store, &t).await;
-        credential(&store, &s, &t, &v, json!({"type": "static_bearer",
-            "mcp_server_url": format!("https://localhost:{}/mcp", up.port), "token": "door-secret-99"}))
-        .await;
-        let egress = egress(&ca, &["localhost"], None);
-        let dir = tempfile::tempdir().unwrap();
-        let proxy = open(&egress, dir.path(), SessionSpec {
-            store: &store, sealer: &s, tenant: &t, vaults: vec![v], networking: limited(&["localhost"]),
-        })
-        .await;
+        let scene = bearer_scene("door-secret-99").await;
+        let BearerScene { ca, up, proxy, .. } = &scene;
         let door = proxy.host_door().await.unwrap();
         assert_eq!(proxy.host_door().await.unwrap().url, door.url);
         let client = |token: &str| {
@@ -837,13 +793,23 @@ async fn the_servers_own_client_goes_through_the_door() {
         let resp = good.get(&url).send().await.unwrap();
         assert_eq!(resp.status(), 200);
         let text = resp.text().await.unwrap();
-        assert!(text.starts_with("echo /echo") && !text.contains("door-secret-99"), "{text}");
-        assert_eq!(up.state.seen()[0].header("authorization").as_deref(), Some("Bearer door-secret-99"));
+        assert!(
+            text.starts_with("echo /echo") && !text.contains("door-secret-99"),
+            "{text}"
+        );
+        assert_eq!(
+            up.state.seen()[0].header("authorization").as_deref(),
+            Some("Bearer door-secret-99")
+        );
 
         // A host without a credential is tunnelled: the client speaks TLS with it, trusting
         // the operator's upstream roots that the door hands out with the deployment CA.
         let plain = Upstream::start(Some(ca.server_config())).await;
-        let resp = good.get(format!("https://localhost:{}/echo", plain.port)).send().await.unwrap();
+        let resp = good
+            .get(format!("https://localhost:{}/echo", plain.port))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(plain.state.seen()[0].header("authorization"), None);
 

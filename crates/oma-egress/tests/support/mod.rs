@@ -449,3 +449,55 @@ pub async fn deadline<F: std::future::Future<Output = ()>>(f: F) {
         .await
         .expect("the test did not finish within 60 s");
 }
+
+/// The usual scene: one session (first store) whose vault holds a `static_bearer` `token` for
+/// an HTTPS upstream on `localhost` signed by a test CA, with `limited` networking open to
+/// `localhost`, which the operator allows. Keep it alive while the test runs: it owns the store,
+/// the socket's folder and the upstream.
+pub struct BearerScene {
+    pub store: Store,
+    pub ca: TestCa,
+    pub up: Upstream,
+    pub egress: Egress,
+    pub proxy: SessionProxy,
+    _dirs: (Option<tempfile::TempDir>, tempfile::TempDir),
+}
+
+pub async fn bearer_scene(token: &str) -> BearerScene {
+    let (db_dir, store) = stores().await.remove(0);
+    let ca = TestCa::new();
+    let up = Upstream::start(Some(ca.server_config())).await;
+    let (t, s) = (tenant(), sealer());
+    let v = vault(&store, &t).await;
+    let url = format!("https://localhost:{}/mcp", up.port);
+    credential(
+        &store,
+        &s,
+        &t,
+        &v,
+        json!({"type": "static_bearer", "mcp_server_url": url, "token": token}),
+    )
+    .await;
+    let egress = egress(&ca, &["localhost"], None);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = open(
+        &egress,
+        dir.path(),
+        SessionSpec {
+            store: &store,
+            sealer: &s,
+            tenant: &t,
+            vaults: vec![v],
+            networking: json!({"type": "limited", "allowed_hosts": ["localhost"]}),
+        },
+    )
+    .await;
+    BearerScene {
+        store,
+        ca,
+        up,
+        egress,
+        proxy,
+        _dirs: (db_dir, dir),
+    }
+}

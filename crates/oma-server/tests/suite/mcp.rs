@@ -115,6 +115,26 @@ async fn vault_with(s: &TestServer, auth: Value) -> (String, String) {
     (vid, cred["id"].as_str().unwrap().to_string())
 }
 
+/// An `mcp_oauth` credential for `url` whose refresh grant goes to `endpoint`.
+fn oauth(url: &str, access_token: &str, refresh_token: &str, endpoint: &str) -> Value {
+    json!({"type": "mcp_oauth", "mcp_server_url": url, "access_token": access_token,
+           "refresh": {"client_id": "c1", "refresh_token": refresh_token, "token_endpoint": endpoint,
+                       "token_endpoint_auth": {"type": "none"}}})
+}
+
+/// An agent with one MCP server at `url`, named `name`, whose tools run without asking.
+async fn allowing_agent(s: &TestServer, name: &str, url: &str) -> Value {
+    post_ok(
+        s,
+        "/v1/agents",
+        json!({"name": "m", "model": "claude-opus-4-8",
+               "tools": [{"type": "mcp_toolset", "mcp_server_name": name,
+                          "default_config": {"permission_policy": {"type": "always_allow"}}}],
+               "mcp_servers": [{"type": "url", "name": name, "url": url}]}),
+    )
+    .await
+}
+
 async fn session(s: &TestServer, agent: &Value, env: Value, vaults: &[&str]) -> String {
     let env = post_ok(s, "/v1/environments", json!({"name": "e", "config": env})).await;
     let session = post_ok(
@@ -317,13 +337,7 @@ async fn mcp_oauth_validate_probes_live_and_refreshes_once() {
         let mcp = FakeMcp::start_requiring(Some("at-fresh")).await;
         let (endpoint, hits, task) = token_endpoint().await;
         let s = server(b, &fake).await;
-        let (vid, cid) = vault_with(
-            &s,
-            json!({"type": "mcp_oauth", "mcp_server_url": mcp.url, "access_token": "at-stale",
-                   "refresh": {"client_id": "c1", "refresh_token": "rt-1", "token_endpoint": endpoint,
-                               "token_endpoint_auth": {"type": "none"}}}),
-        )
-        .await;
+        let (vid, cid) = vault_with(&s, oauth(&mcp.url, "at-stale", "rt-1", &endpoint)).await;
         let path = format!("/v1/vaults/{vid}/credentials/{cid}/mcp_oauth_validate");
         let v = post_ok(&s, &path, Value::Null).await;
         assert_eq!(v["type"], "vault_credential_validation");
@@ -341,13 +355,7 @@ async fn mcp_oauth_validate_probes_live_and_refreshes_once() {
 
         // The server rotates its token and the grant is gone: invalid, with both responses.
         mcp.require(Some("at-newer"));
-        let (vid2, cid2) = vault_with(
-            &s,
-            json!({"type": "mcp_oauth", "mcp_server_url": mcp.url, "access_token": "at-x",
-                   "refresh": {"client_id": "c1", "refresh_token": "rt-revoked", "token_endpoint": endpoint,
-                               "token_endpoint_auth": {"type": "none"}}}),
-        )
-        .await;
+        let (vid2, cid2) = vault_with(&s, oauth(&mcp.url, "at-x", "rt-revoked", &endpoint)).await;
         let v = post_ok(
             &s,
             &format!("/v1/vaults/{vid2}/credentials/{cid2}/mcp_oauth_validate"),
@@ -387,13 +395,7 @@ async fn a_refused_oauth_token_is_refreshed_before_the_session_uses_the_server()
         let mcp = FakeMcp::start_requiring(Some("at-fresh")).await;
         let (endpoint, hits, task) = token_endpoint().await;
         let s = server(b, &fake).await;
-        let (vid, _) = vault_with(
-            &s,
-            json!({"type": "mcp_oauth", "mcp_server_url": mcp.url, "access_token": "at-stale",
-                   "refresh": {"client_id": "c1", "refresh_token": "rt-1", "token_endpoint": endpoint,
-                               "token_endpoint_auth": {"type": "none"}}}),
-        )
-        .await;
+        let (vid, _) = vault_with(&s, oauth(&mcp.url, "at-stale", "rt-1", &endpoint)).await;
         let agent = agent_with(&s, &[("fake", &mcp.url)]).await;
         let sid = session(&s, &agent, json!({"type": "cloud"}), &[&vid]).await;
         fake.push(Reply::text("ok"));
@@ -521,13 +523,7 @@ async fn concurrent_refreshes_store_one_token() {
             let _ = axum::serve(l, app).await;
         });
         let s = server(b, &fake).await;
-        let (vid, cid) = vault_with(
-            &s,
-            json!({"type": "mcp_oauth", "mcp_server_url": mcp.url, "access_token": "at-stale",
-                   "refresh": {"client_id": "c1", "refresh_token": "rt-1", "token_endpoint": endpoint,
-                               "token_endpoint_auth": {"type": "none"}}}),
-        )
-        .await;
+        let (vid, cid) = vault_with(&s, oauth(&mcp.url, "at-stale", "rt-1", &endpoint)).await;
         let path = format!("/v1/vaults/{vid}/credentials/{cid}/mcp_oauth_validate");
         let (a, b2) = tokio::join!(
             post_ok(&s, &path, Value::Null),
@@ -668,22 +664,8 @@ async fn a_token_refused_mid_turn_is_refreshed_and_the_call_retried() {
     let mcp = FakeMcp::start_requiring(Some("at-stale")).await;
     let (endpoint, hits, task) = token_endpoint().await;
     let s = server(b, &fake).await;
-    let (vid, _) = vault_with(
-        &s,
-        json!({"type": "mcp_oauth", "mcp_server_url": mcp.url, "access_token": "at-stale",
-               "refresh": {"client_id": "c1", "refresh_token": "rt-1", "token_endpoint": endpoint,
-                           "token_endpoint_auth": {"type": "none"}}}),
-    )
-    .await;
-    let agent = post_ok(
-        &s,
-        "/v1/agents",
-        json!({"name": "m", "model": "claude-opus-4-8",
-               "tools": [{"type": "mcp_toolset", "mcp_server_name": "fake",
-                          "default_config": {"permission_policy": {"type": "always_allow"}}}],
-               "mcp_servers": [{"type": "url", "name": "fake", "url": mcp.url}]}),
-    )
-    .await;
+    let (vid, _) = vault_with(&s, oauth(&mcp.url, "at-stale", "rt-1", &endpoint)).await;
+    let agent = allowing_agent(&s, "fake", &mcp.url).await;
     let sid = session(&s, &agent, json!({"type": "cloud"}), &[&vid]).await;
     let gate = oma_testkit::fake_model::Gate::new();
     fake.push(Reply::tool_use("mcp__fake__echo", json!({"text": "x"})).gated(1, &gate));
@@ -883,15 +865,7 @@ async fn a_legacy_sse_mcp_server_is_used_through_the_proxy_with_the_vault_token(
         json!({"type": "static_bearer", "mcp_server_url": legacy.url, "token": "legacy-secret-42"}),
     )
     .await;
-    let agent = post_ok(
-        &s,
-        "/v1/agents",
-        json!({"name": "m", "model": "claude-opus-4-8",
-               "tools": [{"type": "mcp_toolset", "mcp_server_name": "old",
-                          "default_config": {"permission_policy": {"type": "always_allow"}}}],
-               "mcp_servers": [{"type": "url", "name": "old", "url": legacy.url}]}),
-    )
-    .await;
+    let agent = allowing_agent(&s, "old", &legacy.url).await;
     let sid = session(&s, &agent, json!({"type": "cloud"}), &[&vid]).await;
     fake.push(Reply::tool_use("mcp__old__echo", json!({"text": "sse"})));
     fake.push(Reply::text("done"));
