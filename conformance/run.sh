@@ -21,7 +21,7 @@ cleanup() {
         wait "$server_pid" 2>/dev/null || true
     fi
     # Workspace disks the server did not get to unmount (it was killed) would keep rm out.
-    grep -o " $work/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do
+    { grep -o " $work/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do
         umount -l "$m" 2>/dev/null || true
     done
     rm -rf "$work"
@@ -46,6 +46,7 @@ OMA_API_KEY="$key" OMA_ROOT_SECRET="${OMA_ROOT_SECRET:-}" \
     ANTHROPIC_BASE_URL="http://127.0.0.1:$fake_port" ANTHROPIC_API_KEY="fake-model-key" \
     OMA_OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" OMA_OPENAI_API_KEY="fake-openai-key" \
     OMA_OPENAI_MODELS="oma-test-openai-model" OMA_MODEL_RETRY_BASE_MS=20 \
+    OMA_WORK_LEASE_TTL_SECONDS=3 \
     "$OMA_BIN" serve --listen "127.0.0.1:$port" "${storage[@]}" \
     >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -68,6 +69,10 @@ key2=$("$OMA_BIN" keys create --tenant conformance-b "${storage[@]}" | tail -n 1
 
 echo "conformance: $backend on 127.0.0.1:$port"
 set +e
+# The work queue tests create environment keys with the CLI, on the same storage.
+db_env=()
+if [ "$backend" = postgres ]; then db_env=(OMA_DATABASE_URL="$url"); fi
+env "${db_env[@]}" OMA_BIN="$(realpath "$OMA_BIN")" \
 OMA_BASE_URL="http://127.0.0.1:$port" OMA_FAKE_MODEL_PORT="$fake_port" OMA_API_KEY="$key" OMA_API_KEY_2="$key2" OMA_SERVER_LOG="$work/server.log" \
     OMA_DATA_DIR="$work/data" "$PYTHON" -m pytest conformance -q -p no:cacheprovider ${PYTEST_ARGS:-}
 status=$?

@@ -14,6 +14,7 @@ pub mod page;
 pub mod sessions;
 pub mod skills;
 pub mod vaults;
+pub mod work;
 
 pub use error::{ErrorBody, ErrorEnvelope};
 pub use page::{BidiPage, Page};

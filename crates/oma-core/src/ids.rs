@@ -25,6 +25,8 @@ pub const TENANT: &str = "tnt";
 pub const API_KEY: &str = "apikey";
 pub const REQUEST: &str = "req";
 pub const OUTCOME: &str = "outc";
+pub const WORK: &str = "work";
+pub const ENVIRONMENT_KEY: &str = "envkey";
 
 /// A new id `prefix_<22 base62 digits>`.
 pub fn new_id(prefix: &str) -> String {

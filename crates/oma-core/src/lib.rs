@@ -17,6 +17,7 @@ pub mod seal;
 pub mod sessions;
 pub mod skills;
 pub mod time;
+pub mod work;
 
 pub use error::{Error, ErrorKind, Result};
 pub use patch::Patch;

@@ -96,6 +96,12 @@ pub(crate) struct SessionHost {
     budget: Value,
     /// The session's environment (its instance type sets the box's limits).
     environment_id: Option<String>,
+    /// The environment is `self_hosted`: its workers run the sandbox tools (the host emits the
+    /// calls and waits for their `user.tool_result`) and no box is ever started here.
+    self_hosted: bool,
+    /// A self-hosted session's system prompt section (skills and memory stores as its worker
+    /// lays them out), computed once per host.
+    self_hosted_prompt: Option<Option<String>>,
     /// `session.error` events about the box (launch failures, out-of-memory kills) waiting to
     /// be committed with the next tool result.
     box_events: Vec<NewEvent>,
@@ -134,6 +140,8 @@ impl SessionHost {
             agent: Value::Null,
             budget: Value::Null,
             environment_id: None,
+            self_hosted: false,
+            self_hosted_prompt: None,
             box_events: Vec::new(),
             mcp: crate::mcp::McpTools::default(),
             tokens: Usage::default(),
@@ -250,6 +258,10 @@ impl SessionHost {
             .get("environment_id")
             .and_then(Value::as_str)
             .map(str::to_string);
+        self.self_hosted = self
+            .store
+            .session_is_self_hosted(&self.tenant, &self.session)
+            .await?;
         if let Some(u) = body.get("usage") {
             let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
             self.tokens = Usage {
@@ -342,8 +354,19 @@ impl SessionHost {
                         j += 1;
                     }
                     let batch = &inputs[i..j.max(i + 1)];
+                    // A second answer to a call (a worker that retried a post, a call the
+                    // user's interrupt already closed) would give the model two results for
+                    // one call: it is consumed without being logged.
+                    let mut answered = answered_calls(self.log().await?);
                     let events = batch
                         .iter()
+                        .filter(|q| match answer_target(&q.kind, &q.body) {
+                            Some(id) if !answered.insert(id.to_string()) => {
+                                tracing::warn!(op = "session_input", session_id = %self.session, tool_use_id = %id, kind = %q.kind, "dropping a result for a call that already has one");
+                                false
+                            }
+                            _ => true,
+                        })
                         .map(|q| record::echo(&q.kind, q.body.clone()))
                         .collect();
                     self.commit(Step {
@@ -1099,7 +1122,8 @@ impl SessionHost {
     /// Reads the log for tool calls without results and decides what happens to each.
     async fn settlement(&mut self) -> HostResult<Settlement> {
         let recovering = std::mem::take(&mut self.recovering);
-        Ok(settle(self.log().await?, recovering))
+        let self_hosted = self.self_hosted;
+        Ok(settle(self.log().await?, recovering, self_hosted))
     }
 
     async fn run_tool(&mut self, call: &Call) -> (Vec<Value>, bool) {
@@ -1120,6 +1144,14 @@ impl SessionHost {
                 vec![text("The built-in tools are not enabled for this agent.")],
                 true,
             ),
+            // Host tools need no box (and a self-hosted session never has one).
+            Some(toolbox) if oma_tools::runs_on_host(&call.name) => match toolbox
+                .run_on_host(&call.name, &call.input, CancellationToken::new())
+                .await
+            {
+                Some(outcome) => (oma_tools::content_blocks(&outcome), outcome.is_error),
+                None => (vec![text("The tool call was cancelled.")], true),
+            },
             Some(toolbox) => match self.sandbox().await {
                 Err(message) => (vec![text(&message)], true),
                 Ok(sb) => match toolbox
@@ -1531,11 +1563,38 @@ impl SessionHost {
     /// with the built-in tools. Starts the box: its kind decides the paths the model is told.
     async fn mounts_prompt(&mut self) -> Option<String> {
         self.toolbox()?;
+        if self.self_hosted {
+            return self.worker_prompt().await;
+        }
         if !self.mounts().await?.has_any() {
             return None;
         }
         let isolated = self.sandbox().await.map_or(true, |sb| sb.info().isolated);
         self.mounts.as_ref()?.system_prompt(isolated)
+    }
+
+    /// The prompt section of a self-hosted session. Its mounts are only read for it, never
+    /// materialised or synced here: the worker lays out and syncs skills and memory itself.
+    async fn worker_prompt(&mut self) -> Option<String> {
+        if self.self_hosted_prompt.is_none() {
+            let loaded = crate::mounts::SessionMounts::load(
+                self.store.clone(),
+                self.tenant.clone(),
+                &self.session,
+                &self.agent,
+                &self.rt.inner().config.sessions_dir,
+            )
+            .await;
+            match loaded {
+                Ok(m) => self.self_hosted_prompt = Some(m.self_hosted_prompt()),
+                Err(e) => {
+                    tracing::error!(op = "mounts", session_id = %self.session, error = %e, "could not read the session's skills and memory stores");
+                    self.ops_silent("runtime.mounts", &e);
+                    return None;
+                }
+            }
+        }
+        self.self_hosted_prompt.clone().flatten()
     }
 
     /// Syncs the mounts back (memory stores, outputs); returns notes for the model.
@@ -1609,7 +1668,7 @@ fn is_settling(kind: &str) -> bool {
 
 /// Decides the fate of every tool call in the log that has no result. `recovering`: the
 /// previous host stopped mid-turn, so an allowed call without a result may have run already.
-fn settle(events: &[StoredEvent], recovering: bool) -> Settlement {
+fn settle(events: &[StoredEvent], recovering: bool, self_hosted: bool) -> Settlement {
     let mut uses: Vec<(String, Value)> = Vec::new();
     let mut answered: HashSet<String> = HashSet::new();
     let mut decisions: HashMap<String, (bool, Option<String>)> = HashMap::new();
@@ -1671,19 +1730,22 @@ fn settle(events: &[StoredEvent], recovering: bool) -> Settlement {
             continue;
         }
         let ask = body.get("evaluated_permission").and_then(Value::as_str) == Some("ask");
+        if self_hosted && kind == "agent.tool_use" && !oma_tools::runs_on_host(&name) {
+            // The worker runs it and answers with `user.tool_result`; until then the session
+            // waits (`requires_action`). A denial is answered here, as anywhere.
+            match decisions.get(&id) {
+                Some((false, msg)) => s.refuse.push((id, denial(msg.as_deref()))),
+                _ => s.blocking.push(id),
+            }
+            continue;
+        }
         match decisions.get(&id) {
             Some((true, _)) => s.run.push(Call {
                 event_id: id,
                 name,
                 input,
             }),
-            Some((false, msg)) => {
-                let text = match msg {
-                    Some(m) if !m.is_empty() => format!("The user denied this tool call: {m}"),
-                    _ => "The user denied this tool call.".to_string(),
-                };
-                s.refuse.push((id, text));
-            }
+            Some((false, msg)) => s.refuse.push((id, denial(msg.as_deref()))),
             None if ask => s.blocking.push(id),
             None if !recovering => s.run.push(Call {
                 event_id: id,
@@ -1712,6 +1774,43 @@ fn settle(events: &[StoredEvent], recovering: bool) -> Settlement {
         }
     }
     s
+}
+
+/// The call a result input answers.
+fn answer_target<'a>(kind: &str, body: &'a Value) -> Option<&'a str> {
+    let key = match kind {
+        "user.tool_result" => "tool_use_id",
+        "user.custom_tool_result" => "custom_tool_use_id",
+        _ => return None,
+    };
+    body.get(key).and_then(Value::as_str)
+}
+
+/// The ids of the calls that have a result in the log.
+fn answered_calls(events: &[StoredEvent]) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for e in events {
+        let key = match e.kind.as_str() {
+            "agent.tool_result" | "user.tool_result" => "tool_use_id",
+            "agent.mcp_tool_result" => "mcp_tool_use_id",
+            "user.custom_tool_result" => "custom_tool_use_id",
+            _ => continue,
+        };
+        if let Ok(body) = serde_json::from_str::<Value>(&e.body)
+            && let Some(id) = body.get(key).and_then(Value::as_str)
+        {
+            out.insert(id.to_string());
+        }
+    }
+    out
+}
+
+/// The error result of a call the user denied.
+fn denial(message: Option<&str>) -> String {
+    match message {
+        Some(m) if !m.is_empty() => format!("The user denied this tool call: {m}"),
+        _ => "The user denied this tool call.".to_string(),
+    }
 }
 
 fn error_type(e: &ModelError) -> &'static str {
@@ -1766,7 +1865,7 @@ mod tests {
             tool_use(1, "a", "bash", "allow"),
             tool_use(2, "b", "bash", "ask"),
         ];
-        let s = settle(&log, false);
+        let s = settle(&log, false, false);
         assert_eq!(
             s.run
                 .iter()
@@ -1804,7 +1903,7 @@ mod tests {
                 json!({"id": "u2", "tool_use_id": "b", "result": "deny", "deny_message": "no"}),
             ),
         ];
-        let s = settle(&log, false);
+        let s = settle(&log, false, false);
         assert_eq!(s.run.len(), 1);
         assert_eq!(s.run[0].event_id, "a");
         assert_eq!(s.refuse.len(), 1);
@@ -1819,7 +1918,7 @@ mod tests {
             )],
         ]
         .concat();
-        assert!(settle(&answered, false).blocking.is_empty());
+        assert!(settle(&answered, false, false).blocking.is_empty());
     }
 
     #[test]
@@ -1828,7 +1927,7 @@ mod tests {
             tool_use(1, "a", "read", "allow"),
             tool_use(2, "b", "bash", "allow"),
         ];
-        let s = settle(&log, true);
+        let s = settle(&log, true, false);
         assert_eq!(
             s.run
                 .iter()

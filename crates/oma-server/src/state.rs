@@ -20,6 +20,42 @@ pub struct AppState {
     pub info: Arc<ServerInfo>,
     /// The admin key and log fan-out of `/v1/oma/admin/*` ([`AppState::with_admin`]).
     pub admin: Arc<crate::routes::admin::Admin>,
+    /// The self-hosted work queue's settings and its long-poll wake-ups.
+    pub work: Arc<WorkQueue>,
+}
+
+/// What the work queue routes share: the default lease of a work item and the signal that
+/// wakes long polls when an item may have been queued.
+#[derive(Debug)]
+pub struct WorkQueue {
+    /// The lease (seconds) of an acknowledged item until a heartbeat asks for another.
+    pub lease_ttl_seconds: i64,
+    signal: tokio::sync::Notify,
+}
+
+impl Default for WorkQueue {
+    fn default() -> Self {
+        Self::new(oma_core::work::DEFAULT_TTL_SECONDS)
+    }
+}
+
+impl WorkQueue {
+    pub fn new(lease_ttl_seconds: i64) -> Self {
+        Self {
+            lease_ttl_seconds,
+            signal: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Something may have been queued: every waiting poll looks again.
+    pub fn queued(&self) {
+        self.signal.notify_waiters();
+    }
+
+    /// Resolves at the next [`WorkQueue::queued`] after this call.
+    pub fn wait(&self) -> tokio::sync::futures::Notified<'_> {
+        self.signal.notified()
+    }
 }
 
 /// What `/health` reports.
@@ -57,7 +93,14 @@ impl AppState {
             runtime,
             info: Arc::new(info),
             admin: Arc::default(),
+            work: Arc::default(),
         }
+    }
+
+    /// This state with work items leased for `seconds` by default (`[work] lease_ttl_seconds`).
+    pub fn with_work_lease_ttl(mut self, seconds: i64) -> Self {
+        self.work = Arc::new(WorkQueue::new(seconds));
+        self
     }
 
     /// This state with the admin API enabled by `admin` (see [`crate::routes::admin`]).

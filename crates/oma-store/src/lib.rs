@@ -29,6 +29,7 @@ pub mod skills;
 pub mod stats;
 pub mod tenants;
 pub mod vaults;
+pub mod work;
 
 pub use db::{Backend, Store, redact_url as db_url_redacted};
 pub use page::{ListQuery, Listed};

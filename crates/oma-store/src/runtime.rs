@@ -58,6 +58,8 @@ impl Store {
         let mut tx = self.writer().begin().await?;
         crate::events::ensure_accepts_events(&mut tx, tenant, session_id).await?;
         let echoes = enqueue_in_tx(&mut tx, tenant, session_id, events).await?;
+        // Input for a self-hosted session that no worker holds brings one (spec §3.2.2).
+        crate::work::queue_for_session_in_tx(&mut tx, tenant, session_id).await?;
         tx.commit().await?;
         Ok(echoes)
     }

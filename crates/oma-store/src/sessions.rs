@@ -124,6 +124,12 @@ impl Store {
         }
 
         self.check_environment(tenant, &req.environment_id).await?;
+        if self
+            .environment_is_self_hosted(tenant, &req.environment_id)
+            .await?
+        {
+            check_self_hosted_resources(&req.resources)?;
+        }
         for vault in &req.vault_ids {
             self.check_vault(tenant, vault).await?;
         }
@@ -275,6 +281,8 @@ impl Store {
         // Initial events wait in the input queue like posted ones: the session's host echoes
         // them into the log as it processes them.
         crate::runtime::enqueue_in_tx(&mut tx, tenant, &id, req.initial_events).await?;
+        // A self-hosted session waits for a worker from the start (spec §3.2.2).
+        crate::work::queue_for_session_in_tx(&mut tx, tenant, &id).await?;
         tx.commit().await?;
         let stored: Vec<StoredEvent> = Vec::new();
 
@@ -444,6 +452,7 @@ impl Store {
         }
         let stored = append_in_tx(self, &mut tx, tenant, id, events).await?;
         let resources = resources_of(&mut tx, tenant, id).await?;
+        crate::work::stop_for_session_in_tx(&mut tx, tenant, id).await?;
         tx.commit().await?;
         let row = SessionRowState {
             status: terminated.to_string(),
@@ -476,6 +485,10 @@ impl Store {
             "DELETE FROM session_threads WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM sessions WHERE tenant_id = $1 AND id = $2",
         ] {
+            if sql.starts_with("DELETE FROM sessions ") {
+                // Its worker learns at its next heartbeat that there is nothing left to run.
+                crate::work::stop_for_session_in_tx(&mut tx, tenant, id).await?;
+            }
             sqlx::query(sql)
                 .bind(tenant)
                 .bind(id)
@@ -694,6 +707,9 @@ impl Store {
             )
             .into());
         };
+        if self.session_is_self_hosted(tenant, session_id).await? {
+            return Err(self_hosted_resource_error("file").into());
+        }
         let now = time::now_micros();
         self.check_file(tenant, &file_id, now).await?;
         let mut tx = self.writer().begin().await?;
@@ -1040,6 +1056,23 @@ impl Store {
         }
     }
 
+    async fn environment_is_self_hosted(&self, tenant: &str, id: &str) -> Result<bool> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM environments WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(self.reader())
+                .await?;
+        let kind = body
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            .and_then(|v| {
+                v.pointer("/config/type")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+        Ok(kind.as_deref() == Some("self_hosted"))
+    }
+
     async fn check_vault(&self, tenant: &str, id: &str) -> Result<()> {
         let row: Option<(Option<i64>,)> =
             sqlx::query_as("SELECT archived_at FROM vaults WHERE tenant_id = $1 AND id = $2")
@@ -1259,6 +1292,29 @@ fn missing_resource(session_id: &str, id: &str) -> Error {
 
 fn missing_thread(session_id: &str, id: &str) -> Error {
     Error::not_found(format!("thread `{id}` not found in session `{session_id}`"))
+}
+
+/// A self-hosted session's tools run on the worker's machine, which oma does not provision:
+/// only memory stores (which the worker syncs through the API) can be attached.
+fn check_self_hosted_resources(resources: &[ResourceParam]) -> Result<()> {
+    for (i, r) in resources.iter().enumerate() {
+        let kind = match r {
+            ResourceParam::MemoryStore { .. } => continue,
+            ResourceParam::File { .. } => "file",
+            ResourceParam::GithubRepository { .. } => "github_repository",
+        };
+        let mut e = self_hosted_resource_error(kind);
+        e.message = format!("resources.{i}: {}", e.message);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+fn self_hosted_resource_error(kind: &str) -> Error {
+    Error::invalid(format!(
+        "`{kind}` resources need a cloud environment; sessions on a self_hosted environment \
+         can only have `memory_store` resources"
+    ))
 }
 
 #[cfg(test)]

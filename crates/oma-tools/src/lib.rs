@@ -328,6 +328,30 @@ impl Toolbox {
                 .ok_or(SandboxError::Cancelled),
         }
     }
+
+    /// Runs a tool that needs no sandbox (see [`runs_on_host`]), so no box has to exist for
+    /// it (a self-hosted session has none). `None` when cancelled.
+    pub async fn run_on_host(
+        &self,
+        name: &str,
+        input: &Value,
+        cancel: CancellationToken,
+    ) -> Option<ToolOutcome> {
+        if self.definition(name).is_none() {
+            return Some(ToolOutcome::error(format!(
+                "the tool `{name}` is not enabled for this agent"
+            )));
+        }
+        match parse(name, input) {
+            Err(msg) => Some(ToolOutcome::error(msg)),
+            Ok(BuiltinCall::Sandbox(_)) => Some(ToolOutcome::error(format!(
+                "the tool `{name}` runs in the session's sandbox, not on the host"
+            ))),
+            Ok(BuiltinCall::WebFetch { url }) => {
+                self.web.fetch(&url, &self.web_settings, &cancel).await
+            }
+        }
+    }
 }
 
 #[cfg(test)]

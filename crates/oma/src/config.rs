@@ -57,6 +57,9 @@ pub struct FileConfig {
     /// `[egress]`: operator-wide rules for every session's network traffic.
     #[serde(default)]
     pub egress: EgressFileConfig,
+    /// `[work]`: the self-hosted work queue.
+    #[serde(default)]
+    pub work: WorkFileConfig,
     /// `[env.<name>]` overlays. Empty once loaded: the chosen one is merged in.
     #[serde(default)]
     pub env: BTreeMap<String, FileConfig>,
@@ -74,6 +77,15 @@ pub struct EgressFileConfig {
     pub deny: Vec<String>,
     #[serde(default)]
     pub upstream_ca_files: Vec<PathBuf>,
+}
+
+/// `[work]`: `lease_ttl_seconds`, how long an acknowledged work item stays with its worker
+/// without a heartbeat before it is queued again (default 30; `OMA_WORK_LEASE_TTL_SECONDS`
+/// wins). A worker may ask for another lease per heartbeat (`desired_ttl_seconds`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkFileConfig {
+    pub lease_ttl_seconds: Option<u64>,
 }
 
 /// `[tls]`: terminate TLS in `oma serve` with these PEM files (both or neither).

@@ -4,12 +4,14 @@
 mod backup;
 mod config;
 mod doctor;
+mod environments;
 mod events;
 mod listeners;
 mod migrate;
 mod prune;
 mod serve;
 mod tail;
+mod worker;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -41,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         action: TenantAction,
     },
+    /// Self-hosted environments: the keys their workers use.
+    Environments {
+        #[command(subcommand)]
+        action: environments::EnvironmentsAction,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
@@ -63,6 +70,9 @@ enum Command {
     },
     /// Stream a running server's logs (needs its admin key).
     Tail(tail::TailArgs),
+    /// Serve a self-hosted environment's work queue: run its sessions' tools in sandbox boxes
+    /// on this machine (needs the environment's key).
+    Worker(worker::WorkerArgs),
     /// The in-box sandbox agent: speaks the framed tool protocol on stdin/stdout. Started by
     /// the server's sandbox launchers, never by hand.
     #[command(hide = true)]
@@ -165,6 +175,13 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// A key's state column in `list` output: `active`, or when it was revoked.
+pub(crate) fn key_state(revoked_at: Option<i64>) -> String {
+    revoked_at.map_or("active".to_string(), |t| {
+        format!("revoked {}", oma_core::time::format_micros(t))
+    })
+}
+
 /// `main` runs the agent before the async runtime exists; `run` never sees it.
 fn unreachable_agent() -> Result<()> {
     anyhow::bail!("the sandbox agent runs outside the async runtime")
@@ -179,11 +196,13 @@ async fn run(cli: Cli) -> Result<()> {
             BackupAction::Restore(a) => backup::restore(a).await,
         },
         Command::Doctor(storage) => doctor::run(storage).await,
+        Command::Environments { action } => environments::run(action).await,
         Command::Prune(args) => prune::run(args).await,
         Command::Events {
             action: EventsAction::Query(a),
         } => events::query(a).await,
         Command::Tail(a) => tail::run(a).await,
+        Command::Worker(a) => worker::run(a).await,
         Command::Migrate { action } => match action {
             MigrateAction::Status(s) => migrate::status(s).await,
             MigrateAction::Up(s) => migrate::up(s).await,
@@ -232,10 +251,7 @@ async fn run(cli: Cli) -> Result<()> {
                         k.key_prefix,
                         k.name.as_deref().unwrap_or("-"),
                         oma_core::time::format_micros(k.created_at),
-                        k.revoked_at.map_or("active".to_string(), |t| format!(
-                            "revoked {}",
-                            oma_core::time::format_micros(t)
-                        )),
+                        key_state(k.revoked_at),
                     );
                 }
                 Ok(())

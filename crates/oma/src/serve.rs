@@ -115,7 +115,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .with_admin(oma_server::routes::admin::Admin::new(
         std::env::var("OMA_ADMIN_KEY").ok().as_deref(),
         Some(log_tail),
-    ));
+    ))
+    .with_work_lease_ttl(work_lease_ttl(&resolved.file.work)?);
 
     let tls = crate::listeners::tls_config(&args, &resolved.file)?;
     let metrics = crate::listeners::start_metrics(&args, &resolved.file, &state).await?;
@@ -211,7 +212,8 @@ fn build_runtime(data_dir: &Path, tenants: TenantRouter, sealer: Arc<Sealer>) ->
              proxy; open internal MCP hosts with `[egress] allow` in oma.toml"
         );
     }
-    let launcher = sandbox_launcher(data_dir)?;
+    let backend = std::env::var("OMA_SANDBOX").unwrap_or_default();
+    let launcher = sandbox_launcher(&backend, &data_dir.join("sandbox"))?;
     let web = WebFetchClient::new(WebFetchOptions::default()).map_err(anyhow::Error::msg)?;
     Ok(Runtime::new(
         tenants,
@@ -251,16 +253,19 @@ fn build_egress(
     .context("starting the egress")
 }
 
-/// The sandbox backend: `isolated` (bubblewrap, the default) or, only when the operator asks
-/// with `OMA_SANDBOX=local`, the unisolated `local` backend. An isolated backend that cannot
-/// work on this host is reported now and on every launch; it never falls back to `local`.
-fn sandbox_launcher(data_dir: &Path) -> Result<Arc<dyn SandboxLauncher>> {
+/// The sandbox backend (the server's and `oma worker`'s): `isolated` (bubblewrap, the
+/// default) or, only when the operator asks with `local`, the unisolated `local` backend. An
+/// isolated backend that cannot work on this host is reported now and on every launch; it
+/// never falls back to `local`. `state_dir`: the isolated backend's own files.
+pub(crate) fn sandbox_launcher(
+    backend: &str,
+    state_dir: &Path,
+) -> Result<Arc<dyn SandboxLauncher>> {
     let agent_exe =
         std::env::current_exe().context("locating the oma binary for the sandbox agent")?;
-    let backend = std::env::var("OMA_SANDBOX").unwrap_or_default();
     match backend.trim() {
         "" | "isolated" => {
-            let mut config = IsolatedConfig::new(agent_exe, data_dir.join("sandbox"));
+            let mut config = IsolatedConfig::new(agent_exe, state_dir.to_path_buf());
             if let Ok(bwrap) = std::env::var("OMA_BWRAP")
                 && !bwrap.trim().is_empty()
             {
@@ -296,11 +301,11 @@ fn sandbox_launcher(data_dir: &Path) -> Result<Arc<dyn SandboxLauncher>> {
             tracing::warn!(
                 op = "sandbox",
                 backend = "local",
-                "OMA_SANDBOX=local: tools run on this host WITHOUT isolation"
+                "sandbox backend `local`: tools run on this host WITHOUT isolation"
             );
             Ok(Arc::new(LocalLauncher::new(agent_exe)))
         }
-        other => anyhow::bail!("OMA_SANDBOX must be `isolated` or `local`, not `{other}`"),
+        other => anyhow::bail!("the sandbox backend must be `isolated` or `local`, not `{other}`"),
     }
 }
 
@@ -386,7 +391,7 @@ fn write_private(_path: &Path, _contents: &str) -> Result<()> {
     anyhow::bail!("generating a root key file needs a Unix system: set OMA_ROOT_SECRET")
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -406,4 +411,25 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!(op = "serve", "shutting down");
+}
+
+/// The default lease of a self-hosted work item: `OMA_WORK_LEASE_TTL_SECONDS`, else
+/// `[work] lease_ttl_seconds`, else 30 s; within the bounds a heartbeat may ask for.
+fn work_lease_ttl(file: &crate::config::WorkFileConfig) -> Result<i64> {
+    let secs = match env_u64("OMA_WORK_LEASE_TTL_SECONDS")? {
+        Some(s) => Some(s),
+        None => file.lease_ttl_seconds,
+    };
+    let Some(secs) = secs else {
+        return Ok(oma_core::work::DEFAULT_TTL_SECONDS);
+    };
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    if !(oma_core::work::MIN_TTL_SECONDS..=oma_core::work::MAX_TTL_SECONDS).contains(&secs) {
+        anyhow::bail!(
+            "[work] lease_ttl_seconds (OMA_WORK_LEASE_TTL_SECONDS) must be between {} and {} seconds, got {secs}",
+            oma_core::work::MIN_TTL_SECONDS,
+            oma_core::work::MAX_TTL_SECONDS
+        );
+    }
+    Ok(secs)
 }

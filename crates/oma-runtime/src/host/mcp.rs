@@ -38,6 +38,12 @@ impl SessionHost {
             _ => HashMap::new(),
         };
         let sandbox = match wants(true) {
+            // A self-hosted session has no box here: its tools run on the worker's machine.
+            true if self.self_hosted => Some(Err(
+                "stdio MCP servers run in the session's sandbox, which a self_hosted environment \
+                 does not have on this server; declare a `url` server instead"
+                    .to_string(),
+            )),
             true => Some(self.sandbox().await),
             false => None,
         };

@@ -241,14 +241,28 @@ impl SessionMounts {
     /// The system prompt section describing the mounts, with paths as the box's tools see
     /// them: the fixed paths when the box is `isolated`, the host folders otherwise.
     pub(crate) fn system_prompt(&self, isolated: bool) -> Option<String> {
+        self.prompt(PromptView::Box { isolated })
+    }
+
+    /// The same for a self-hosted session, whose tools run on the worker's machine: its
+    /// worker puts skills in `skills/<name>/` under its working directory and memory stores
+    /// at their mount paths, and there is no outputs folder (spec: the outputs instruction is
+    /// left out).
+    pub(crate) fn self_hosted_prompt(&self) -> Option<String> {
+        self.prompt(PromptView::SelfHosted)
+    }
+
+    fn prompt(&self, view: PromptView) -> Option<String> {
+        if self.skills.is_empty() && self.memory.is_empty() && view == PromptView::SelfHosted {
+            return None;
+        }
         if !self.has_any() {
             return None;
         }
         let shown = |target: &str, source: &Path| -> String {
-            if isolated {
-                target.to_string()
-            } else {
-                source.display().to_string()
+            match view {
+                PromptView::Box { isolated: true } | PromptView::SelfHosted => target.to_string(),
+                PromptView::Box { isolated: false } => source.display().to_string(),
             }
         };
         let mut out = String::new();
@@ -259,7 +273,14 @@ impl SessionMounts {
                  are in its folder, read-only.\n",
             );
             for s in &self.skills {
-                let dir = shown(&s.target(), &self.root.join("skills").join(&s.name));
+                let dir = match view {
+                    PromptView::SelfHosted => {
+                        format!("skills/{} (in your working directory)", s.name)
+                    }
+                    PromptView::Box { .. } => {
+                        shown(&s.target(), &self.root.join("skills").join(&s.name))
+                    }
+                };
                 out.push_str(&format!(
                     "\n## Skill `{}`\n\nThe files of this skill are in {dir}/\n\n{}\n",
                     s.name,
@@ -297,6 +318,9 @@ impl SessionMounts {
                 }
             }
         }
+        if view == PromptView::SelfHosted {
+            return Some(out);
+        }
         if !out.is_empty() {
             out.push('\n');
         }
@@ -308,6 +332,16 @@ impl SessionMounts {
         ));
         Some(out)
     }
+}
+
+/// Where the paths of a system prompt are seen from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PromptView {
+    /// The session's box on this server (an isolated box sees the mount targets; the local
+    /// backend the host folders).
+    Box { isolated: bool },
+    /// A worker's machine (self-hosted environment).
+    SelfHosted,
 }
 
 /// Removes a deleted session's folders (its copies of skills, memories and files). Links a

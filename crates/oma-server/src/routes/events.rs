@@ -27,7 +27,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::Id;
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryMap, RawJson, page_json};
 use crate::hub::{Committed, Hub, HubMsg, Preview};
@@ -61,10 +61,11 @@ struct SendBody {
 /// `processed_at: null`; each appears in the log (and on streams) when the host processes it.
 async fn send(
     State(st): State<AppState>,
-    t: Tenant,
+    c: Caller,
     Id(sid): Id,
     JsonBody(body): JsonBody<SendBody>,
 ) -> ApiResult<RawJson> {
+    let t = c.for_session(&sid).await?;
     let ctx = SendContext {
         self_hosted: t.store.session_is_self_hosted(t.id(), &sid).await?,
     };
@@ -74,6 +75,10 @@ async fn send(
     }
     let echoes = t.store.enqueue_inputs(t.id(), &sid, events).await?;
     st.runtime.wake(t.id(), &sid);
+    if ctx.self_hosted {
+        // The input may have queued a work item for a worker.
+        st.work.queued();
+    }
     let data: Vec<String> = echoes.iter().map(Value::to_string).collect();
     Ok(RawJson(format!("{{\"data\":[{}]}}", data.join(","))))
 }
@@ -105,7 +110,8 @@ pub(crate) fn committed(e: StoredEvent) -> Committed {
     }
 }
 
-async fn list(t: Tenant, Id(sid): Id, q: QueryMap) -> ApiResult<RawJson> {
+async fn list(c: Caller, Id(sid): Id, q: QueryMap) -> ApiResult<RawJson> {
+    let t = c.for_session(&sid).await?;
     let filter = EventFilter {
         types: q.get_all("types"),
         gt: q.time("created_at[gt]")?,
@@ -139,11 +145,12 @@ async fn thread_list(
 
 async fn stream(
     st: State<AppState>,
-    t: Tenant,
+    c: Caller,
     Id(sid): Id,
     q: QueryMap,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let t = c.for_session(&sid).await?;
     open_stream(st, t, sid, None, q, headers).await
 }
 

@@ -19,7 +19,7 @@ use oma_store::ListQuery;
 use oma_store::memory::{MemoryListQuery, MemoryStoreFilter, MemoryVersionFilter};
 
 use super::Id;
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryMap, RawJson, page_body, page_json};
 use crate::state::AppState;
@@ -67,6 +67,14 @@ fn actor(t: &Tenant) -> Option<Actor> {
     Some(Actor::ApiActor {
         api_key_id: t.key_id.to_string(),
     })
+}
+
+/// Who a change is by: the session whose worker syncs the store, else the API key.
+fn actor_of(t: &Tenant, session: Option<String>) -> Option<Actor> {
+    match session {
+        Some(session_id) => Some(Actor::SessionActor { session_id }),
+        None => actor(t),
+    }
 }
 
 fn view(q: &QueryMap, default: MemoryView) -> ApiResult<MemoryView> {
@@ -132,25 +140,27 @@ async fn delete_store(t: Tenant, Id(id): Id) -> ApiResult<Json<MemoryStoreDelete
 // ---------------------------------------------------------------------------------------------
 
 async fn create_memory(
-    t: Tenant,
+    c: Caller,
     Id(store_id): Id,
     q: QueryMap,
     JsonBody(params): JsonBody<CreateMemoryParams>,
 ) -> ApiResult<RawJson> {
+    let (t, session) = c.for_memory_store(&store_id, true).await?;
     let view = view(&q, MemoryView::Basic)?;
     let new = NewMemory::create(params)?;
     let record = t
         .store
-        .create_memory(t.id(), &store_id, new, actor(&t).as_ref())
+        .create_memory(t.id(), &store_id, new, actor_of(&t, session).as_ref())
         .await?;
     json(&record.to_object(view))
 }
 
 async fn retrieve_memory(
-    t: Tenant,
+    c: Caller,
     Id((store_id, id)): Id<(String, String)>,
     q: QueryMap,
 ) -> ApiResult<RawJson> {
+    let (t, _) = c.for_memory_store(&store_id, false).await?;
     let view = view(&q, MemoryView::Full)?;
     let record = t
         .store
@@ -160,36 +170,51 @@ async fn retrieve_memory(
 }
 
 async fn update_memory(
-    t: Tenant,
+    c: Caller,
     Id((store_id, id)): Id<(String, String)>,
     q: QueryMap,
     JsonBody(params): JsonBody<UpdateMemoryParams>,
 ) -> ApiResult<RawJson> {
+    let (t, session) = c.for_memory_store(&store_id, true).await?;
     let view = view(&q, MemoryView::Basic)?;
     let change = MemoryChange::from_params(params)?;
     let record = t
         .store
-        .update_memory(t.id(), &store_id, &id, change, actor(&t).as_ref())
+        .update_memory(
+            t.id(),
+            &store_id,
+            &id,
+            change,
+            actor_of(&t, session).as_ref(),
+        )
         .await?;
     json(&record.to_object(view))
 }
 
 async fn delete_memory(
-    t: Tenant,
+    c: Caller,
     Id((store_id, id)): Id<(String, String)>,
     q: QueryMap,
 ) -> ApiResult<Json<MemoryDeleted>> {
+    let (t, session) = c.for_memory_store(&store_id, true).await?;
     let expected = q.get("expected_content_sha256").filter(|s| !s.is_empty());
     if let Some(sha) = expected {
         rules::validate_sha256("expected_content_sha256", sha)?;
     }
     t.store
-        .delete_memory(t.id(), &store_id, &id, expected, actor(&t).as_ref())
+        .delete_memory(
+            t.id(),
+            &store_id,
+            &id,
+            expected,
+            actor_of(&t, session).as_ref(),
+        )
         .await?;
     Ok(Json(MemoryDeleted::new(id)))
 }
 
-async fn list_memories(t: Tenant, Id(store_id): Id, q: QueryMap) -> ApiResult<RawJson> {
+async fn list_memories(c: Caller, Id(store_id): Id, q: QueryMap) -> ApiResult<RawJson> {
+    let (t, _) = c.for_memory_store(&store_id, false).await?;
     let view = view(&q, MemoryView::Basic)?;
     let prefix = match q.get("path_prefix") {
         None | Some("") => "/".to_string(),

@@ -2,6 +2,7 @@
 
 pub mod admin;
 mod agents;
+mod environment_keys;
 mod environments;
 mod events;
 mod files;
@@ -11,6 +12,7 @@ mod model_routes;
 mod sessions;
 mod skills;
 mod vaults;
+mod work;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -27,6 +29,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(agents::routes())
         .merge(environments::routes())
+        .merge(work::routes())
+        .merge(environment_keys::routes())
         .merge(sessions::routes())
         .merge(events::routes())
         .merge(vaults::routes())

@@ -19,7 +19,7 @@ use oma_store::sessions::SessionFilter;
 use serde_json::Value;
 
 use super::Id;
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryMap, RawJson, page_body, page_json};
 use crate::hub::Committed;
@@ -83,13 +83,17 @@ async fn create(
     let starts_running = !req.initial_events.is_empty();
     let (id, body, events) = t.store.create_session(t.id(), req, &st.sealer).await?;
     publish(&st, &id, events);
+    // A self-hosted session's work item is waiting: wake the long polls.
+    st.work.queued();
     if starts_running {
         st.runtime.wake(t.id(), &id);
     }
     Ok(RawJson(body))
 }
 
-async fn retrieve(t: Tenant, Id(id): Id) -> ApiResult<RawJson> {
+/// Also for the session's worker (its sessions token, or its environment's key).
+async fn retrieve(c: Caller, Id(id): Id) -> ApiResult<RawJson> {
+    let t = c.for_session(&id).await?;
     Ok(RawJson(t.store.get_session(t.id(), &id).await?))
 }
 

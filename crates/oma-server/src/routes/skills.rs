@@ -32,7 +32,7 @@ use super::files::{
     MAX_UPLOAD_BYTES, MULTIPART_OVERHEAD, delete_blob, drain, mime_type_of, multipart_error,
     multipart_rejection, read_text, too_large,
 };
-use crate::auth::Tenant;
+use crate::auth::{Caller, Tenant};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{QueryMap, RawJson, page_json};
 use crate::state::AppState;
@@ -287,10 +287,12 @@ async fn list_versions(t: Tenant, Id(skill_id): Id, q: QueryMap) -> ApiResult<Ra
     ))
 }
 
+/// Also for a self-hosted session's worker (its sessions token), which installs the skill.
 async fn retrieve_version(
-    t: Tenant,
+    c: Caller,
     Id((skill_id, version)): Id<(String, String)>,
 ) -> ApiResult<RawJson> {
+    let t = c.for_skill(&skill_id).await?;
     let r = rules::parse_version_ref(&version, true)?;
     Ok(RawJson(
         t.store.get_skill_version(t.id(), &skill_id, &r).await?,
@@ -308,11 +310,13 @@ async fn delete_version(
     Ok(axum::Json(SkillVersionDeleted::new(id)))
 }
 
+/// Also for a self-hosted session's worker (its sessions token), which installs the skill.
 async fn download(
     State(state): State<AppState>,
-    t: Tenant,
+    c: Caller,
     Id((skill_id, version)): Id<(String, String)>,
 ) -> ApiResult<Response> {
+    let t = c.for_skill(&skill_id).await?;
     // `latest` is accepted here too (the docs name versions by id, but reading the latest
     // version's files is harmless and convenient).
     let r = rules::parse_version_ref(&version, true)?;
