@@ -259,12 +259,11 @@ def test_self_hosted_sessions_take_only_memory_stores(client, unique):
     assert out.returncode != 0 and "self_hosted" in out.stderr
 
 
-def test_a_sessions_token_reaches_the_memories_of_its_sessions_stores_only(client, unique):
-    env, agent, key = self_hosted(client, unique)
-    rw = client.beta.memory_stores.create(name=f"rw-{unique}")
-    ro = client.beta.memory_stores.create(name=f"ro-{unique}")
-    elsewhere = client.beta.memory_stores.create(name=f"elsewhere-{unique}")
-    client.beta.memory_stores.memories.create(ro.id, path="/guide.md", content="read me")
+def session_with_stores(client, env, agent, tag, guide):
+    """A session with a read_write store and a read_only one holding /guide.md."""
+    rw = client.beta.memory_stores.create(name=f"rw-{tag}")
+    ro = client.beta.memory_stores.create(name=f"ro-{tag}")
+    client.beta.memory_stores.memories.create(ro.id, path="/guide.md", content=guide)
     session = client.beta.sessions.create(
         agent=agent.id,
         environment_id=env.id,
@@ -273,6 +272,13 @@ def test_a_sessions_token_reaches_the_memories_of_its_sessions_stores_only(clien
             {"type": "memory_store", "memory_store_id": ro.id, "access": "read_only"},
         ],
     )
+    return session, rw, ro
+
+
+def test_a_sessions_token_reaches_the_memories_of_its_sessions_stores_only(client, unique):
+    env, agent, key = self_hosted(client, unique)
+    elsewhere = client.beta.memory_stores.create(name=f"elsewhere-{unique}")
+    session, rw, ro = session_with_stores(client, env, agent, f"{unique}", "read me")
     item = poll_until(make_client(key).beta.environments.work, env.id)
     assert item.data.id == session.id
     memories = make_client(decode_secret(item.secret)["sessions_token"]).beta.memory_stores.memories
@@ -294,7 +300,8 @@ def test_a_sessions_token_reaches_the_memories_of_its_sessions_stores_only(clien
     memories.delete(written.id, memory_store_id=rw.id)
 
 
-def test_the_sdk_worker_installs_the_agents_skills_with_its_sessions_token(client, fake_model, unique, workers):
+@pytest.mark.parametrize("kind", ["sdk", "oma"])
+def test_a_worker_installs_the_agents_skills_with_its_sessions_token(kind, client, fake_model, unique, workers):
     env = client.beta.environments.create(name=f"sk-{unique}", config={"type": "self_hosted"})
     name = f"wskill-{unique}"
     md = f"---\nname: {name}\ndescription: Says hello. Use it when asked.\n---\n\n# {name}\n".encode()
@@ -309,7 +316,7 @@ def test_the_sdk_worker_installs_the_agents_skills_with_its_sessions_token(clien
     key = environment_key(env.id)
     fake_model.push(Reply(tool_uses=[("bash", {"command": "cat skills/*/SKILL.md"})]), Reply(text="Read it."))
     session = client.beta.sessions.create(agent=agent.id, environment_id=env.id)
-    worker, _ = workers("sdk", env.id, key, f"skills-{unique}")
+    worker, _ = workers(kind, env.id, key, f"skills-{kind}-{unique}")
     events = run_turn(client, session.id, "read the skill")
     result = next((e for e in events if e.type == "user.tool_result"), None)
     assert result is not None, ([e.type for e in events], worker.output())
@@ -329,6 +336,37 @@ def test_the_sdk_worker_installs_the_agents_skills_with_its_sessions_token(clien
         by_token.beta.skills.versions.retrieve(unused.latest_version_id, skill_id=unused.id)
     with pytest.raises(anthropic.PermissionDeniedError):
         by_token.beta.skills.list()
+
+
+@pytest.mark.parametrize("kind", ["sdk", "oma"])
+def test_a_worker_mounts_the_sessions_memory_stores_and_saves_what_the_tools_write(kind, client, fake_model, unique, workers):
+    env, agent, key = self_hosted(client, unique)
+    session, rw, ro = session_with_stores(client, env, agent, f"{kind}-{unique}", "the guide says hi")
+    client.beta.memory_stores.memories.create(rw.id, path="/old.md", content="to be removed")
+    mounts = {r.memory_store_id: r.mount_path for r in session.resources}
+    notes, guide = mounts[rw.id], mounts[ro.id]
+    command = (
+        f"cat {guide}/guide.md && echo learned > {notes}/learned.md && rm {notes}/old.md"
+        f" && (echo x > {guide}/nope.md || echo read-only-refused)"
+    )
+    fake_model.push(Reply(tool_uses=[("bash", {"command": command})]), Reply(text="Noted."))
+    worker, _ = workers(kind, env.id, key, f"mem-{kind}-{unique}")
+    events = run_turn(client, session.id, "take notes")
+    result = next((e for e in events if e.type == "user.tool_result"), None)
+    assert result is not None, ([e.type for e in events], worker.output())
+    text = "".join(b.text for b in result.content if b.type == "text")
+    assert "the guide says hi" in text, (text, worker.output())
+    if kind == "oma":
+        # oma's box mounts a read-only store read-only; the SDK's bash runs unconfined (its
+        # file tools refuse such writes, its shell cannot).
+        assert "read-only-refused" in text, text
+    # What the tool wrote is in the store once the worker has answered (or let the session go).
+    wait_for(
+        "the notes to reach the store",
+        lambda: sorted(m.path for m in client.beta.memory_stores.memories.list(rw.id)) == ["/learned.md"],
+        timeout=30,
+    )
+    assert [m.path for m in client.beta.memory_stores.memories.list(ro.id)] == ["/guide.md"]
 
 
 # ---- workers ----------------------------------------------------------------------------------

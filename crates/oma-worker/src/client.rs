@@ -115,6 +115,14 @@ impl Client {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, CallError> {
+        let body = self.send_for_bytes(req).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            CallError::Transport(format!("the server sent a body that is not JSON: {e}"))
+        })
+    }
+
+    /// Sends `req`; a success's body as it came, anything else as the API error it carries.
+    async fn send_for_bytes(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, CallError> {
         let resp = req
             .timeout(REQUEST_TIMEOUT)
             .send()
@@ -126,9 +134,7 @@ impl Client {
             .await
             .map_err(|e| CallError::Transport(describe(&e)))?;
         if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|e| {
-                CallError::Transport(format!("the server sent a body that is not JSON: {e}"))
-            });
+            return Ok(body.to_vec());
         }
         Err(api_error(status.as_u16(), &body))
     }
@@ -181,8 +187,7 @@ impl Client {
     }
 
     pub async fn session(&self, bearer: &str, session_id: &str) -> Result<Value, CallError> {
-        let url = format!("{}/v1/sessions/{session_id}", self.base);
-        self.send(self.request(reqwest::Method::GET, &url, bearer))
+        self.get_json(bearer, &format!("/v1/sessions/{session_id}"))
             .await
     }
 
@@ -261,6 +266,41 @@ impl Client {
             .request(reqwest::Method::POST, &url, bearer)
             .json(&body);
         self.send(req).await.map(drop)
+    }
+}
+
+impl Client {
+    /// `GET` of any API path (with its query) under `bearer`, as JSON.
+    pub async fn get_json(&self, bearer: &str, path: &str) -> Result<Value, CallError> {
+        let url = format!("{}{path}", self.base);
+        self.send(self.request(reqwest::Method::GET, &url, bearer))
+            .await
+    }
+
+    /// `POST` of a JSON body to any API path under `bearer`.
+    pub async fn post_json(
+        &self,
+        bearer: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, CallError> {
+        let url = format!("{}{path}", self.base);
+        self.send(self.request(reqwest::Method::POST, &url, bearer).json(body))
+            .await
+    }
+
+    pub async fn delete(&self, bearer: &str, path: &str) -> Result<(), CallError> {
+        let url = format!("{}{path}", self.base);
+        self.send(self.request(reqwest::Method::DELETE, &url, bearer))
+            .await
+            .map(drop)
+    }
+
+    /// `GET` of a binary body (a skill archive).
+    pub async fn get_bytes(&self, bearer: &str, path: &str) -> Result<Vec<u8>, CallError> {
+        let url = format!("{}{path}", self.base);
+        self.send_for_bytes(self.request(reqwest::Method::GET, &url, bearer))
+            .await
     }
 }
 

@@ -9,12 +9,15 @@
 //! - [`client`]: the HTTP calls, in the API's shapes.
 //! - [`lease`]: the heartbeat that keeps a claim, and tells when it is gone.
 //! - [`ledger`]: which calls of a session are owed an answer, from its events.
+//! - [`resources`]: the session's skills and memory stores on this machine.
 //! - [`session`]: serving one claimed session, from its first call to its idle end.
 
 pub mod client;
 pub mod lease;
 pub mod ledger;
+pub mod resources;
 mod session;
+mod unzip;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{CallError, Client, WorkItem};
 use crate::lease::{Lease, LeaseEnd};
 use crate::ledger::{Ledger, ToolCall};
+use crate::resources::{self, MemoryStores, SetupError};
 
 /// How long a finished call's result is retried against a server that is down.
 const SEND_RETRY_WINDOW: Duration = Duration::from_secs(60);
@@ -63,9 +64,10 @@ pub(crate) async fn serve(ctx: &Context, item: WorkItem, shutdown: CancellationT
     // Every call of this session: cancelled before the box goes, so nothing answers for an
     // item this worker no longer serves.
     let calls = CancellationToken::new();
+    let memory: tokio::sync::OnceCell<Arc<MemoryStores>> = tokio::sync::OnceCell::new();
     let mut worker_shutdown = false;
     let outcome = tokio::select! {
-        r = follow(ctx, &session_id, &bearer, &slot, &calls) => r,
+        r = follow(ctx, &session_id, &bearer, &slot, &calls, &memory) => r,
         _ = lease.ended() => Ok(()),
         _ = shutdown.cancelled() => { worker_shutdown = true; Ok(()) }
     };
@@ -80,6 +82,10 @@ pub(crate) async fn serve(ctx: &Context, item: WorkItem, shutdown: CancellationT
     if end == LeaseEnd::Lost {
         tracing::info!(work_id = %work_id, "lease lost; the item is someone else's now");
         return;
+    }
+    // What the last calls wrote to the memory stores is saved before the item is given up.
+    if let Some(stores) = memory.get() {
+        stores.sync(&ctx.client, &bearer).await;
     }
     if worker_shutdown {
         tracing::info!(work_id = %work_id, "shutting down; the item returns to the queue when its lease runs out");
@@ -108,12 +114,44 @@ async fn follow(
     bearer: &str,
     slot: &Arc<BoxSlot>,
     calls: &CancellationToken,
-) -> Result<(), CallError> {
+    memory: &tokio::sync::OnceCell<Arc<MemoryStores>>,
+) -> Result<(), SetupError> {
     let session = retry(|| ctx.client.session(bearer, session_id)).await?;
     if session.get("status").and_then(Value::as_str) == Some("terminated") {
         tracing::info!(session_id = %session_id, "the session is terminated; nothing to run");
         return Ok(());
     }
+    // The skills and memory stores the system prompt promises, before any call runs.
+    let workspace = ctx.workdir.join(session_id);
+    match resources::install_skills(&ctx.client, bearer, &session, &workspace).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(session_id = %session_id, skills = n, "installed the agent's skills")
+        }
+        Err(e) => {
+            tracing::error!(session_id = %session_id, "the agent's skills could not be installed: {e}")
+        }
+    }
+    let (stores, mounts) = MemoryStores::download(
+        &ctx.client,
+        bearer,
+        &session,
+        &ctx.workdir.join(".oma-memory").join(session_id),
+        ctx.launcher.isolated(),
+    )
+    .await?;
+    slot.add_mounts(mounts).await;
+    let stores = memory
+        .get_or_init(|| async { Arc::new(stores) })
+        .await
+        .clone();
+    let answerer = Arc::new(Answerer {
+        client: ctx.client.clone(),
+        bearer: bearer.to_string(),
+        session_id: session_id.to_string(),
+        slot: slot.clone(),
+        memory: stores,
+    });
     let mut ledger = Ledger::default();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut running: HashMap<String, CancellationToken> = HashMap::new();
@@ -134,7 +172,7 @@ async fn follow(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         backoff = Duration::from_millis(200);
         if last_seq.is_none() {
@@ -162,15 +200,7 @@ async fn follow(
             for call in ledger.take_runnable() {
                 let cancel = calls.child_token();
                 running.insert(call.id.clone(), cancel.clone());
-                tokio::spawn(answer(
-                    ctx.client.clone(),
-                    bearer.to_string(),
-                    session_id.to_string(),
-                    slot.clone(),
-                    call,
-                    cancel,
-                    done_tx.clone(),
-                ));
+                tokio::spawn(answer(answerer.clone(), call, cancel, done_tx.clone()));
             }
             let rest_until =
                 (ledger.at_rest() && running.is_empty()).then(|| quiet_since + ctx.max_idle);
@@ -251,24 +281,41 @@ where
     }
 }
 
-/// Runs one call and sends its result; reports the call id on `done` either way.
-async fn answer(
+/// What every call of one session needs to run and be answered.
+struct Answerer {
     client: Client,
     bearer: String,
     session_id: String,
     slot: Arc<BoxSlot>,
+    memory: Arc<MemoryStores>,
+}
+
+/// Runs one call and sends its result; reports the call id on `done` either way.
+async fn answer(
+    answerer: Arc<Answerer>,
     call: ToolCall,
     cancel: CancellationToken,
     done: mpsc::UnboundedSender<String>,
 ) {
+    let Answerer {
+        client,
+        bearer,
+        session_id,
+        slot,
+        memory,
+    } = &*answerer;
     let started = Instant::now();
-    let outcome = run_call(&slot, &call, cancel.clone()).await;
+    let outcome = run_call(slot, &call, cancel.clone()).await;
+    // The call's changes to the memory stores are saved before the model hears of it.
+    if !cancel.is_cancelled() {
+        memory.sync(client, bearer).await;
+    }
     // Cancelled: settled elsewhere, or this worker let the session go; either way the
     // result is not this worker's to give.
     if let Some((content, is_error)) = outcome.filter(|_| !cancel.is_cancelled()) {
         tracing::info!(session_id = %session_id, tool = %call.name, tool_use_id = %call.id, is_error, elapsed_ms = started.elapsed().as_millis() as u64, "tool call finished");
         let sent = retry(|| {
-            client.send_tool_result(&bearer, &session_id, &call.id, content.clone(), is_error)
+            client.send_tool_result(bearer, session_id, &call.id, content.clone(), is_error)
         })
         .await;
         if let Err(e) = sent {
@@ -309,7 +356,7 @@ async fn run_call(
 /// The session's box, started on the first call and restarted when it has failed.
 struct BoxSlot {
     launcher: Arc<dyn SandboxLauncher>,
-    spec: BoxSpec,
+    spec: Mutex<BoxSpec>,
     current: Mutex<Option<Arc<dyn Sandbox>>>,
 }
 
@@ -317,9 +364,14 @@ impl BoxSlot {
     fn new(launcher: Arc<dyn SandboxLauncher>, spec: BoxSpec) -> Arc<Self> {
         Arc::new(BoxSlot {
             launcher,
-            spec,
+            spec: Mutex::new(spec),
             current: Mutex::new(None),
         })
+    }
+
+    /// Folders every box of the session binds (memory stores); before the first call.
+    async fn add_mounts(&self, mounts: Vec<oma_sandbox::Mount>) {
+        self.spec.lock().await.mounts.extend(mounts);
     }
 
     async fn get(&self) -> Result<Arc<dyn Sandbox>, SandboxError> {
@@ -332,7 +384,8 @@ impl BoxSlot {
         if let Some(old) = current.take() {
             old.shutdown().await;
         }
-        let b = self.launcher.launch(self.spec.clone()).await?;
+        let spec = self.spec.lock().await.clone();
+        let b = self.launcher.launch(spec).await?;
         let info = b.info();
         tracing::info!(session_id = %info.session_id, backend = info.backend, isolated = info.isolated, workspace = %info.workspace.display(), "started a sandbox");
         *current = Some(b.clone());
