@@ -31,6 +31,8 @@ class Reply:
     gate: threading.Event | None = None
     # Set when the stream reached the gate (tests wait on it).
     at_gate: threading.Event | None = None
+    # Reported usage instead of the estimate: {"input_tokens": n, "output_tokens": n, ...}.
+    usage: dict | None = None
 
 
 class FakeModel:
@@ -111,7 +113,8 @@ class FakeModel:
             "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model", "fake"),
             "content": [], "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": input_tokens, "output_tokens": 1,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}})
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                      **{k: v for k, v in (r.usage or {}).items() if k != "output_tokens"}}}})
         index = 0
         output_tokens = 1
         if r.text:
@@ -140,6 +143,8 @@ class FakeModel:
             self._sse(h, "content_block_stop", {"type": "content_block_stop", "index": index})
             output_tokens += 10
             index += 1
+        if r.usage and "output_tokens" in r.usage:
+            output_tokens = r.usage["output_tokens"]
         stop = "tool_use" if r.tool_uses else "end_turn"
         self._sse(h, "message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
                                        "usage": {"output_tokens": output_tokens}})

@@ -13,6 +13,7 @@ pub mod memory;
 pub mod metadata;
 pub mod model_routes;
 pub mod patch;
+pub mod pricing;
 pub mod seal;
 pub mod sessions;
 pub mod skills;

@@ -657,10 +657,10 @@ pub fn parse_amount(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Whether oma knows a public list price for `model_id`, which budget enforcement needs.
-/// Anthropic's Claude models are priced; models served through other providers are not.
+/// Whether the price table (built-in list rates and the operator's `[pricing]`) prices
+/// `model_id`, which budget enforcement needs.
 pub fn is_list_priced(model_id: &str) -> bool {
-    model_id.starts_with("claude-")
+    crate::pricing::table().is_list_priced(model_id)
 }
 
 /// Every model the session can run (its agent's and each roster member's) must have a list
@@ -698,7 +698,8 @@ pub fn check_budgetable(agent: &SessionAgent) -> Result<(), Error> {
     match models.into_iter().find(|m| !is_list_priced(m)) {
         None => Ok(()),
         Some(m) => Err(Error::invalid(format!(
-            "budget: model `{m}` has no public list price, so a spend ceiling cannot be enforced for this session"
+            "budget: model `{m}` has no public list price, so a spend ceiling cannot be enforced for this session \
+             (an operator can price it under `[pricing.models]` in oma.toml)"
         ))
         .with_code("model_not_budgetable")),
     }
@@ -1351,12 +1352,13 @@ pub fn apply_update(
                 )
                 .with_code("budget_create_only"));
             }
-            let consumed = consumed_minor_units(current);
+            let consumed = consumed_list_cost(current).unwrap_or(0);
             let new_amount = parse_amount(&budget.max_list_cost.amount).unwrap_or(0);
-            if new_amount <= consumed {
+            if crate::pricing::cap_pico(new_amount) <= consumed {
                 return Err(Error::invalid(format!(
-                    "budget.max_list_cost.amount: must be above the {consumed} minor units the session has already \
-                     consumed"
+                    "budget.max_list_cost must be greater than the session's consumed list cost \
+                     ({} cents so far)",
+                    crate::pricing::cents(consumed)
                 ))
                 .with_code("budget_not_raised"));
             }
@@ -1436,13 +1438,27 @@ pub fn apply_update(
     })
 }
 
-/// The list cost the session has accrued so far, in minor units (0 until cost is tracked).
-pub fn consumed_minor_units(s: &Session) -> u64 {
-    s.usage
-        .list_cost
-        .as_ref()
-        .and_then(|c| parse_amount(&c.amount).ok())
-        .unwrap_or(0)
+/// The exact list cost (pico-dollars) the session has accrued: its usage priced at its
+/// model's list rates plus its runtime. `None` when the model has no list price.
+pub fn consumed_list_cost(s: &Session) -> Option<u128> {
+    let usage = serde_json::to_value(&s.usage).unwrap_or(Value::Null);
+    crate::pricing::table().session_cost(&s.agent.model.id, &usage)
+}
+
+/// Whether a session on `model` with `usage` (the API's usage object) has used up `budget`
+/// (the API's budget object, or null): the exact cost reached the cap, or the model has no
+/// list price the budget could measure (semantics §5.4, §6.7).
+pub fn budget_exhausted(model: &str, usage: &Value, budget: &Value) -> bool {
+    let Some(cap) = budget
+        .pointer("/max_list_cost/amount")
+        .and_then(Value::as_str)
+        .and_then(|a| parse_amount(a).ok())
+    else {
+        return false;
+    };
+    crate::pricing::table()
+        .session_cost(model, usage)
+        .is_none_or(|c| c >= crate::pricing::cap_pico(cap))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1982,12 +1998,23 @@ mod tests {
         let e = apply_update(&s, SessionStatus::Idle, update(json!({"budget": b}))).unwrap_err();
         assert_eq!(e.code, Some("budget_create_only"));
         s.budget = Some(parse_budget(&b, "budget").unwrap());
-        s.usage.list_cost = Some(MonetaryAmount {
-            amount: "700".into(),
-            currency: "USD".into(),
-        });
+        // $7.00 of input tokens consumed, measured exactly (the reported figure plays no part).
+        let rate = crate::pricing::table()
+            .rates(&s.agent.model.id)
+            .unwrap()
+            .input;
+        s.usage.input_tokens =
+            Some((700 * crate::pricing::PICO_PER_CENT / u128::from(rate)) as i64);
         let e = apply_update(&s, SessionStatus::Idle, update(json!({"budget": b}))).unwrap_err();
         assert_eq!(e.code, Some("budget_not_raised"));
+        let at = json!({"type": "limit", "max_list_cost": {"amount": "700", "currency": "USD"}});
+        let e = apply_update(&s, SessionStatus::Idle, update(json!({"budget": at}))).unwrap_err();
+        assert!(
+            e.message
+                .contains("greater than the session's consumed list cost"),
+            "{}",
+            e.message
+        );
         let raised =
             json!({"type": "limit", "max_list_cost": {"amount": "900", "currency": "USD"}});
         let u = apply_update(

@@ -223,6 +223,11 @@ impl SessionHost {
                 .pending_inputs(&self.tenant, &self.session)
                 .await?;
             if inputs.is_empty() {
+                // Queued input goes first (an interrupt at the budget is dropped, not left to
+                // cut the resumed turn short); then work paused at the budget may go on.
+                if self.resume_after_budget().await? {
+                    continue;
+                }
                 // Stay a moment for the next message (a conversation's next turn usually
                 // follows soon) so it does not pay for reloading the session and its log;
                 // snapshot the workspace once idle long enough.
@@ -321,6 +326,15 @@ impl SessionHost {
                     // The turn consumed whatever else was queued meanwhile; re-read the queue.
                     return Ok(());
                 }
+                "user.interrupt" if self.budget_pause().await?.is_some() => {
+                    // At the budget an interrupt is accepted and ignored, and not recorded.
+                    self.commit(Step {
+                        consumed: vec![inputs[i].seq],
+                        ..Step::default()
+                    })
+                    .await?;
+                    i += 1;
+                }
                 "user.interrupt" => {
                     let settle = self.settlement().await?;
                     let mut events = vec![record::echo(kind, inputs[i].body.clone())];
@@ -375,16 +389,14 @@ impl SessionHost {
                         ..Step::default()
                     })
                     .await?;
+                    if self.budget_pause().await? == Some(true) && self.over_budget() {
+                        // Paused at the budget: the answers wait with the work they settle.
+                        i = j.max(i + 1);
+                        continue;
+                    }
                     let settle = self.settlement().await?;
                     if settle.blocking.is_empty() {
-                        self.running_since = Some(Instant::now());
-                        self.commit(Step {
-                            events: vec![record::status_running()],
-                            status: Some("running"),
-                            ..Step::default()
-                        })
-                        .await?;
-                        self.turn().await?;
+                        self.continue_turn().await?;
                         return Ok(());
                     }
                     // Some calls are still unanswered: say which.
@@ -445,7 +457,17 @@ impl SessionHost {
             if self.at_boundary().await? {
                 return Ok(());
             }
-            // 3. Ask the model.
+            // 3. The budget is enforced between model requests: the one that crossed the cap
+            //    completed; no other starts.
+            if self.over_budget() {
+                self.refresh_budget().await?;
+                if self.over_budget() {
+                    let events = self.budget_stop(IdleReason::BudgetReached).await?;
+                    self.go_idle(events, vec![]).await?;
+                    return Ok(());
+                }
+            }
+            // 4. Ask the model.
             match self.sample().await? {
                 Sampled::Done { tool_calls: true } => continue,
                 // The answer and the end of the turn were recorded together.
@@ -1033,8 +1055,12 @@ impl SessionHost {
             if let Some(since) = self.running_since.take() {
                 self.active_seconds += since.elapsed().as_secs_f64();
             }
-            events.push(self.usage_event());
-            events.push(record::status_idle(IdleReason::EndTurn, &[]));
+            if self.over_budget() {
+                events.extend(self.budget_stop(IdleReason::EndTurn).await?);
+            } else {
+                events.push(self.usage_event());
+                events.push(record::status_idle(IdleReason::EndTurn, &[]));
+            }
             status = Some("idle");
         }
         self.commit(Step {
@@ -1446,7 +1472,7 @@ impl SessionHost {
         let running = self
             .running_since
             .map_or(0.0, |s| s.elapsed().as_secs_f64());
-        json!({
+        let mut usage = json!({
             "input_tokens": self.tokens.input_tokens,
             "output_tokens": self.tokens.output_tokens,
             "cache_read_input_tokens": self.tokens.cache_read_input_tokens,
@@ -1457,7 +1483,123 @@ impl SessionHost {
             "active_seconds": self.active_seconds + running,
             "list_cost": null,
             "server_tool_use": null,
+        });
+        // Priced at list rates when the table knows the model (semantics §12.2).
+        if let Some(pico) = oma_core::pricing::table().session_cost(self.model_id(), &usage) {
+            usage["list_cost"] = json!({
+                "amount": oma_core::pricing::cents(pico).to_string(),
+                "currency": "USD",
+            });
+        }
+        usage
+    }
+
+    /// The model the session's agent runs.
+    fn model_id(&self) -> &str {
+        self.agent
+            .pointer("/model/id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The session's list cost reached its budget (exact value, this very moment).
+    fn over_budget(&self) -> bool {
+        oma_core::sessions::budget_exhausted(self.model_id(), &self.usage_json(), &self.budget)
+    }
+
+    /// Re-reads the budget, which the user may have changed while this host worked.
+    async fn refresh_budget(&mut self) -> HostResult<()> {
+        match self
+            .store
+            .session_runtime_view(&self.tenant, &self.session)
+            .await
+        {
+            Ok((_, body)) => {
+                self.budget = body.get("budget").cloned().unwrap_or(Value::Null);
+                Ok(())
+            }
+            Err(oma_store::StoreError::Domain(e)) if e.kind == oma_core::ErrorKind::NotFound => {
+                Err(HostError::Gone)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How the session's last stop relates to its budget: `None` when it did not stop at the
+    /// budget (or has run since), `Some(true)` when work was paused there (it resumes when
+    /// the budget allows), `Some(false)` when the turn had ended as the cap was crossed.
+    async fn budget_pause(&mut self) -> HostResult<Option<bool>> {
+        let log = self.log().await?;
+        let stop = |e: &StoredEvent| {
+            serde_json::from_str::<Value>(&e.body)
+                .ok()
+                .and_then(|b| b.pointer("/stop_reason/type")?.as_str().map(str::to_string))
+        };
+        let Some(pos) = log
+            .iter()
+            .rposition(|e| e.kind == "session.status_idle" || e.kind == "session.status_running")
+        else {
+            return Ok(None);
+        };
+        if log[pos].kind != "session.status_idle"
+            || stop(&log[pos]).as_deref() != Some("budget_reached")
+        {
+            return Ok(None);
+        }
+        let paused = log[..pos]
+            .iter()
+            .rev()
+            .take_while(|e| e.kind != "session.status_running")
+            .find(|e| e.kind == "session.thread_status_idle")
+            .is_some_and(|e| stop(e).as_deref() == Some("budget_reached"));
+        Ok(Some(paused))
+    }
+
+    /// The events that stop a session at its budget (semantics §6.7): the primary thread's
+    /// idle (`budget_reached` when work was left, `end_turn` when the crossing request ended
+    /// the turn), the usage snapshot, then the session's idle.
+    async fn budget_stop(&mut self, thread_reason: IdleReason) -> HostResult<Vec<NewEvent>> {
+        let thread = self
+            .store
+            .primary_thread_id(&self.tenant, &self.session)
+            .await?;
+        let name = self
+            .agent
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        tracing::info!(op = "budget", session_id = %self.session, budget = %self.budget, usage = %self.usage_json(), "the session reached its budget");
+        Ok(vec![
+            record::thread_status_idle(&thread, name, thread_reason),
+            self.usage_event(),
+            record::status_idle(IdleReason::BudgetReached, &[]),
+        ])
+    }
+
+    /// A session paused at its budget goes on once the budget allows (raised or removed):
+    /// `session.status_running`, and the turn continues where it stopped.
+    async fn resume_after_budget(&mut self) -> HostResult<bool> {
+        if self.budget_pause().await? != Some(true) {
+            return Ok(false);
+        }
+        self.refresh_budget().await?;
+        if self.over_budget() {
+            return Ok(false);
+        }
+        self.continue_turn().await?;
+        Ok(true)
+    }
+
+    /// The session runs again (`session.status_running`) and the turn goes on from its log.
+    async fn continue_turn(&mut self) -> HostResult<()> {
+        self.running_since = Some(Instant::now());
+        self.commit(Step {
+            events: vec![record::status_running()],
+            status: Some("running"),
+            ..Step::default()
         })
+        .await?;
+        self.turn().await
     }
 
     fn usage_event(&self) -> NewEvent {

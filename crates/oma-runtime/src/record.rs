@@ -25,14 +25,22 @@ pub fn status_rescheduled() -> NewEvent {
 /// `session.status_idle` with `stop_reason` `end_turn`, `retries_exhausted` or
 /// `requires_action` (when `blocking` is non-empty).
 pub fn status_idle(reason: IdleReason, blocking: &[String]) -> NewEvent {
-    let stop_reason = match reason {
-        IdleReason::EndTurn => json!({"type": "end_turn"}),
-        IdleReason::RetriesExhausted => json!({"type": "retries_exhausted"}),
-        IdleReason::RequiresAction => json!({"type": "requires_action", "event_ids": blocking}),
-    };
     event(
         "session.status_idle",
-        json!({"stop_reason": stop_reason, "stop_details": null}),
+        json!({"stop_reason": reason.stop_reason(blocking), "stop_details": null}),
+    )
+}
+
+/// `session.thread_status_idle` of thread `thread_id`, which runs the agent `agent_name`.
+pub fn thread_status_idle(thread_id: &str, agent_name: &str, reason: IdleReason) -> NewEvent {
+    event(
+        "session.thread_status_idle",
+        json!({
+            "session_thread_id": thread_id,
+            "agent_name": agent_name,
+            "stop_reason": reason.stop_reason(&[]),
+            "stop_details": null,
+        }),
     )
 }
 
@@ -41,6 +49,18 @@ pub enum IdleReason {
     EndTurn,
     RequiresAction,
     RetriesExhausted,
+    BudgetReached,
+}
+
+impl IdleReason {
+    fn stop_reason(self, blocking: &[String]) -> Value {
+        match self {
+            IdleReason::EndTurn => json!({"type": "end_turn"}),
+            IdleReason::RetriesExhausted => json!({"type": "retries_exhausted"}),
+            IdleReason::BudgetReached => json!({"type": "budget_reached"}),
+            IdleReason::RequiresAction => json!({"type": "requires_action", "event_ids": blocking}),
+        }
+    }
 }
 
 pub fn model_request_start() -> NewEvent {

@@ -233,6 +233,53 @@ pub(crate) async fn ensure_accepts_events(
     .into())
 }
 
+/// The events a session at its budget still takes: those that settle pending work
+/// (semantics §6.7). They are stored, and no model request follows until the budget changes.
+pub const SETTLING_AT_BUDGET: [&str; 4] = [
+    "user.tool_confirmation",
+    "user.tool_result",
+    "user.custom_tool_result",
+    "user.interrupt",
+];
+
+/// Refuses events that would start new work on a session whose list cost reached its budget.
+pub(crate) async fn ensure_within_budget(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    session_id: &str,
+    kinds: &[&str],
+) -> Result<()> {
+    let Some(starting) = kinds.iter().find(|k| !SETTLING_AT_BUDGET.contains(k)) else {
+        return Ok(());
+    };
+    let body: Option<String> =
+        sqlx::query_scalar("SELECT body FROM sessions WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(session_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let body: Value = match body {
+        Some(b) => crate::from_json(&b)?,
+        None => return Err(Error::missing("session", session_id).into()),
+    };
+    let budget = body.get("budget").unwrap_or(&Value::Null);
+    let model = body
+        .pointer("/agent/model/id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let usage = body.get("usage").unwrap_or(&Value::Null);
+    if !oma_core::sessions::budget_exhausted(model, usage, budget) {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "session `{session_id}` has reached its budget: `{starting}` would start new work. Until the \
+         budget is raised or removed the session accepts only {}",
+        SETTLING_AT_BUDGET.join(", ")
+    ))
+    .with_code("budget_reached")
+    .into())
+}
+
 /// `(seq, id, type, thread_id, body, blob_key)`.
 type EventRow = (i64, String, String, Option<String>, String, Option<String>);
 

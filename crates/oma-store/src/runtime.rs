@@ -57,11 +57,28 @@ impl Store {
     ) -> Result<Vec<Value>> {
         let mut tx = self.writer().begin().await?;
         crate::events::ensure_accepts_events(&mut tx, tenant, session_id).await?;
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        crate::events::ensure_within_budget(&mut tx, tenant, session_id, &kinds).await?;
         let echoes = enqueue_in_tx(&mut tx, tenant, session_id, events).await?;
         // Input for a self-hosted session that no worker holds brings one (spec §3.2.2).
         crate::work::queue_for_session_in_tx(&mut tx, tenant, session_id).await?;
         tx.commit().await?;
         Ok(echoes)
+    }
+
+    /// The id of the session's primary thread (the one that runs the session's agent).
+    pub async fn primary_thread_id(&self, tenant: &str, session_id: &str) -> Result<String> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM session_threads \
+             WHERE tenant_id = $1 AND session_id = $2 AND parent_thread_id IS NULL",
+        )
+        .bind(tenant)
+        .bind(session_id)
+        .fetch_optional(self.reader())
+        .await?;
+        id.ok_or_else(|| {
+            crate::StoreError::Corrupt(format!("session `{session_id}` has no primary thread"))
+        })
     }
 
     /// The session's queued inputs, oldest first.

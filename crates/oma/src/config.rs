@@ -60,6 +60,9 @@ pub struct FileConfig {
     /// `[work]`: the self-hosted work queue.
     #[serde(default)]
     pub work: WorkFileConfig,
+    /// `[pricing]`: list rates for `usage.list_cost` and budgets, over the built-in ones.
+    #[serde(default)]
+    pub pricing: PricingFileConfig,
     /// `[env.<name>]` overlays. Empty once loaded: the chosen one is merged in.
     #[serde(default)]
     pub env: BTreeMap<String, FileConfig>,
@@ -86,6 +89,75 @@ pub struct EgressFileConfig {
 #[serde(deny_unknown_fields)]
 pub struct WorkFileConfig {
     pub lease_ttl_seconds: Option<u64>,
+}
+
+/// `[pricing]`: the list rates `usage.list_cost` and budgets are measured with. Built in:
+/// Anthropic's public rates for Claude models, $0.08 per session-hour of running, $10 per
+/// 1,000 web searches. `[pricing.models."ID"]` (one model) or `[pricing.models."PREFIX*"]`
+/// (every id starting so) sets a model's rates in dollars per million tokens: `input` and
+/// `output`, and optionally `cache_write_5m` (default 1.25 × input), `cache_write_1h` (2 ×)
+/// and `cache_read` (0.1 ×). A model with rates can carry a budget; the most specific entry
+/// wins, an operator's over a built-in one for the same name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingFileConfig {
+    pub session_hour_usd: Option<f64>,
+    pub web_search_per_1000_usd: Option<f64>,
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelPriceFileConfig>,
+}
+
+/// One `[pricing.models."…"]` entry, in dollars per million tokens.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPriceFileConfig {
+    pub input: f64,
+    pub output: f64,
+    pub cache_write_5m: Option<f64>,
+    pub cache_write_1h: Option<f64>,
+    pub cache_read: Option<f64>,
+}
+
+impl PricingFileConfig {
+    /// The built-in table with these entries applied.
+    pub fn table(&self) -> Result<oma_core::pricing::PriceTable> {
+        use oma_core::pricing::{ModelPattern, ModelRates, PriceTable, usd, usd_per_mtok};
+        let check = |what: &str, v: f64| -> Result<f64> {
+            if v.is_finite() && v >= 0.0 {
+                Ok(v)
+            } else {
+                bail!("[pricing] {what} must be a non-negative number of dollars, got {v}")
+            }
+        };
+        let mut table = PriceTable::builtin();
+        if let Some(v) = self.session_hour_usd {
+            table.runtime_per_hour = usd(check("session_hour_usd", v)?);
+        }
+        if let Some(v) = self.web_search_per_1000_usd {
+            table.web_search = usd(check("web_search_per_1000_usd", v)? / 1000.0);
+        }
+        for (name, m) in &self.models {
+            if name.is_empty() || name == "*" {
+                bail!("[pricing.models] needs a model id or a `prefix*`, got `{name}`");
+            }
+            let at = |k: &str| format!("models.\"{name}\".{k}");
+            let mut rates = ModelRates::per_mtok(
+                check(&at("input"), m.input)?,
+                check(&at("output"), m.output)?,
+            );
+            if let Some(v) = m.cache_write_5m {
+                rates.cache_write_5m = usd_per_mtok(check(&at("cache_write_5m"), v)?);
+            }
+            if let Some(v) = m.cache_write_1h {
+                rates.cache_write_1h = usd_per_mtok(check(&at("cache_write_1h"), v)?);
+            }
+            if let Some(v) = m.cache_read {
+                rates.cache_read = usd_per_mtok(check(&at("cache_read"), v)?);
+            }
+            table.set_model(ModelPattern::parse(name), rates);
+        }
+        Ok(table)
+    }
 }
 
 /// `[tls]`: terminate TLS in `oma serve` with these PEM files (both or neither).
@@ -474,5 +546,43 @@ metrics_listen = "127.0.0.1:9464"
         ] {
             assert!(validate_public_base_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn pricing_prices_operator_models_and_checks_values() {
+        let c = FileConfig::parse(
+            r#"
+[pricing]
+session_hour_usd = 0.16
+
+[pricing.models."gpt-local-7b"]
+input = 0.5
+output = 1.5
+cache_read = 0.0
+
+[pricing.models."claude-opus-4*"]
+input = 4.0
+output = 20.0
+"#,
+            None,
+        )
+        .unwrap();
+        let t = c.pricing.table().unwrap();
+        let local = t.rates("gpt-local-7b").unwrap();
+        assert_eq!(
+            (local.input, local.output, local.cache_read),
+            (500_000, 1_500_000, 0)
+        );
+        assert_eq!(local.cache_write_5m, 625_000);
+        assert_eq!(t.rates("claude-opus-4-8").unwrap().input, 4_000_000);
+        assert_eq!(t.runtime_per_hour, oma_core::pricing::usd(0.16));
+        assert!(t.rates("gpt-other").is_none());
+
+        let bad = FileConfig::parse("[pricing.models.\"m\"]\ninput = -1.0\noutput = 1.0\n", None)
+            .unwrap();
+        let e = bad.pricing.table().unwrap_err().to_string();
+        assert!(e.contains("models.\"m\".input"), "{e}");
+        assert!(FileConfig::parse("[pricing.models.\"m\"]\ninput = 1.0\n", None).is_err());
+        assert!(FileConfig::parse("[pricing]\nsession_hour = 1.0\n", None).is_err());
     }
 }

@@ -81,6 +81,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 resolved.data_dir.display()
             )
         })?;
+    // List rates for `usage.list_cost` and budgets: one table for the whole process.
+    let prices = resolved.file.pricing.table()?;
+    if oma_core::pricing::install(prices).is_err() {
+        tracing::warn!(
+            op = "serve",
+            "the price table was already set; [pricing] is not applied"
+        );
+    }
     let bootstrap = std::env::var("OMA_API_KEY").ok().filter(|k| !k.is_empty());
     if bootstrap.is_none() {
         tracing::warn!("OMA_API_KEY is not set: only keys made with `oma keys create` will work");

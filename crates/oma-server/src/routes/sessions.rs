@@ -103,8 +103,14 @@ async fn update(
     Id(id): Id,
     JsonBody(params): JsonBody<UpdateSessionParams>,
 ) -> ApiResult<RawJson> {
+    let budget_changed = !matches!(params.budget, oma_core::Patch::Absent);
     let (body, events) = t.store.update_session(t.id(), &id, params).await?;
+    let changed = !events.is_empty();
     publish(&st, &id, events);
+    if changed && budget_changed {
+        // Work paused at the old budget may go on under the new one.
+        st.runtime.wake(t.id(), &id);
+    }
     Ok(RawJson(body))
 }
 
