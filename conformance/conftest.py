@@ -77,3 +77,23 @@ def fake_model(fake_model_server):
     fake_model_server.reset()
     yield fake_model_server
     fake_model_server.reset()
+
+
+@pytest.fixture(scope="session")
+def fake_search_server():
+    """The fake Brave Search API the server's web_search talks to (fake_search.py, run.sh)."""
+    from fake_search import FakeSearch
+
+    port = os.environ.get("OMA_FAKE_SEARCH_PORT")
+    if not port:
+        pytest.skip("OMA_FAKE_SEARCH_PORT not set: the server has no search backend")
+    fake = FakeSearch(int(port))
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_search(fake_search_server):
+    fake_search_server.reset()
+    yield fake_search_server
+    fake_search_server.reset()

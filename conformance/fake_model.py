@@ -33,6 +33,9 @@ class Reply:
     at_gate: threading.Event | None = None
     # Reported usage instead of the estimate: {"input_tokens": n, "output_tokens": n, ...}.
     usage: dict | None = None
+    # The stop reason instead of `tool_use`/`end_turn`, and its `stop_details` (a refusal's).
+    stop_reason: str | None = None
+    stop_details: dict | None = None
 
 
 class FakeModel:
@@ -145,8 +148,11 @@ class FakeModel:
             index += 1
         if r.usage and "output_tokens" in r.usage:
             output_tokens = r.usage["output_tokens"]
-        stop = "tool_use" if r.tool_uses else "end_turn"
-        self._sse(h, "message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+        stop = r.stop_reason or ("tool_use" if r.tool_uses else "end_turn")
+        delta = {"stop_reason": stop, "stop_sequence": None}
+        if r.stop_details is not None:
+            delta["stop_details"] = r.stop_details
+        self._sse(h, "message_delta", {"type": "message_delta", "delta": delta,
                                        "usage": {"output_tokens": output_tokens}})
         self._sse(h, "message_stop", {"type": "message_stop"})
 

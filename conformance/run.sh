@@ -41,13 +41,27 @@ port=$(free_port)
 # The model the server talks to is a scripted fake served by the pytest process itself
 # (conformance/fake_model.py), on a port chosen here.
 fake_port=$(free_port)
+# web_search goes to a fake Brave Search API served by the pytest process too.
+search_port=$(free_port)
+search_key="brave-conformance-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 key="sk-conformance-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# github_repository clones reach a fake GitHub (git over HTTPS) served by the pytest process
+# (conformance/fake_git.py): the egress connects there for github.com and trusts its CA.
+git_port=$(free_port)
+"$PYTHON" conformance/fake_git.py certs "$work/git-certs"
+cat >"$work/oma.toml" <<TOML
+[egress]
+connect_to = { "github.com" = "127.0.0.1:$git_port" }
+upstream_ca_files = ["$work/git-certs/ca.pem"]
+TOML
 OMA_API_KEY="$key" OMA_ROOT_SECRET="${OMA_ROOT_SECRET:-}" \
     ANTHROPIC_BASE_URL="http://127.0.0.1:$fake_port" ANTHROPIC_API_KEY="fake-model-key" \
     OMA_OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" OMA_OPENAI_API_KEY="fake-openai-key" \
     OMA_OPENAI_MODELS="oma-test-openai-model" OMA_MODEL_RETRY_BASE_MS=20 \
-    OMA_WORK_LEASE_TTL_SECONDS=3 \
-    "$OMA_BIN" serve --listen "127.0.0.1:$port" "${storage[@]}" \
+    OMA_WORK_LEASE_TTL_SECONDS=3 OMA_MAX_TOOL_ROUNDS=10 \
+    OMA_WEB_SEARCH_PROVIDER=brave OMA_WEB_SEARCH_URL="http://127.0.0.1:$search_port" \
+    OMA_WEB_SEARCH_API_KEY="$search_key" \
+    "$OMA_BIN" serve --listen "127.0.0.1:$port" "${storage[@]}" --config "$work/oma.toml" \
     >"$work/server.log" 2>&1 &
 server_pid=$!
 
@@ -73,7 +87,7 @@ set +e
 db_env=()
 if [ "$backend" = postgres ]; then db_env=(OMA_DATABASE_URL="$url"); fi
 env "${db_env[@]}" OMA_BIN="$(realpath "$OMA_BIN")" \
-OMA_BASE_URL="http://127.0.0.1:$port" OMA_FAKE_MODEL_PORT="$fake_port" OMA_API_KEY="$key" OMA_API_KEY_2="$key2" OMA_SERVER_LOG="$work/server.log" \
+OMA_BASE_URL="http://127.0.0.1:$port" OMA_FAKE_MODEL_PORT="$fake_port" OMA_FAKE_SEARCH_PORT="$search_port" OMA_FAKE_SEARCH_KEY="$search_key" OMA_FAKE_GIT_PORT="$git_port" OMA_FAKE_GIT_CERTS="$work/git-certs" OMA_API_KEY="$key" OMA_API_KEY_2="$key2" OMA_SERVER_LOG="$work/server.log" \
     OMA_DATA_DIR="$work/data" "$PYTHON" -m pytest conformance -q -p no:cacheprovider ${PYTEST_ARGS:-}
 status=$?
 set -e

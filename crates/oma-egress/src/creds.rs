@@ -14,6 +14,8 @@ use oma_store::Store;
 
 use crate::policy::{HostPattern, matches_any, url_host_port};
 
+pub(crate) use crate::repos::RepoRule;
+
 pub(crate) const RULES_TTL: Duration = Duration::from_secs(10);
 
 /// Headers that carry credentials: stripped on hosts where the proxy injects.
@@ -71,6 +73,8 @@ pub(crate) struct EnvRule {
 pub(crate) struct Rules {
     pub bearer: Vec<BearerRule>,
     pub env: Vec<EnvRule>,
+    /// The session's `github_repository` resources (see [`crate::repos`]).
+    pub repos: Vec<RepoRule>,
 }
 
 impl Rules {
@@ -111,7 +115,33 @@ impl Rules {
 
     /// Whether the proxy must see inside a TLS connection to `host:port`.
     pub fn intercepts(&self, host: &str, port: u16) -> bool {
-        self.bearer_for(host, port, true, "/").is_some() || self.env_for(host).next().is_some()
+        self.bearer_for(host, port, true, "/").is_some()
+            || self.env_for(host).next().is_some()
+            || self.repos_on(host, port).any(|r| r.token.is_some())
+    }
+
+    /// The repository a request to `path` on `https://host:port` belongs to: of several
+    /// resources naming it, the first with a token.
+    pub fn repo_for(&self, host: &str, port: u16, path: &str) -> Option<&RepoRule> {
+        let matching = || {
+            self.repos
+                .iter()
+                .filter(|r| r.host == host && r.port == port && r.holds(path))
+        };
+        matching()
+            .find(|r| r.token.is_some())
+            .or_else(|| matching().next())
+    }
+
+    /// The session's repositories on `https://host:port`.
+    pub fn repos_on<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> impl Iterator<Item = &'a RepoRule> + 'a {
+        self.repos
+            .iter()
+            .filter(move |r| r.host == host && r.port == port)
     }
 }
 
@@ -126,7 +156,7 @@ fn path_holds(prefix: &str, path: &str) -> bool {
 }
 
 /// The path of an absolute URL, without its query and trailing `/`.
-fn url_path(url: &str) -> String {
+pub(crate) fn url_path(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.split(['?', '#']).next().unwrap_or_default();
     match rest.find('/') {
@@ -151,10 +181,14 @@ pub(crate) async fn resolve(
     store: &Store,
     sealer: &Sealer,
     tenant: &str,
+    session_id: &str,
     vault_ids: &[String],
     placeholders: &HashMap<String, String>,
 ) -> Result<Rules, oma_store::StoreError> {
-    let mut rules = Rules::default();
+    let mut rules = Rules {
+        repos: crate::repos::resolve(store, sealer, tenant, session_id).await?,
+        ..Rules::default()
+    };
     for vault_id in vault_ids {
         let creds = match store.active_credentials(tenant, vault_id).await {
             Ok(c) => c,
@@ -315,7 +349,7 @@ mod tests {
         assert!(path_holds("", "/anything"));
         let rules = Rules {
             bearer: vec![rule("/a", "a"), rule("/b", "b"), rule("", "root")],
-            env: Vec::new(),
+            ..Rules::default()
         };
         let id = |path: &str| {
             rules
@@ -332,7 +366,7 @@ mod tests {
         );
         let no_root = Rules {
             bearer: vec![rule("/a", "a"), rule("/b", "b")],
-            env: Vec::new(),
+            ..Rules::default()
         };
         let first = no_root.bearer_for("mcp.example.com", 443, true, "/c");
         assert_eq!(first.map(|r| r.cred.credential_id.as_str()), Some("a"));

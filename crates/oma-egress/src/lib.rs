@@ -9,17 +9,21 @@
 //!   credentials must be injected: there it terminates TLS with a leaf signed by the deployment
 //!   CA ([`ca`]), checks that the request's Host is the CONNECT target, and adds the credential
 //!   (`static_bearer`, `mcp_oauth` with refresh, or `environment_variable` placeholders
-//!   substituted by their secret) on the way out;
+//!   substituted by their secret) on the way out, and the `authorization_token` of each of the
+//!   session's `github_repository` resources on requests to that repository ([`repos`]);
+//! - connects elsewhere for hosts the operator overrides ([`ConnectTo`]);
 //! - records every forward and every refusal as an operational event (never a secret).
 //!
 //! Credentials come only from the vaults attached to the session, read with the session's
 //! tenant: another tenant's credential cannot be named, let alone used.
 
 pub mod ca;
+mod connect_to;
 mod creds;
 mod oauth;
 pub mod policy;
 mod proxy;
+mod repos;
 mod scrub;
 mod upstream;
 
@@ -32,6 +36,7 @@ use rustls::crypto::CryptoProvider;
 use serde_json::Value;
 
 pub use ca::DeploymentCa;
+pub use connect_to::ConnectTo;
 pub use oauth::{FreshToken, RefreshError};
 
 /// Errors of the egress proxy.
@@ -60,6 +65,9 @@ pub struct EgressConfig {
     /// `allow` opens a host to every session, private addresses included.
     pub allow: Vec<String>,
     pub deny: Vec<String>,
+    /// Operator host overrides ([`ConnectTo`]): the proxy connects elsewhere for these hosts,
+    /// keeping the name for TLS and `Host`. They count as allowed (like `allow`).
+    pub connect_to: Vec<ConnectTo>,
     /// Where `egress_forward` / `egress_denied` events go.
     pub ops: Option<oma_ops::OpsRecorder>,
 }
@@ -87,6 +95,9 @@ pub struct SessionEgress {
     pub networking: Value,
     /// The agent's MCP server URLs, opened when `networking.allow_mcp_servers`.
     pub mcp_server_urls: Vec<String>,
+    // The `github_repository` resources of the session named `session_id` are read from the
+    // store with the vault credentials: their tokens are injected on requests to their
+    // repositories, and under `limited` networking those repositories stay reachable.
 }
 
 /// A running session proxy. Dropping it (or [`SessionProxy::close`]) stops the listener and
@@ -162,6 +173,7 @@ pub(crate) struct Shared {
     pub(crate) ca: DeploymentCa,
     pub(crate) allow: Vec<String>,
     pub(crate) deny: Vec<String>,
+    pub(crate) connect_to: connect_to::ConnectMap,
     pub(crate) ops: Option<oma_ops::OpsRecorder>,
     pub(crate) upstream: upstream::Connector,
     /// System roots + the deployment CA, PEM.
@@ -192,11 +204,16 @@ impl Egress {
             door_roots_pem.push_str(&with_newline(String::from_utf8_lossy(pem).into_owned()));
         }
         bundle_pem.push_str(&door_roots_pem);
+        let connect_to = connect_to::ConnectMap::new(config.connect_to);
+        // An overridden host is one the operator vouches for, like `allow`.
+        let mut allow = config.allow;
+        allow.extend(connect_to.hosts().cloned());
         Ok(Egress {
             inner: Arc::new(Shared {
                 ca: config.ca,
-                allow: config.allow,
+                allow,
                 deny: config.deny,
+                connect_to,
                 ops: config.ops,
                 upstream,
                 bundle_pem,

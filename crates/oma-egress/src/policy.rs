@@ -184,6 +184,11 @@ impl Policy {
         }
     }
 
+    /// Whether the operator's `deny` rules refuse `host` (normalised).
+    pub fn denies(&self, host: &str) -> bool {
+        matches_any(&self.deny, host)
+    }
+
     /// The environment's networking type, for messages.
     pub fn mode(&self) -> &'static str {
         self.mode

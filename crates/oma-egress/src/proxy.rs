@@ -52,10 +52,26 @@ impl Running {
     /// and if not why, in the words of the proxy's refusal (which is recorded the same way).
     /// For callers that must tell a refusal from the upstream's own 403.
     pub(crate) async fn check_url(&self, url: &str) -> Result<(), String> {
-        let (host, port, _) =
+        let (host, port, https) =
             url_host_port(url).ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
         match self.session.decide(&host, port).await {
-            Ok(_) => Ok(()),
+            Ok((_, false)) => Ok(()),
+            Ok((_, true)) => {
+                let path = crate::creds::url_path(url);
+                let path = if path.is_empty() { "/".into() } else { path };
+                let open = https
+                    && self
+                        .session
+                        .rules()
+                        .await
+                        .is_ok_and(|r| r.repo_for(&host, port, &path).is_some());
+                if open {
+                    return Ok(());
+                }
+                let reason = repo_only_reason(&host, self.session.policy.mode());
+                self.session.deny(&host, "blocked-by-policy", &reason);
+                Err(reason)
+            }
             Err(Refusal::Denied { code, reason }) => {
                 self.session.deny(&host, code, &reason);
                 Err(reason)
@@ -275,6 +291,9 @@ struct Target {
     addrs: Vec<std::net::SocketAddr>,
     /// Intercepted connections: the CONNECT target every request's Host must name.
     pinned: bool,
+    /// The environment's networking does not open this host; the session's repositories on it
+    /// are all that may be reached.
+    repo_only: bool,
 }
 
 /// Serves one client connection: a box's (through the socket, which is its credential), or
@@ -340,6 +359,7 @@ impl Session {
                 &self.store,
                 &self.sealer,
                 &self.tenant,
+                &self.session_id,
                 &self.vault_ids,
                 &self.placeholders,
             )
@@ -405,12 +425,18 @@ impl Session {
             );
         };
         let target = match self.admit(&host, port).await {
-            Ok(addrs) => Target {
+            // Repositories are reached over https only.
+            Ok((_, true)) => {
+                let reason = repo_only_reason(&host, self.policy.mode());
+                return self.deny(&host, "blocked-by-policy", &reason);
+            }
+            Ok((addrs, false)) => Target {
                 host,
                 port,
                 https: false,
                 addrs,
                 pinned: false,
+                repo_only: false,
             },
             Err(resp) => return resp,
         };
@@ -422,7 +448,7 @@ impl Session {
         &self,
         host: &str,
         port: u16,
-    ) -> Result<Vec<std::net::SocketAddr>, Response<Body>> {
+    ) -> Result<(Vec<std::net::SocketAddr>, bool), Response<Body>> {
         match self.decide(host, port).await {
             Ok(a) => Ok(a),
             Err(Refusal::Denied { code, reason }) => Err(self.deny(host, code, &reason)),
@@ -432,17 +458,31 @@ impl Session {
         }
     }
 
-    /// The policy decision and the resolution, unrecorded.
-    async fn decide(&self, host: &str, port: u16) -> Result<Vec<std::net::SocketAddr>, Refusal> {
-        let verdict: Verdict = self
-            .policy
-            .check_host(host)
-            .map_err(|reason| Refusal::Denied {
-                code: "blocked-by-policy",
-                reason,
-            })?;
-        match upstream::resolve(host, port, verdict).await {
-            Ok(a) => Ok(a),
+    /// The policy decision and the resolution, unrecorded: the addresses to connect to (an
+    /// operator override's, when the host has one) and whether only the session's
+    /// repositories may be reached there.
+    async fn decide(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<(Vec<std::net::SocketAddr>, bool), Refusal> {
+        let (verdict, repo_only): (Verdict, bool) = match self.policy.check_host(host) {
+            Ok(v) => (v, false),
+            // The session's own repositories stay reachable whatever the environment's
+            // networking (those paths only); the operator's deny list still wins.
+            Err(_) if !self.policy.denies(host) && self.has_repos(host, port).await => {
+                (Verdict::PublicOnly, true)
+            }
+            Err(reason) => {
+                return Err(Refusal::Denied {
+                    code: "blocked-by-policy",
+                    reason,
+                });
+            }
+        };
+        let (to_host, to_port) = self.shared.connect_to.target(host, port);
+        match upstream::resolve(&to_host, to_port, verdict).await {
+            Ok(a) => Ok((a, repo_only)),
             Err(Resolve::Refused(reason)) => Err(Refusal::Denied {
                 code: "blocked-private-address",
                 reason,
@@ -464,7 +504,7 @@ impl Session {
                 "CONNECT needs host:port",
             );
         };
-        let addrs = match self.admit(&host, port).await {
+        let (addrs, repo_only) = match self.admit(&host, port).await {
             Ok(a) => a,
             Err(resp) => return resp,
         };
@@ -478,8 +518,9 @@ impl Session {
             https: true,
             addrs,
             pinned: true,
+            repo_only,
         };
-        if rules.intercepts(&host, port) {
+        if repo_only || rules.intercepts(&host, port) {
             let config = match self.shared.server_config(&host) {
                 Ok(c) => c,
                 Err(e) => return self.internal(&host, &e.to_string()),
@@ -550,14 +591,31 @@ impl Session {
             Ok(r) => r,
             Err(e) => return self.internal(&target.host, &e.to_string()),
         };
-        let bearer = rules.bearer_for(&target.host, target.port, target.https, parts.uri.path());
+        let req_path = parts.uri.path().to_string();
+        // A request of one of the session's repositories gets that repository's token (and
+        // nothing else of the session's); under `limited` networking nothing else is open here.
+        let repo = match target.https {
+            true => rules.repo_for(&target.host, target.port, &req_path),
+            false => None,
+        };
+        if target.repo_only && repo.is_none() {
+            let reason = repo_only_reason(&target.host, self.policy.mode());
+            return self.deny(&target.host, "blocked-by-policy", &reason);
+        }
+        let repo = repo.filter(|r| r.token.is_some());
+        let mut repo_token: Option<String> = repo.and_then(|r| r.token.clone());
+        let bearer = match repo {
+            Some(_) => None,
+            None => rules.bearer_for(&target.host, target.port, target.https, &req_path),
+        };
         let env: Vec<&creds::EnvRule> = rules.env_for(&target.host).collect();
 
         strip_hop_by_hop(&mut parts.headers);
-        let mut credential_id: Option<&str> = None;
-        if bearer.is_some() || !env.is_empty() {
+        let mut credential_id: Option<&str> = repo.map(|r| r.resource_id.as_str());
+        if bearer.is_some() || repo.is_some() || !env.is_empty() {
             for name in CREDENTIAL_HEADERS {
                 let keep = bearer.is_none()
+                    && repo.is_none()
                     && parts.headers.get_all(*name).iter().all(|v| {
                         env.iter()
                             .any(|r| r.header && contains(v.as_bytes(), r.placeholder.as_bytes()))
@@ -630,7 +688,7 @@ impl Session {
             .chain(env.iter().map(|r| r.value.as_str()))
             .collect();
         // The answer must be readable to be scrubbed of the secret: ask for it uncompressed.
-        if !secrets.is_empty() {
+        if !secrets.is_empty() || repo_token.is_some() {
             parts.headers.remove(header::ACCEPT_ENCODING);
         }
 
@@ -653,8 +711,22 @@ impl Session {
             }
         }
         let mut retried = false;
+        // Every repository token this request was sent with (scrubbed from the answer).
+        let mut repo_tokens: Vec<String> = repo_token.iter().cloned().collect();
         let resp = loop {
             let mut p = clone_parts(&parts);
+            if let Some(t) = &repo_token {
+                match HeaderValue::from_str(&crate::repos::basic_for(t)) {
+                    Ok(mut v) => {
+                        v.set_sensitive(true);
+                        p.headers.insert(header::AUTHORIZATION, v);
+                    }
+                    Err(_) => {
+                        return self
+                            .internal(&target.host, "a stored token is not a valid header value");
+                    }
+                }
+            }
             if let Some(t) = &token {
                 match HeaderValue::from_str(&format!("Bearer {t}")) {
                     Ok(mut v) => {
@@ -685,6 +757,25 @@ impl Session {
                 }
             };
             let status = resp.status();
+            // A refused repository request may have carried a token rotated meanwhile: read
+            // the rules again and, when the token changed, send it once more (bodiless
+            // requests only, such as the `info/refs` every git fetch and push starts with).
+            if repo.is_some() && !retried && repo_retryable(&parts, status) {
+                match self
+                    .fresh_repo_token(target, &req_path, repo_token.as_deref())
+                    .await
+                {
+                    Some(fresh) => {
+                        repo_tokens.push(fresh.clone());
+                        repo_token = Some(fresh);
+                        retried = true;
+                        drop(resp);
+                        self.drop_upstream(conn).await;
+                        continue;
+                    }
+                    None => break resp,
+                }
+            }
             let (Some(refresh), Some(b), false) = (refreshable, bearer, retried) else {
                 break resp;
             };
@@ -709,6 +800,17 @@ impl Session {
         };
         let (mut rparts, rbody) = resp.into_parts();
         strip_hop_by_hop(&mut rparts.headers);
+        // A repository token is scrubbed as itself and as its header value.
+        let repo_secrets: Vec<String> = repo_tokens
+            .iter()
+            .flat_map(|t| {
+                let basic = crate::repos::basic_for(t);
+                let b64 = basic.trim_start_matches("Basic ").to_string();
+                [t.clone(), b64]
+            })
+            .collect();
+        let mut secrets = secrets;
+        secrets.extend(repo_secrets.iter().map(String::as_str));
         scrub_headers(&mut rparts.headers, &secrets, token.as_deref());
         self.record(event::egress_forward(
             &target.host,
@@ -729,6 +831,30 @@ impl Session {
         } else {
             Response::from_parts(rparts, crate::scrub::Scrub::new(body, needles).boxed())
         }
+    }
+
+    /// Whether the session has repositories on `https://host:port`.
+    async fn has_repos(&self, host: &str, port: u16) -> bool {
+        match self.rules().await {
+            Ok(r) => r.repos_on(host, port).next().is_some(),
+            Err(_) => false,
+        }
+    }
+
+    /// The repository token of `path` as the store holds it now, when it differs from `sent`.
+    async fn fresh_repo_token(
+        &self,
+        target: &Target,
+        path: &str,
+        sent: Option<&str>,
+    ) -> Option<String> {
+        self.invalidate();
+        let rules = self.rules().await.ok()?;
+        let fresh = rules
+            .repo_for(&target.host, target.port, path)?
+            .token
+            .clone()?;
+        (Some(fresh.as_str()) != sent).then_some(fresh)
     }
 
     fn refresh_ctx(&self) -> RefreshCtx<'_> {
@@ -849,6 +975,28 @@ fn request_authority(parts: &http::request::Parts, target: &Target) -> Result<St
         )),
         None => Ok(canonical),
     }
+}
+
+/// Why a request is refused on a host that the environment's networking keeps closed but
+/// where the session has repositories.
+fn repo_only_reason(host: &str, mode: &str) -> String {
+    format!(
+        "{host} is not in the environment's allowed_hosts (networking: {mode}); only the \
+         session's github_repository resources are reachable there"
+    )
+}
+
+/// Whether a refused repository request may be sent again: refused with 401, 403 or 404 (how
+/// GitHub answers a wrong token on a private repository), and without a body to replay.
+fn repo_retryable(parts: &http::request::Parts, status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+    ) && (parts.method == Method::GET || parts.method == Method::HEAD)
+        && parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
 }
 
 /// Constant-time comparison of the door's `Proxy-Authorization`.

@@ -64,6 +64,9 @@ pub struct McpTool {
     pub description: String,
     /// The tool's JSON schema for its arguments (an object schema).
     pub input_schema: Value,
+    /// The server marks the tool read-only (`annotations.readOnlyHint`). A hint from the
+    /// server the agent's author chose; the `auto` permission policy lets such tools run.
+    pub read_only: bool,
 }
 
 /// What a tool call returned, as tool-result content blocks (`text`, `image`).

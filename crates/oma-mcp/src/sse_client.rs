@@ -395,6 +395,10 @@ fn tool(t: &Value) -> Option<McpTool> {
             .filter(|s| s.is_object())
             .cloned()
             .unwrap_or_else(|| json!({"type": "object"})),
+        read_only: t
+            .pointer("/annotations/readOnlyHint")
+            .and_then(Value::as_bool)
+            == Some(true),
     })
 }
 

@@ -605,6 +605,14 @@ impl Decoder for AnthropicDecoder {
                 {
                     self.stop_reason = Some(StopReason::from_anthropic(reason));
                 }
+                if let Some(details) = data
+                    .pointer("/delta/stop_details")
+                    .filter(|d| d.is_object())
+                {
+                    out.push_back(StreamEvent::StopDetails {
+                        details: details.clone(),
+                    });
+                }
                 if let Some(u) = data.get("usage") {
                     merge_usage(&mut self.usage, u);
                 }
@@ -685,6 +693,11 @@ impl Decoder for AnthropicDecoder {
             .and_then(Value::as_str)
             .map(StopReason::from_anthropic)
             .unwrap_or(StopReason::EndTurn);
+        if let Some(details) = msg.get("stop_details").filter(|d| d.is_object()) {
+            out.push_back(StreamEvent::StopDetails {
+                details: details.clone(),
+            });
+        }
         out.push_back(StreamEvent::Finished {
             stop_reason,
             usage: self.usage,
@@ -923,6 +936,30 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_stop_details() {
+        let src = concat!(
+            "event: message_start\n",
+            "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n",
+            "event: message_delta\n",
+            "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"refusal\",\"stop_details\":{\"type\":\"refusal\",\"category\":\"cyber\",\"explanation\":\"no\"}},\"usage\":{\"output_tokens\":2}}\n\n",
+            "event: message_stop\n",
+            "data: {\"type\":\"message_stop\"}\n\n",
+        );
+        let (events, err) = run(AnthropicDecoder::default(), &[src.as_bytes()]);
+        assert!(err.is_none());
+        let mut acc = Accumulator::new();
+        for e in &events {
+            acc.push(e).unwrap();
+        }
+        let done = acc.finish().unwrap();
+        assert_eq!(done.stop_reason, StopReason::Refusal);
+        assert_eq!(
+            done.stop_details,
+            Some(json!({"type": "refusal", "category": "cyber", "explanation": "no"}))
+        );
     }
 
     #[test]

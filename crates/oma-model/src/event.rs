@@ -58,6 +58,11 @@ pub enum StreamEvent {
     BlockStop {
         index: usize,
     },
+    /// More about why the model stopped than the reason itself (Anthropic's `stop_details`,
+    /// e.g. the category of a refusal); comes before `Finished` when the provider sends it.
+    StopDetails {
+        details: Value,
+    },
     Finished {
         stop_reason: StopReason,
         /// Cumulative and final for this request.
@@ -72,6 +77,8 @@ pub struct Completion {
     pub model: String,
     pub message: Message,
     pub stop_reason: StopReason,
+    /// The provider's `stop_details`, when it sent any.
+    pub stop_details: Option<Value>,
     pub usage: Usage,
 }
 
@@ -110,6 +117,7 @@ pub struct Accumulator {
     blocks: BTreeMap<usize, Entry>,
     usage: Usage,
     stop_reason: Option<StopReason>,
+    stop_details: Option<Value>,
     started: bool,
 }
 
@@ -193,6 +201,7 @@ impl Accumulator {
                 }
                 entry.stopped = true;
             }
+            StreamEvent::StopDetails { details } => self.stop_details = Some(details.clone()),
             StreamEvent::Finished { stop_reason, usage } => {
                 self.stop_reason = Some(stop_reason.clone());
                 self.usage = *usage;
@@ -310,6 +319,7 @@ impl Accumulator {
             model: self.model,
             message,
             stop_reason,
+            stop_details: self.stop_details,
             usage: self.usage,
         })
     }

@@ -53,6 +53,30 @@ pub fn project(events: &[(String, Value)]) -> Projection {
                     vec![Block::Text { text, cache: false }],
                 );
             }
+            "span.outcome_evaluation_end" => {
+                // The grader's verdict reaches the agent when it has more to do.
+                let explanation = str_field(body, "explanation");
+                let n = body.get("iteration").and_then(Value::as_u64).unwrap_or(0) + 1;
+                let text = match body.get("result").and_then(Value::as_str) {
+                    Some("needs_revision") => format!(
+                        "[Outcome evaluation {n}: the grader found that the work does not meet the \
+                         rubric yet]\n{explanation}\n\nRevise the deliverable accordingly."
+                    ),
+                    Some("max_iterations_reached") => format!(
+                        "[Outcome evaluation {n}: the work still does not meet the rubric and the \
+                         limit of evaluations is reached; none follows]\n{explanation}\n\nBriefly \
+                         say where the work stands."
+                    ),
+                    _ => String::new(),
+                };
+                if !text.is_empty() {
+                    push(
+                        &mut p.messages,
+                        Role::User,
+                        vec![Block::Text { text, cache: false }],
+                    );
+                }
+            }
             "system.message" => {
                 let text = texts(body.get("content")).join("\n");
                 if !text.is_empty() {
@@ -228,7 +252,7 @@ fn user_blocks(content: Option<&Value>) -> Vec<Block> {
                 Some(src)
                     if matches!(
                         src.get("type").and_then(Value::as_str),
-                        Some("base64" | "url")
+                        Some("base64" | "url" | "file")
                     ) =>
                 {
                     Some(Block::Image {
@@ -245,7 +269,7 @@ fn user_blocks(content: Option<&Value>) -> Vec<Block> {
                 Some(src)
                     if matches!(
                         src.get("type").and_then(Value::as_str),
-                        Some("base64" | "url" | "text")
+                        Some("base64" | "url" | "text" | "file")
                     ) =>
                 {
                     Some(Block::Document {

@@ -29,9 +29,12 @@ use crate::context::{Projection, from_stored, project};
 use crate::hub::{Committed, Preview};
 use crate::record::{self, IdleReason};
 
+mod attachments;
 mod egress;
 mod mcp;
 mod ops;
+mod outcome;
+mod repos;
 mod snapshot;
 
 type HostResult<T> = Result<T, HostError>;
@@ -42,6 +45,24 @@ pub(crate) enum HostError {
     Store(#[from] oma_store::StoreError),
     #[error("the session was deleted")]
     Gone,
+}
+
+/// What compaction made of the context before a model request.
+enum Compacted {
+    /// Ready to send: the context when it was built already, `None` to build it afresh.
+    Ready(Option<Projection>),
+    /// Compacted this many times in a row and it still does not fit.
+    LimitReached(u32),
+}
+
+/// One compaction step.
+enum Once {
+    Fits(Projection),
+    Compacted,
+    /// The summary request failed; the request goes out as it is.
+    Failed,
+    /// It does not fit and may not be compacted again.
+    TooMany,
 }
 
 /// How a model request ended.
@@ -109,6 +130,8 @@ pub(crate) struct SessionHost {
     mcp: crate::mcp::McpTools,
     tokens: Usage,
     active_seconds: f64,
+    /// Searches the backend answered (`usage.server_tool_use.web_search_requests`).
+    web_search_requests: u64,
     running_since: Option<Instant>,
     /// Set while finishing a turn a previous host left: an allowed call without a result was
     /// cut short by the crash, not just requested by the model.
@@ -118,6 +141,10 @@ pub(crate) struct SessionHost {
     log: Option<Vec<StoredEvent>>,
     /// The newest context compaction, loaded with the log.
     compaction: Option<oma_store::runtime::Compaction>,
+    /// `file_id` blocks of the log, resolved to what the model is sent.
+    attachments: attachments::Attachments,
+    /// An `outcome_evaluations[]` entry the next `go_idle` records with the idle.
+    pending_outcome: Option<Value>,
 }
 
 impl SessionHost {
@@ -146,10 +173,13 @@ impl SessionHost {
             mcp: crate::mcp::McpTools::default(),
             tokens: Usage::default(),
             active_seconds: 0.0,
+            web_search_requests: 0,
             running_since: None,
             recovering: false,
             log: None,
             compaction: None,
+            attachments: attachments::Attachments::default(),
+            pending_outcome: None,
         }
     }
 
@@ -282,6 +312,10 @@ impl SessionHost {
                 .get("active_seconds")
                 .and_then(Value::as_f64)
                 .unwrap_or(0.0);
+            self.web_search_requests = u
+                .pointer("/server_tool_use/web_search_requests")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
         }
         if status == "running" || status == "rescheduling" {
             self.running_since = Some(Instant::now());
@@ -313,12 +347,14 @@ impl SessionHost {
                         .iter()
                         .map(|q| record::echo(&q.kind, q.body.clone()))
                         .collect();
+                    let outcome = Self::outcome_started(&events);
                     events.push(record::status_running());
                     self.running_since = Some(Instant::now());
                     self.commit(Step {
                         consumed: batch.iter().map(|q| q.seq).collect(),
                         events,
                         status: Some("running"),
+                        outcome,
                         ..Step::default()
                     })
                     .await?;
@@ -467,7 +503,26 @@ impl SessionHost {
                     return Ok(());
                 }
             }
-            // 4. Ask the model.
+            // 4. An outcome whose deliverable is ready is graded before anything else.
+            if let Some(o) = self.active_outcome().await?.filter(|o| o.due) {
+                match self.evaluate_outcome(o).await? {
+                    outcome::Verdict::Continue => continue,
+                    outcome::Verdict::Over => return Ok(()),
+                }
+            }
+            // 5. The tool-use round cap: the last round's tools have run; no new round starts.
+            let rounds = tool_rounds_this_turn(self.log().await?);
+            let cap = self.rt.inner().config.max_tool_rounds;
+            if rounds >= cap as usize {
+                let message = format!(
+                    "The turn reached the limit of {cap} tool-use rounds; send a message to \
+                     continue in a new turn"
+                );
+                self.give_up("tool_use_limit_reached_error", &message, None)
+                    .await?;
+                return Ok(());
+            }
+            // 6. Ask the model.
             match self.sample().await? {
                 Sampled::Done { tool_calls: true } => continue,
                 // The answer and the end of the turn were recorded together.
@@ -491,13 +546,15 @@ impl SessionHost {
             self.interrupt(&inputs[..=pos], vec![]).await?;
             return Ok(true);
         }
-        let events = inputs
+        let events: Vec<NewEvent> = inputs
             .iter()
             .map(|q| record::echo(&q.kind, q.body.clone()))
             .collect();
+        let outcome = Self::outcome_started(&events);
         self.commit(Step {
             consumed: inputs.iter().map(|q| q.seq).collect(),
             events,
+            outcome,
             ..Step::default()
         })
         .await?;
@@ -509,6 +566,9 @@ impl SessionHost {
     /// was in flight (a partial message, the end of a cut-off model request).
     async fn interrupt(&mut self, upto: &[QueuedInput], before: Vec<NewEvent>) -> HostResult<()> {
         let mut events = before;
+        let (closing, outcome) = self.outcome_interrupted().await?;
+        events.extend(closing);
+        self.pending_outcome = outcome;
         if let Some(last) = upto.last() {
             events.push(record::echo(&last.kind, last.body.clone()));
         }
@@ -529,11 +589,13 @@ impl SessionHost {
                 m.insert("usage".into(), self.usage_json());
             }
         }
+        let outcome = self.pending_outcome.take();
         self.commit(Step {
             consumed,
             events,
             status: Some("idle"),
             usage: Some(self.usage_json()),
+            outcome,
             ..Step::default()
         })
         .await?;
@@ -575,7 +637,18 @@ impl SessionHost {
         };
         let provider = selected.provider;
         let model = selected.upstream_model;
-        let context = self.maybe_compact(provider.as_ref(), &model).await?;
+        let context = match self.maybe_compact(provider.as_ref(), &model).await? {
+            Compacted::Ready(context) => context,
+            Compacted::LimitReached(times) => {
+                let message = format!(
+                    "The context was compacted {times} times in a row and still does not fit \
+                     the model's window"
+                );
+                return self
+                    .give_up("compaction_limit_reached_error", &message, None)
+                    .await;
+            }
+        };
         let request = self.build_request(&model, context).await?;
         let backoff = self.rt.inner().config.backoff;
         let mut attempt: u32 = 0;
@@ -728,20 +801,43 @@ impl SessionHost {
         Ok((p, kept))
     }
 
-    /// Summarises older context with a model call when the next request would come close to
-    /// the model's window, and records `agent.thread_context_compacted`. The current turn's
-    /// user message and what followed it stay verbatim when that alone fits.
+    /// Compacts the context until the next request fits (see [`Self::compact_once`]), at most
+    /// `max_compactions_in_a_row` times since the model last produced something.
     async fn maybe_compact(
         &mut self,
         provider: &dyn oma_model::ModelProvider,
         model: &str,
-    ) -> HostResult<Option<Projection>> {
+    ) -> HostResult<Compacted> {
+        let max = self.rt.inner().config.max_compactions_in_a_row;
+        loop {
+            let in_a_row = compactions_in_a_row(self.log().await?);
+            match self.compact_once(provider, model, in_a_row >= max).await? {
+                Once::Fits(p) => return Ok(Compacted::Ready(Some(p))),
+                Once::Compacted => continue,
+                Once::Failed => return Ok(Compacted::Ready(None)),
+                Once::TooMany => return Ok(Compacted::LimitReached(in_a_row)),
+            }
+        }
+    }
+
+    /// Summarises older context with a model call when the next request would come close to
+    /// the model's window, and records `agent.thread_context_compacted`. The current turn's
+    /// user message and what followed it stay verbatim when that alone fits.
+    async fn compact_once(
+        &mut self,
+        provider: &dyn oma_model::ModelProvider,
+        model: &str,
+        at_limit: bool,
+    ) -> HostResult<Once> {
         let config = &self.rt.inner().config;
         let limit = (config.context_window_tokens as f64 * config.compact_at) as u64;
         let (projection, kept) = self.projection().await?;
         if estimate_tokens(&projection) < limit || kept.is_empty() {
             // Nothing to compact: the caller can use this context as it is.
-            return Ok(Some(projection));
+            return Ok(Once::Fits(projection));
+        }
+        if at_limit {
+            return Ok(Once::TooMany);
         }
         // Keep the current turn (from its user.message on) when it is small enough by itself.
         let turn_start = kept.iter().rposition(|e| e.kind == "user.message");
@@ -781,6 +877,7 @@ impl SessionHost {
                 content: vec![ask],
             }),
         }
+        self.attach_files(&mut context.messages).await;
         let mut req = ModelRequest::new(model, context.messages, self.rt.inner().config.max_tokens);
         req.system = vec![SystemBlock::new(SUMMARY_SYSTEM)];
         let asked = Instant::now();
@@ -804,14 +901,15 @@ impl SessionHost {
                     ..Step::default()
                 })
                 .await?;
+                Ok(Once::Compacted)
             }
             Err(e) => {
                 // Not fatal: the turn goes on; the model request may still fit.
                 tracing::warn!(op = "compaction", session_id = %self.session, error = %e, "context compaction failed");
                 self.ops_silent("runtime.compaction", &e);
+                Ok(Once::Failed)
             }
         }
-        Ok(None)
     }
 
     /// The model request for the current context (`context`, when the caller already built
@@ -840,11 +938,9 @@ impl SessionHost {
         for extra in projection.system_extra {
             system.push(SystemBlock::new(extra));
         }
-        let mut req = ModelRequest::new(
-            model,
-            projection.messages,
-            self.rt.inner().config.max_tokens,
-        );
+        let mut messages = projection.messages;
+        self.attach_files(&mut messages).await;
+        let mut req = ModelRequest::new(model, messages, self.rt.inner().config.max_tokens);
         req.system = system;
         req.tools = self.tool_specs();
         if let Some(effort) = self
@@ -1018,6 +1114,7 @@ impl SessionHost {
                     .await;
             }
         };
+        let refused = completion.stop_reason == oma_model::StopReason::Refusal;
         let (message, usage) = (completion.message, completion.usage);
         self.tokens += usage;
         let mut events = Vec::new();
@@ -1037,25 +1134,38 @@ impl SessionHost {
         let permissions = self.permissions();
         let custom: HashSet<String> = self.custom_tool_names();
         let mut tool_calls = false;
-        for (_, name, input) in message.tool_uses() {
+        // A refused response ends the turn: nothing it may have started to call runs.
+        for (_, name, input) in message.tool_uses().filter(|_| !refused) {
             tool_calls = true;
             if custom.contains(name) {
                 events.push(record::custom_tool_use(name, input));
             } else if let Some(event) = self.mcp.tool_use(name, input) {
                 events.push(event);
             } else {
-                let ask = permissions.get(name).copied().unwrap_or(false);
-                events.push(record::tool_use(name, input, ask));
+                // A tool the toolset does not offer is refused when it is settled.
+                let policy = permissions
+                    .get(name)
+                    .copied()
+                    .unwrap_or(oma_api::agents::PermissionPolicy::AlwaysAllow);
+                let evaluated = crate::permission::evaluate_builtin(policy, name, input);
+                events.push(record::tool_use(name, input, &evaluated));
             }
         }
         events.push(record::model_request_end(span_id, &usage, false));
         let mut status = None;
-        if !tool_calls {
+        // With an outcome being worked on, a final answer goes to the grader, not to idle.
+        let graded = !tool_calls && !refused && self.active_outcome().await?.is_some();
+        if !tool_calls && !graded {
             // The turn ends with this answer: record its end in the same step.
             if let Some(since) = self.running_since.take() {
                 self.active_seconds += since.elapsed().as_secs_f64();
             }
-            if self.over_budget() {
+            if refused {
+                events.push(self.usage_event());
+                events.push(record::status_idle_refused(
+                    completion.stop_details.as_ref(),
+                ));
+            } else if self.over_budget() {
                 events.extend(self.budget_stop(IdleReason::EndTurn).await?);
             } else {
                 events.push(self.usage_event());
@@ -1071,7 +1181,9 @@ impl SessionHost {
             ..Step::default()
         })
         .await?;
-        Ok(Sampled::Done { tool_calls })
+        Ok(Sampled::Done {
+            tool_calls: tool_calls || graded,
+        })
     }
 
     async fn clear_checkpoint(&mut self, span_id: &str) -> HostResult<()> {
@@ -1172,10 +1284,14 @@ impl SessionHost {
             ),
             // Host tools need no box (and a self-hosted session never has one).
             Some(toolbox) if oma_tools::runs_on_host(&call.name) => match toolbox
-                .run_on_host(&call.name, &call.input, CancellationToken::new())
+                .run_host(&call.name, &call.input, CancellationToken::new())
                 .await
             {
-                Some(outcome) => (oma_tools::content_blocks(&outcome), outcome.is_error),
+                Some(host) => {
+                    self.web_search_requests += host.web_search_requests;
+                    let outcome = host.outcome;
+                    (oma_tools::content_blocks(&outcome), outcome.is_error)
+                }
                 None => (vec![text("The tool call was cancelled.")], true),
             },
             Some(toolbox) => match self.sandbox().await {
@@ -1294,6 +1410,8 @@ impl SessionHost {
             }
         };
         self.sandbox = Some(sb.clone());
+        // The session's repositories are cloned into a new box before anything runs in it.
+        self.clone_repositories(sb.as_ref()).await;
         Ok(sb)
     }
 
@@ -1402,7 +1520,10 @@ impl SessionHost {
             .web
             .clone()
             .unwrap_or_else(|| self.rt.inner().web.clone());
-        Some(oma_tools::Toolbox::new(&toolset, web))
+        Some(
+            oma_tools::Toolbox::new(&toolset, web)
+                .with_search(self.rt.inner().web_search.get().cloned()),
+        )
     }
 
     fn tool_specs(&self) -> Vec<ToolSpec> {
@@ -1440,21 +1561,15 @@ impl SessionHost {
         specs
     }
 
-    /// Built-in tool name → whether a call waits for the user's confirmation. `auto` is
-    /// judged per call by the platform; oma has no judge yet, so it asks.
-    fn permissions(&self) -> HashMap<String, bool> {
+    /// Built-in tool name → its permission policy (`auto` is judged per call).
+    fn permissions(&self) -> HashMap<String, oma_api::agents::PermissionPolicy> {
         let Some(toolbox) = self.toolbox() else {
             return HashMap::new();
         };
         toolbox
             .definitions()
             .iter()
-            .map(|d| {
-                (
-                    d.name.clone(),
-                    !matches!(d.permission, oma_api::agents::PermissionPolicy::AlwaysAllow),
-                )
-            })
+            .map(|d| (d.name.clone(), d.permission))
             .collect()
     }
 
@@ -1482,7 +1597,10 @@ impl SessionHost {
             },
             "active_seconds": self.active_seconds + running,
             "list_cost": null,
-            "server_tool_use": null,
+            "server_tool_use": {
+                "web_search_requests": self.web_search_requests,
+                "web_fetch_requests": 0,
+            },
         });
         // Priced at list rates when the table knows the model (semantics §12.2).
         if let Some(pico) = oma_core::pricing::table().session_cost(self.model_id(), &usage) {
@@ -1871,7 +1989,14 @@ fn settle(events: &[StoredEvent], recovering: bool, self_hosted: bool) -> Settle
             s.blocking.push(id);
             continue;
         }
-        let ask = body.get("evaluated_permission").and_then(Value::as_str) == Some("ask");
+        let permission = body.get("evaluated_permission").and_then(Value::as_str);
+        if permission == Some("deny") {
+            // The `auto` judge refused it: it never runs, whatever answers arrive.
+            s.refuse
+                .push((id, crate::permission::DENIED_AS_HIGH_RISK.to_string()));
+            continue;
+        }
+        let ask = permission == Some("ask");
         if self_hosted && kind == "agent.tool_use" && !oma_tools::runs_on_host(&name) {
             // The worker runs it and answers with `user.tool_result`; until then the session
             // waits (`requires_action`). A denial is answered here, as anywhere.
@@ -1916,6 +2041,55 @@ fn settle(events: &[StoredEvent], recovering: bool, self_hosted: bool) -> Settle
         }
     }
     s
+}
+
+/// Whether an event is a `session.status_idle` that ended a turn (not a pause for the user
+/// or the budget, after which the same turn goes on).
+fn ends_turn(e: &StoredEvent) -> bool {
+    e.kind == "session.status_idle"
+        && serde_json::from_str::<Value>(&e.body).is_ok_and(|b| {
+            !matches!(
+                b.pointer("/stop_reason/type").and_then(Value::as_str),
+                Some("requires_action" | "budget_reached")
+            )
+        })
+}
+
+/// The tool-use rounds of the current turn: model responses that called tools.
+fn tool_rounds_this_turn(events: &[StoredEvent]) -> usize {
+    let start = events.iter().rposition(ends_turn).map_or(0, |i| i + 1);
+    let mut rounds = 0;
+    let mut called = false;
+    for e in &events[start..] {
+        match e.kind.as_str() {
+            "agent.tool_use" | "agent.custom_tool_use" | "agent.mcp_tool_use" => called = true,
+            "span.model_request_end" => {
+                if called {
+                    rounds += 1;
+                }
+                called = false;
+            }
+            _ => {}
+        }
+    }
+    rounds
+}
+
+/// Compactions since the model last produced a message or a tool call in this turn.
+fn compactions_in_a_row(events: &[StoredEvent]) -> u32 {
+    let mut n = 0;
+    for e in events.iter().rev() {
+        match e.kind.as_str() {
+            "agent.thread_context_compacted" => n += 1,
+            "agent.message"
+            | "agent.tool_use"
+            | "agent.custom_tool_use"
+            | "agent.mcp_tool_use"
+            | "user.message" => break,
+            _ => {}
+        }
+    }
+    n
 }
 
 /// The call a result input answers.

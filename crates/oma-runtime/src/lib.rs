@@ -12,6 +12,7 @@ pub mod hub;
 pub mod mcp;
 mod metrics;
 mod mounts;
+mod permission;
 mod providers;
 mod record;
 pub mod snapshots;
@@ -48,6 +49,12 @@ pub struct RuntimeConfig {
     pub context_window_tokens: u64,
     /// The share of the window at which older context is compacted (0–1).
     pub compact_at: f64,
+    /// Compactions in a row without the model producing anything before the turn stops with
+    /// `compaction_limit_reached_error` (the context cannot be made to fit).
+    pub max_compactions_in_a_row: u32,
+    /// Tool-use rounds (a model response that calls tools, and running them) in one turn
+    /// before it stops with `tool_use_limit_reached_error`.
+    pub max_tool_rounds: u32,
     /// How long a session's host waits for more input after going idle before it exits.
     pub idle_linger: Duration,
     /// How long a session must be idle before its workspace, if a tool ran since the last
@@ -71,6 +78,8 @@ impl RuntimeConfig {
             checkpoint_every: Duration::from_millis(250),
             context_window_tokens: 200_000,
             compact_at: 0.8,
+            max_compactions_in_a_row: 3,
+            max_tool_rounds: 200,
             idle_linger: Duration::from_secs(10),
             snapshot_after_idle: Some(Duration::from_secs(10)),
             snapshot_ttl: snapshots::DEFAULT_SNAPSHOT_TTL,
@@ -98,6 +107,8 @@ pub(crate) struct Inner {
     ops: std::sync::OnceLock<oma_ops::OpsRecorder>,
     /// The network edge sessions go through, if any ([`Runtime::with_egress`]).
     pub(crate) egress: std::sync::OnceLock<oma_egress::Egress>,
+    /// The operator's search backend for `web_search` ([`Runtime::with_web_search`]).
+    pub(crate) web_search: std::sync::OnceLock<oma_tools::WebSearchClient>,
 }
 
 impl Runtime {
@@ -120,6 +131,7 @@ impl Runtime {
                 hosts: Mutex::default(),
                 ops: std::sync::OnceLock::new(),
                 egress: std::sync::OnceLock::new(),
+                web_search: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -136,6 +148,13 @@ impl Runtime {
     /// it isolated boxes have no network. Set once; a second call is ignored.
     pub fn with_egress(self, egress: oma_egress::Egress) -> Self {
         let _ = self.inner.egress.set(egress);
+        self
+    }
+
+    /// This runtime answering `web_search` with `search` (the operator's backend). Without it
+    /// `web_search` is never offered to the model. Set once; a second call is ignored.
+    pub fn with_web_search(self, search: oma_tools::WebSearchClient) -> Self {
+        let _ = self.inner.web_search.set(search);
         self
     }
 

@@ -4,7 +4,16 @@
 use std::time::Duration;
 
 /// The built-in tools; any other name a model sends is one label, `other`.
-const BUILTIN_TOOLS: [&str; 7] = ["bash", "read", "write", "edit", "glob", "grep", "web_fetch"];
+const BUILTIN_TOOLS: [&str; 8] = [
+    "bash",
+    "read",
+    "write",
+    "edit",
+    "glob",
+    "grep",
+    "web_fetch",
+    "web_search",
+];
 
 pub(crate) fn tool_call(name: &str, is_error: bool, took: Duration) {
     let tool = BUILTIN_TOOLS

@@ -6,6 +6,8 @@ use serde_json::{Map, Value, json};
 use oma_core::events::NewEvent;
 use oma_model::types::Usage;
 
+use crate::permission::Evaluated;
+
 fn event(kind: &str, fields: Value) -> NewEvent {
     let map = match fields {
         Value::Object(m) => m,
@@ -28,6 +30,28 @@ pub fn status_idle(reason: IdleReason, blocking: &[String]) -> NewEvent {
     event(
         "session.status_idle",
         json!({"stop_reason": reason.stop_reason(blocking), "stop_details": null}),
+    )
+}
+
+/// `session.status_idle` after the model refused to answer: `stop_reason: refusal`, with the
+/// provider's category and explanation as `stop_details` (both null when it gave none).
+pub fn status_idle_refused(details: Option<&Value>) -> NewEvent {
+    let field = |k: &str| {
+        details
+            .and_then(|d| d.get(k))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    event(
+        "session.status_idle",
+        json!({
+            "stop_reason": {"type": "refusal"},
+            "stop_details": {
+                "type": "refusal",
+                "category": field("category"),
+                "explanation": field("explanation"),
+            },
+        }),
     )
 }
 
@@ -105,19 +129,14 @@ pub fn agent_thinking() -> NewEvent {
 }
 
 /// `agent.tool_use` for a built-in tool, with the permission it was evaluated to.
-pub fn tool_use(name: &str, input: &Value, ask: bool) -> NewEvent {
-    let (permission, evaluation) = if ask {
-        ("ask", "always_ask")
-    } else {
-        ("allow", "always_allow")
-    };
+pub fn tool_use(name: &str, input: &Value, evaluated: &Evaluated) -> NewEvent {
     event(
         "agent.tool_use",
         json!({
             "name": name,
             "input": object_or_empty(input),
-            "evaluated_permission": permission,
-            "evaluation": {"type": evaluation},
+            "evaluated_permission": evaluated.permission(),
+            "evaluation": evaluated.evaluation(),
             "session_thread_id": null,
         }),
     )
@@ -186,4 +205,42 @@ pub fn with_id(mut e: NewEvent, id: Option<String>) -> NewEvent {
         e.id = id;
     }
     e
+}
+
+/// `span.outcome_evaluation_start` of iteration `iteration` (0-indexed) of an outcome.
+pub fn outcome_evaluation_start(outcome_id: &str, iteration: u32) -> NewEvent {
+    event(
+        "span.outcome_evaluation_start",
+        json!({"outcome_id": outcome_id, "iteration": iteration}),
+    )
+}
+
+/// `span.outcome_evaluation_ongoing`: the grader is still at work.
+pub fn outcome_evaluation_ongoing(outcome_id: &str, iteration: u32) -> NewEvent {
+    event(
+        "span.outcome_evaluation_ongoing",
+        json!({"outcome_id": outcome_id, "iteration": iteration}),
+    )
+}
+
+/// `span.outcome_evaluation_end` with the verdict and the grader's usage.
+pub fn outcome_evaluation_end(
+    start_id: &str,
+    outcome_id: &str,
+    iteration: u32,
+    result: &str,
+    explanation: &str,
+    usage: &Usage,
+) -> NewEvent {
+    event(
+        "span.outcome_evaluation_end",
+        json!({
+            "outcome_evaluation_start_id": start_id,
+            "outcome_id": outcome_id,
+            "iteration": iteration,
+            "result": result,
+            "explanation": explanation,
+            "usage": span_usage(usage),
+        }),
+    )
 }

@@ -280,6 +280,104 @@ pub(crate) async fn ensure_within_budget(
     .into())
 }
 
+/// Outcome results after which no evaluation follows.
+pub const OUTCOME_TERMINAL: [&str; 4] = [
+    "satisfied",
+    "max_iterations_reached",
+    "failed",
+    "interrupted",
+];
+
+/// Replaces the `outcome_evaluations[]` entry of the session body with `entry`'s `outcome_id`,
+/// or adds it.
+pub(crate) fn upsert_outcome(body: &mut Value, entry: Value) {
+    let Value::Object(m) = body else {
+        return;
+    };
+    let list = m
+        .entry("outcome_evaluations")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
+    }
+    let Value::Array(items) = list else {
+        return;
+    };
+    let id = entry.get("outcome_id").cloned();
+    match items
+        .iter_mut()
+        .find(|e| e.get("outcome_id") == id.as_ref())
+    {
+        Some(existing) => *existing = entry,
+        None => items.push(entry),
+    }
+}
+
+/// Records a `pending` `outcome_evaluations[]` entry for each `user.define_outcome` among
+/// `events`. One outcome at a time: one that has not ended yet refuses a new one.
+pub(crate) async fn add_pending_outcomes(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    session_id: &str,
+    events: &[NewEvent],
+) -> Result<()> {
+    let outcomes: Vec<&NewEvent> = events
+        .iter()
+        .filter(|e| e.kind == "user.define_outcome")
+        .collect();
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let body: Option<String> =
+        sqlx::query_scalar("SELECT body FROM sessions WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant)
+            .bind(session_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let mut body: Value = match body {
+        Some(b) => crate::from_json(&b)?,
+        None => return Err(Error::missing("session", session_id).into()),
+    };
+    for e in outcomes {
+        let active = body
+            .get("outcome_evaluations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|o| {
+                !o.get("result")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| OUTCOME_TERMINAL.contains(&r))
+            });
+        if let Some(active) = active {
+            let id = active
+                .get("outcome_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return Err(Error::invalid(format!(
+                "session `{session_id}` is already working on outcome `{id}`: one outcome at a time; \
+                 define the next one once it has ended (or interrupt the session)"
+            ))
+            .with_code("outcome_in_progress")
+            .into());
+        }
+        let entry = oma_core::sessions::outcome_evaluations(std::slice::from_ref(e));
+        for entry in entry {
+            upsert_outcome(
+                &mut body,
+                serde_json::to_value(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+        }
+    }
+    sqlx::query("UPDATE sessions SET body = $1 WHERE tenant_id = $2 AND id = $3")
+        .bind(crate::to_json(&body)?)
+        .bind(tenant)
+        .bind(session_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// `(seq, id, type, thread_id, body, blob_key)`.
 type EventRow = (i64, String, String, Option<String>, String, Option<String>);
 

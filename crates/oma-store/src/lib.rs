@@ -22,6 +22,7 @@ pub mod files;
 pub mod memory;
 pub mod model_routes;
 pub mod ops_events;
+pub mod repositories;
 pub mod retention;
 pub mod runtime;
 pub mod sessions;

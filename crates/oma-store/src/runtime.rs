@@ -35,6 +35,9 @@ pub struct Step {
     pub close_stream: Option<String>,
     /// A context compaction recorded with its `agent.thread_context_compacted` event.
     pub compaction: Option<Compaction>,
+    /// An `outcome_evaluations[]` entry of the session, replacing the one with its
+    /// `outcome_id` (or added).
+    pub outcome: Option<Value>,
 }
 
 /// A summary that stands in for the events up to `upto_seq` in the model context.
@@ -59,6 +62,7 @@ impl Store {
         crate::events::ensure_accepts_events(&mut tx, tenant, session_id).await?;
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
         crate::events::ensure_within_budget(&mut tx, tenant, session_id, &kinds).await?;
+        crate::events::add_pending_outcomes(&mut tx, tenant, session_id, &events).await?;
         let echoes = enqueue_in_tx(&mut tx, tenant, session_id, events).await?;
         // Input for a self-hosted session that no worker holds brings one (spec §3.2.2).
         crate::work::queue_for_session_in_tx(&mut tx, tenant, session_id).await?;
@@ -247,7 +251,14 @@ pub async fn enqueue_in_tx(
     for mut e in events {
         seq += 1;
         if let Value::Object(m) = &mut e.body {
-            m.insert("processed_at".into(), Value::Null);
+            // An outcome is accepted on receipt (its echo carries the time, spec §11); other
+            // input is processed when the host consumes it.
+            let at = if e.kind == "user.define_outcome" {
+                Value::String(oma_core::time::format_micros(now))
+            } else {
+                Value::Null
+            };
+            m.insert("processed_at".into(), at);
         }
         sqlx::query(
             "INSERT INTO session_inputs (session_id, seq, tenant_id, event_id, type, body, created_at) \
@@ -308,7 +319,7 @@ async fn apply_step(
         .execute(&mut **tx)
         .await?;
     }
-    if let Some(usage) = step.usage {
+    if step.usage.is_some() || step.outcome.is_some() {
         let body: String =
             sqlx::query_scalar("SELECT body FROM sessions WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant)
@@ -316,8 +327,11 @@ async fn apply_step(
                 .fetch_one(&mut **tx)
                 .await?;
         let mut body: Value = from_json(&body)?;
-        if let Value::Object(m) = &mut body {
+        if let (Value::Object(m), Some(usage)) = (&mut body, step.usage) {
             m.insert("usage".into(), usage);
+        }
+        if let Some(entry) = step.outcome {
+            crate::events::upsert_outcome(&mut body, entry);
         }
         sqlx::query("UPDATE sessions SET body = $1 WHERE tenant_id = $2 AND id = $3")
             .bind(to_json(&body)?)

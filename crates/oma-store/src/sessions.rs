@@ -1276,7 +1276,7 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 }
 
 /// The associated data a resource's sealed token is bound to.
-fn resource_aad(tenant: &str, resource_id: &str) -> String {
+pub(crate) fn resource_aad(tenant: &str, resource_id: &str) -> String {
     format!("{tenant}/{resource_id}")
 }
 
@@ -1550,6 +1550,30 @@ mod tests {
                     .unwrap()
                     .as_deref(),
                 Some("ghp_second")
+            );
+            // The egress proxy and the runtime read them all at once, in resource order.
+            let repos = s
+                .session_repositories(&tenant, &sid, &sealer)
+                .await
+                .unwrap();
+            let got: Vec<(&str, Option<&str>)> = repos
+                .iter()
+                .map(|r| (r.url.as_str(), r.token.as_deref()))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("https://github.com/acme/w", Some("ghp_first")),
+                    ("https://github.com/acme/x", Some("ghp_second"))
+                ]
+            );
+            assert_eq!(repos[0].mount_path, "/workspace/w");
+            assert!(!format!("{repos:?}").contains("ghp_"), "Debug redacts");
+            assert!(
+                s.session_repositories("someone-else", &sid, &sealer)
+                    .await
+                    .unwrap()
+                    .is_empty()
             );
             // The sealed value is bound to its row: copied onto another resource it does not open.
             sqlx::query("UPDATE session_resources SET secret = $1 WHERE id = $2")

@@ -289,6 +289,7 @@ impl TestServer {
                 upstream_roots: egress.upstream_roots,
                 allow: egress.allow,
                 deny: Vec::new(),
+                connect_to: Vec::new(),
                 ops: None,
             })?);
         }

@@ -6,13 +6,14 @@
 //!   input is an `Err(message)` that the runtime returns to the model as an error tool result,
 //!   never a crash.
 //! - [`Toolbox`]: runs a call: sandbox tools through an [`oma_sandbox::Sandbox`], `web_fetch`
-//!   on the host ([`web_fetch`]).
+//!   and `web_search` on the host ([`web_fetch`], [`web_search`]).
 //! - [`is_idempotent`]: whether a call interrupted by a crash may simply be run again.
 //! - [`content_blocks`]: a [`ToolOutcome`] as the API's tool-result content blocks.
 
 pub mod builtin;
 mod html;
 pub mod web_fetch;
+pub mod web_search;
 
 use oma_api::agents::AgentToolset;
 use oma_sandbox::{OutputBlock, Sandbox, SandboxError, ToolCall, ToolOutcome};
@@ -21,23 +22,25 @@ use tokio_util::sync::CancellationToken;
 
 pub use builtin::{ToolDef, definitions};
 pub use web_fetch::{WebFetchClient, WebFetchOptions, WebFetchSettings};
+pub use web_search::{SearchProvider, WebSearchClient, WebSearchOptions, WebSearchSettings};
 
 /// A validated built-in tool call: one for the sandbox, or one the host runs itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuiltinCall {
     Sandbox(ToolCall),
     WebFetch { url: String },
+    WebSearch { query: String },
 }
 
 /// Whether the tool runs on the host rather than in the sandbox.
 pub fn runs_on_host(name: &str) -> bool {
-    name == "web_fetch"
+    matches!(name, "web_fetch" | "web_search")
 }
 
 /// Whether a call of this tool that was interrupted (the server crashed before its result was
 /// recorded) may be run again: it changes nothing. Unknown tools are not.
 pub fn is_idempotent(name: &str) -> bool {
-    matches!(name, "read" | "glob" | "grep" | "web_fetch")
+    matches!(name, "read" | "glob" | "grep" | "web_fetch" | "web_search")
 }
 
 /// Validates the input of a sandbox tool (`bash`, `read`, `write`, `edit`, `glob`, `grep`).
@@ -45,8 +48,8 @@ pub fn is_idempotent(name: &str) -> bool {
 pub fn parse_call(name: &str, input: &Value) -> Result<ToolCall, String> {
     match parse(name, input)? {
         BuiltinCall::Sandbox(call) => Ok(call),
-        BuiltinCall::WebFetch { .. } => {
-            Err("web_fetch runs on the host, not in the sandbox".to_string())
+        BuiltinCall::WebFetch { .. } | BuiltinCall::WebSearch { .. } => {
+            Err(format!("{name} runs on the host, not in the sandbox"))
         }
     }
 }
@@ -105,7 +108,9 @@ pub fn parse(name: &str, input: &Value) -> Result<BuiltinCall, String> {
             });
         }
         "web_search" => {
-            return Err("web_search is not available on this server".to_string());
+            let query = f.string("query")?;
+            let query = web_search::validate_query(&query)?.to_string();
+            return Ok(BuiltinCall::WebSearch { query });
         }
         other => return Err(format!("unknown built-in tool `{other}`")),
     };
@@ -270,23 +275,66 @@ pub fn content_blocks(outcome: &ToolOutcome) -> Vec<Value> {
         .collect()
 }
 
-/// Runs built-in tool calls for one agent: definitions and web_fetch settings come from its
+/// What a host-side tool call produced, with what it costs (see [`Toolbox::run_host`]).
+#[derive(Debug, Clone)]
+pub struct HostOutcome {
+    pub outcome: ToolOutcome,
+    /// Searches the backend answered (0 or 1): `server_tool_use.web_search_requests`.
+    pub web_search_requests: u64,
+}
+
+impl From<ToolOutcome> for HostOutcome {
+    fn from(outcome: ToolOutcome) -> Self {
+        HostOutcome {
+            outcome,
+            web_search_requests: 0,
+        }
+    }
+}
+
+/// Runs built-in tool calls for one agent: definitions and web settings come from its
 /// toolset config; sandbox tools go to the session's box.
 #[derive(Clone)]
 pub struct Toolbox {
     definitions: Vec<ToolDef>,
     web: WebFetchClient,
     web_settings: WebFetchSettings,
+    search: Option<WebSearchClient>,
+    search_settings: WebSearchSettings,
+    /// The `web_search` definition when the toolset enables it, offered once a backend is set.
+    search_definition: Option<ToolDef>,
 }
 
 impl Toolbox {
-    /// `web` is shared by the whole server (one HTTP client).
+    /// `web` is shared by the whole server (one HTTP client). Without
+    /// [`with_search`](Toolbox::with_search) `web_search` is not offered.
     pub fn new(toolset: &AgentToolset, web: WebFetchClient) -> Self {
+        let (search_definition, definitions): (Vec<ToolDef>, Vec<ToolDef>) =
+            builtin::definitions_with(toolset, true)
+                .into_iter()
+                .partition(|d| d.name == "web_search");
         Toolbox {
-            definitions: definitions(toolset),
+            definitions,
             web_settings: WebFetchSettings::from_config(builtin::web_fetch_config(toolset)),
             web,
+            search: None,
+            search_settings: WebSearchSettings::from_config(builtin::web_search_config(toolset)),
+            search_definition: search_definition.into_iter().next(),
         }
+    }
+
+    /// The operator's search backend: with one, `web_search` is offered when the toolset
+    /// enables it; without one (`None`) it never is.
+    pub fn with_search(mut self, search: Option<WebSearchClient>) -> Self {
+        self.definitions.retain(|d| d.name != "web_search");
+        if search.is_some()
+            && let Some(def) = &self.search_definition
+        {
+            // Last in the offered order, as in [`builtin::OFFERED`].
+            self.definitions.push(def.clone());
+        }
+        self.search = search;
+        self
     }
 
     /// Narrows web access further (a coordinator's rules over a roster member's).
@@ -321,10 +369,10 @@ impl Toolbox {
         match parse(name, input) {
             Err(msg) => Ok(ToolOutcome::error(msg)),
             Ok(BuiltinCall::Sandbox(call)) => sandbox.call(call, cancel).await,
-            Ok(BuiltinCall::WebFetch { url }) => self
-                .web
-                .fetch(&url, &self.web_settings, &cancel)
+            Ok(host_call) => self
+                .run_host_call(host_call, &cancel)
                 .await
+                .map(|h| h.outcome)
                 .ok_or(SandboxError::Cancelled),
         }
     }
@@ -337,18 +385,61 @@ impl Toolbox {
         input: &Value,
         cancel: CancellationToken,
     ) -> Option<ToolOutcome> {
+        self.run_host(name, input, cancel).await.map(|h| h.outcome)
+    }
+
+    /// [`run_on_host`](Toolbox::run_on_host), also saying what the call costs (searches).
+    pub async fn run_host(
+        &self,
+        name: &str,
+        input: &Value,
+        cancel: CancellationToken,
+    ) -> Option<HostOutcome> {
         if self.definition(name).is_none() {
-            return Some(ToolOutcome::error(format!(
-                "the tool `{name}` is not enabled for this agent"
-            )));
+            return Some(
+                ToolOutcome::error(format!("the tool `{name}` is not enabled for this agent"))
+                    .into(),
+            );
         }
         match parse(name, input) {
-            Err(msg) => Some(ToolOutcome::error(msg)),
-            Ok(BuiltinCall::Sandbox(_)) => Some(ToolOutcome::error(format!(
-                "the tool `{name}` runs in the session's sandbox, not on the host"
-            ))),
-            Ok(BuiltinCall::WebFetch { url }) => {
-                self.web.fetch(&url, &self.web_settings, &cancel).await
+            Err(msg) => Some(ToolOutcome::error(msg).into()),
+            Ok(BuiltinCall::Sandbox(_)) => Some(
+                ToolOutcome::error(format!(
+                    "the tool `{name}` runs in the session's sandbox, not on the host"
+                ))
+                .into(),
+            ),
+            Ok(host_call) => self.run_host_call(host_call, &cancel).await,
+        }
+    }
+
+    async fn run_host_call(
+        &self,
+        call: BuiltinCall,
+        cancel: &CancellationToken,
+    ) -> Option<HostOutcome> {
+        match call {
+            BuiltinCall::Sandbox(_) => Some(
+                ToolOutcome::error("this tool runs in the session's sandbox, not on the host")
+                    .into(),
+            ),
+            BuiltinCall::WebFetch { url } => self
+                .web
+                .fetch(&url, &self.web_settings, cancel)
+                .await
+                .map(HostOutcome::from),
+            BuiltinCall::WebSearch { query } => {
+                let Some(search) = &self.search else {
+                    return Some(
+                        ToolOutcome::error("web_search has no search backend on this server")
+                            .into(),
+                    );
+                };
+                let run = search.search(&query, &self.search_settings, cancel).await?;
+                Some(HostOutcome {
+                    outcome: run.outcome,
+                    web_search_requests: u64::from(run.executed),
+                })
             }
         }
     }
@@ -442,17 +533,33 @@ mod tests {
                 url: "https://x.org".into()
             }
         );
+        assert_eq!(
+            parse("web_search", &json!({"query": " rust "})).unwrap(),
+            BuiltinCall::WebSearch {
+                query: "rust".into()
+            }
+        );
+        assert!(parse_call("web_search", &json!({"query": "rust"})).is_err());
+        let e = parse("web_search", &json!({})).unwrap_err();
+        assert_eq!(e, "invalid input for web_search: `query` is required");
+        let e = parse("web_search", &json!({"query": 5})).unwrap_err();
+        assert!(e.contains("must be a string"), "{e}");
+        let e = parse("web_search", &json!({"query": ""})).unwrap_err();
+        assert!(e.contains("must not be empty"), "{e}");
+        let e = parse("web_search", &json!({"query": "x".repeat(501)})).unwrap_err();
+        assert!(e.starts_with("query_too_long") && e.contains("500"), "{e}");
     }
 
     #[test]
     fn idempotence_and_host_side_tools() {
-        for t in ["read", "glob", "grep", "web_fetch"] {
+        for t in ["read", "glob", "grep", "web_fetch", "web_search"] {
             assert!(is_idempotent(t), "{t}");
         }
         for t in ["bash", "write", "edit", "mystery"] {
             assert!(!is_idempotent(t), "{t}");
         }
         assert!(runs_on_host("web_fetch"));
+        assert!(runs_on_host("web_search"));
         assert!(!runs_on_host("bash"));
     }
 

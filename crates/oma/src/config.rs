@@ -63,6 +63,10 @@ pub struct FileConfig {
     /// `[pricing]`: list rates for `usage.list_cost` and budgets, over the built-in ones.
     #[serde(default)]
     pub pricing: PricingFileConfig,
+    /// `[web_search]`: the search backend of the built-in `web_search` tool (see
+    /// `web_search.rs`); without one the tool is not offered.
+    #[serde(default)]
+    pub web_search: crate::web_search::WebSearchFileConfig,
     /// `[env.<name>]` overlays. Empty once loaded: the chosen one is merged in.
     #[serde(default)]
     pub env: BTreeMap<String, FileConfig>,
@@ -70,7 +74,9 @@ pub struct FileConfig {
 
 /// `[egress]`: hosts every session may reach (`allow`, private addresses included) or never
 /// (`deny`, which wins), with `*.` wildcards; `upstream_ca_files`: PEM roots trusted for
-/// upstream TLS besides the system's (a private PKI).
+/// upstream TLS besides the system's (a private PKI); `connect_to`: host → `ADDRESS[:PORT]` the
+/// proxy connects to instead, keeping the name for TLS and `Host` (like curl's `--connect-to`;
+/// a GitHub Enterprise server or mirror for `github.com`), counted as allowed like `allow`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EgressFileConfig {
@@ -80,6 +86,8 @@ pub struct EgressFileConfig {
     pub deny: Vec<String>,
     #[serde(default)]
     pub upstream_ca_files: Vec<PathBuf>,
+    #[serde(default)]
+    pub connect_to: BTreeMap<String, String>,
 }
 
 /// `[work]`: `lease_ttl_seconds`, how long an acknowledged work item stays with its worker
@@ -176,7 +184,7 @@ impl FileConfig {
         Self::parse(&text, env).with_context(|| format!("in {}", path.display()))
     }
 
-    fn parse(text: &str, env: Option<&str>) -> Result<Self> {
+    pub(crate) fn parse(text: &str, env: Option<&str>) -> Result<Self> {
         // The typed parse checks every key, overlays included, and its errors carry the line,
         // column and key; the untyped one is what overlays merge on.
         let typed: FileConfig = toml::from_str(text).map_err(|e| anyhow!("{e}"))?;

@@ -130,6 +130,7 @@ async fn checks(storage: &StorageArgs) -> Report {
     sandbox(&mut r, &resolved.data_dir).await;
     model_provider(&mut r);
     egress_ca(&mut r, &resolved.data_dir);
+    web_search(&mut r, &resolved.file.web_search);
     r.add(
         Level::Skip,
         "integrations",
@@ -477,6 +478,34 @@ fn model_provider(r: &mut Report) {
                 "set OMA_OPENAI_BASE_URL (and OMA_OPENAI_API_KEY), or unset OMA_OPENAI_MODELS",
             );
         }
+    }
+}
+
+fn web_search(r: &mut Report, config: &crate::web_search::WebSearchFileConfig) {
+    match config.client() {
+        Ok(Some(c)) => r.add(
+            Level::Ok,
+            "web search",
+            format!(
+                "web_search is offered, answered by {} at {}",
+                c.provider(),
+                c.base_url()
+            ),
+        ),
+        Ok(None) => r.fix(
+            Level::Skip,
+            "web search",
+            "no search backend is configured, so web_search is not offered to models",
+            "add [web_search] provider = \"brave\" (with api_key_env) or \"searxng\" (with \
+             base_url) to oma.toml, or set OMA_WEB_SEARCH_PROVIDER",
+        ),
+        // `oma serve` refuses to start in this state.
+        Err(e) => r.fix(
+            Level::Fail,
+            "web search",
+            format!("{e:#}; `oma serve` will refuse to start"),
+            "fix [web_search] in oma.toml (or the OMA_WEB_SEARCH_* variables)",
+        ),
     }
 }
 

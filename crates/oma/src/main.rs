@@ -11,6 +11,7 @@ mod migrate;
 mod prune;
 mod serve;
 mod tail;
+mod web_search;
 mod worker;
 
 use anyhow::{Context, Result};

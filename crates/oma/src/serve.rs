@@ -113,6 +113,28 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         &resolved.file.egress,
         ops.clone(),
     )?);
+    // web_search answers from the operator's search backend, or is not offered at all.
+    let runtime = match resolved.file.web_search.client()? {
+        Some(search) => {
+            tracing::info!(
+                op = "web_search",
+                provider = %search.provider(),
+                base_url = %search.base_url(),
+                max_results = search.max_results(),
+                "web_search is offered to models, answered by {}",
+                search.provider()
+            );
+            runtime.with_web_search(search)
+        }
+        None => {
+            tracing::info!(
+                op = "web_search",
+                "web_search is not offered to models: no search backend is configured \
+                 ([web_search] in oma.toml or OMA_WEB_SEARCH_PROVIDER)"
+            );
+            runtime
+        }
+    };
     let state = AppState::new(
         tenants,
         sealer,
@@ -206,6 +228,9 @@ fn build_runtime(data_dir: &Path, tenants: TenantRouter, sealer: Arc<Sealer>) ->
     if let Some(n) = env_u64("OMA_MODEL_RETRY_ATTEMPTS")? {
         config.backoff.max_attempts = u32::try_from(n).unwrap_or(u32::MAX).max(1);
     }
+    if let Some(n) = env_u64("OMA_MAX_TOOL_ROUNDS")? {
+        config.max_tool_rounds = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+    }
     // Idle workspaces go to the blob store after this long (0: never); snapshots expire.
     if let Some(secs) = env_u64("OMA_SNAPSHOT_AFTER_IDLE_SECS")? {
         config.snapshot_after_idle = (secs > 0).then(|| Duration::from_secs(secs));
@@ -234,7 +259,7 @@ fn build_runtime(data_dir: &Path, tenants: TenantRouter, sealer: Arc<Sealer>) ->
 }
 
 /// The egress: the deployment CA (created sealed on first start), upstream roots, and the
-/// operator's allow and deny rules.
+/// operator's allow and deny rules and host overrides (`connect_to`).
 fn build_egress(
     data_dir: &Path,
     sealer: &Sealer,
@@ -250,12 +275,19 @@ fn build_egress(
                 .with_context(|| format!("[egress] upstream_ca_files: {}", f.display()))?,
         );
     }
+    let mut connect_to = Vec::new();
+    for (host, to) in &config.connect_to {
+        let c = oma_egress::ConnectTo::parse(host, to)?;
+        tracing::info!(op = "egress", host = %c.host, to = %to, "egress connects elsewhere for this host");
+        connect_to.push(c);
+    }
     tracing::info!(op = "egress", ca = %ca.fingerprint(), "egress proxy ready");
     oma_egress::Egress::new(oma_egress::EgressConfig {
         ca,
         upstream_roots,
         allow: config.allow.clone(),
         deny: config.deny.clone(),
+        connect_to,
         ops: Some(ops),
     })
     .context("starting the egress")

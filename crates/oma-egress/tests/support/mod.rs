@@ -113,8 +113,14 @@ impl TestCa {
 
     /// A server config for `localhost` and `127.0.0.1`.
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server_config_for(&["localhost", "127.0.0.1"])
+    }
+
+    /// A server config for `names`.
+    pub fn server_config_for(&self, names: &[&str]) -> Arc<rustls::ServerConfig> {
         let params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
@@ -148,6 +154,8 @@ impl Seen {
 /// What the fake upstream does:
 /// - `/echo`: 200, copies the received Authorization into `x-echo-auth`;
 /// - `/mcp…`: 200 when the bearer token is accepted, else `refuse_status` (401 by default);
+/// - `…/private/…`: 200 when `Authorization: Basic base64("x-access-token:<token>")` names an
+///   accepted token (how GitHub takes one for git), else `refuse_status`;
 /// - `/token`: an OAuth token endpoint issuing `fresh-token-N` (accepted from then on); with a
 ///   gate of n, it answers only once n token requests are in flight.
 #[derive(Default)]
@@ -264,6 +272,25 @@ async fn respond(st: Arc<UpState>, req: Request<Incoming>) -> Response<Full<Byte
             .body(Full::new(Bytes::from(out.to_string())))
             .unwrap();
     }
+    if path.contains("/private/") {
+        use base64::Engine as _;
+        let ok = auth
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|d| String::from_utf8(d).ok())
+            .and_then(|d| d.strip_prefix("x-access-token:").map(str::to_string))
+            .is_some_and(|t| st.accepted.lock().unwrap().contains(&t));
+        let status = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::from_u16(st.refuse_status.load(Ordering::SeqCst)).unwrap()
+        };
+        return Response::builder()
+            .status(status)
+            .body(Full::new(Bytes::from(if ok { "git ok" } else { "no" })))
+            .unwrap();
+    }
     if path.starts_with("/mcp") {
         let ok = auth
             .as_deref()
@@ -301,6 +328,7 @@ pub fn egress(ca: &TestCa, allow: &[&str], ops: Option<oma_ops::OpsRecorder>) ->
         upstream_roots: vec![ca.pem.as_bytes().to_vec()],
         allow: allow.iter().map(|s| s.to_string()).collect(),
         deny: vec!["denied.localhost".to_string()],
+        connect_to: Vec::new(),
         ops,
     })
     .unwrap()

@@ -54,7 +54,7 @@ struct Exposed {
     exposed: String,
     server: String,
     tool: McpTool,
-    ask: bool,
+    policy: PermissionPolicy,
 }
 
 /// The connected servers of a turn and their tools.
@@ -108,9 +108,8 @@ pub(crate) fn declared(agent: &Value) -> Vec<Declared> {
         .collect()
 }
 
-/// Whether a tool call waits for the user (`Some(true)`), runs (`Some(false)`), or the tool
-/// is disabled (`None`). `auto` has no judge in oma yet, so it asks.
-fn permission(toolset: &McpToolset, tool: &str) -> Option<bool> {
+/// The permission policy of a tool, or `None` when the tool is disabled.
+fn permission(toolset: &McpToolset, tool: &str) -> Option<PermissionPolicy> {
     let (enabled, policy) = match toolset.configs.iter().find(|c| c.name == tool) {
         Some(c) => (c.enabled, c.permission_policy),
         None => (
@@ -118,7 +117,7 @@ fn permission(toolset: &McpToolset, tool: &str) -> Option<bool> {
             toolset.default_config.permission_policy,
         ),
     };
-    enabled.then_some(!matches!(policy, PermissionPolicy::AlwaysAllow))
+    enabled.then_some(policy)
 }
 
 /// Connects to one server (or takes `kept`, its live connection of the last turn) and lists
@@ -216,12 +215,12 @@ impl McpTools {
                             ));
                             continue;
                         }
-                        if let Some(ask) = permission(&server.toolset, &tool.name) {
+                        if let Some(policy) = permission(&server.toolset, &tool.name) {
                             out.tools.push(Exposed {
                                 exposed,
                                 server: name.to_string(),
                                 tool,
-                                ask,
+                                policy,
                             });
                         }
                     }
@@ -262,7 +261,8 @@ impl McpTools {
     /// `agent.mcp_tool_use` for a model tool call, when `name` is one of these tools.
     pub(crate) fn tool_use(&self, name: &str, input: &Value) -> Option<NewEvent> {
         let t = self.tools.iter().find(|t| t.exposed == name)?;
-        Some(tool_use_event(&t.server, &t.tool.name, input, t.ask))
+        let evaluated = crate::permission::evaluate_mcp(t.policy, t.tool.read_only);
+        Some(tool_use_event(&t.server, &t.tool.name, input, &evaluated))
     }
 
     /// Runs a call on its server: tool-result content and whether it is an error. (A token
@@ -324,12 +324,12 @@ fn render(
 }
 
 /// `agent.mcp_tool_use`.
-pub(crate) fn tool_use_event(server: &str, tool: &str, input: &Value, ask: bool) -> NewEvent {
-    let (permission, evaluation) = if ask {
-        ("ask", "always_ask")
-    } else {
-        ("allow", "always_allow")
-    };
+pub(crate) fn tool_use_event(
+    server: &str,
+    tool: &str,
+    input: &Value,
+    evaluated: &crate::permission::Evaluated,
+) -> NewEvent {
     let input = if input.is_object() {
         input.clone()
     } else {
@@ -341,8 +341,8 @@ pub(crate) fn tool_use_event(server: &str, tool: &str, input: &Value, ask: bool)
             "mcp_server_name": server,
             "name": tool,
             "input": input,
-            "evaluated_permission": permission,
-            "evaluation": {"type": evaluation},
+            "evaluated_permission": evaluated.permission(),
+            "evaluation": evaluated.evaluation(),
             "session_thread_id": null,
         }),
     )
@@ -427,14 +427,21 @@ mod tests {
         let d = declared(&agent());
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].name(), "gh");
-        assert_eq!(permission(&d[0].toolset, "read"), Some(false));
-        assert_eq!(permission(&d[0].toolset, "write"), Some(true));
+        assert_eq!(
+            permission(&d[0].toolset, "read"),
+            Some(PermissionPolicy::AlwaysAllow)
+        );
+        assert_eq!(
+            permission(&d[0].toolset, "write"),
+            Some(PermissionPolicy::AlwaysAsk)
+        );
         assert_eq!(permission(&d[0].toolset, "nuke"), None);
     }
 
     #[test]
     fn results_follow_the_kind_of_their_use() {
-        let use_ev = tool_use_event("gh", "read", &json!({"q": 1}), true);
+        let ask = crate::permission::Evaluated::Ask { auto: false };
+        let use_ev = tool_use_event("gh", "read", &json!({"q": 1}), &ask);
         assert_eq!(use_ev.body["evaluated_permission"], "ask");
         assert_eq!(use_ev.body["mcp_server_name"], "gh");
         let log = vec![StoredEvent {

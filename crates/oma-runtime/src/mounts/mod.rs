@@ -10,6 +10,10 @@
 //! | `mnt/memory/<slug>/`      | `/mnt/memory/<slug>/`       | as the resource's `access` |
 //! | `mnt/uploads/`            | `/mnt/session/uploads/`     | read-only                  |
 //! | `mnt/outputs/`            | `/mnt/session/outputs/`     | read-write                 |
+//! | `mnt/repos/<resource>/`   | a repository's `mount_path` outside `/workspace` | read-write |
+//!
+//! Repositories (`github_repository` resources) are cloned into the box once it runs
+//! ([`repos`], `host/repos.rs`); under `/workspace` they live in the workspace itself.
 //!
 //! After every tool call the host syncs back: memory folders to their stores, outputs to the
 //! Files API. What was last synced is kept in `<sessions_dir>/<session>/state/`, which no box
@@ -18,6 +22,7 @@
 
 mod files;
 mod memory;
+pub(crate) mod repos;
 mod skills;
 mod state;
 mod tree;
@@ -62,6 +67,10 @@ pub(crate) struct SessionMounts {
     outputs: Outputs,
     /// Whether the session had file resources when the mounts were loaded.
     has_files: bool,
+    /// The session's repositories, and what became of their clones.
+    repos: Vec<(repos::RepoMount, RepoState)>,
+    /// The session's workspace folder, once a box used it (for the `local` backend's paths).
+    workspace: Option<PathBuf>,
     /// Problems found while preparing the mounts, told with the next tool result.
     pending: Vec<String>,
 }
@@ -85,6 +94,7 @@ impl SessionMounts {
         }
         let mut memory = Vec::new();
         let mut has_files = false;
+        let mut repos = Vec::new();
         let mut after = None;
         loop {
             let page = store
@@ -95,6 +105,10 @@ impl SessionMounts {
                     Ok(SessionResource::MemoryStore(r)) => r,
                     Ok(SessionResource::File(_)) => {
                         has_files = true;
+                        continue;
+                    }
+                    Ok(SessionResource::GithubRepository(r)) => {
+                        repos.push((repos::RepoMount::new(&r, &root), RepoState::Pending));
                         continue;
                     }
                     _ => continue,
@@ -133,13 +147,54 @@ impl SessionMounts {
             skills,
             memory,
             has_files,
+            repos,
+            workspace: None,
             pending: Vec::new(),
         })
     }
 
     /// Whether the model needs telling about anything (skills, memory stores or uploads).
     pub(crate) fn has_any(&self) -> bool {
-        !self.skills.is_empty() || !self.memory.is_empty() || self.has_files
+        !self.skills.is_empty()
+            || !self.memory.is_empty()
+            || self.has_files
+            || !self.repos.is_empty()
+    }
+
+    /// The repositories to clone into a box that just started on `workspace` (those without a
+    /// clone there yet).
+    pub(crate) fn repos_to_clone(&mut self, workspace: &Path) -> Vec<repos::RepoMount> {
+        self.workspace = Some(workspace.to_path_buf());
+        let mut out = Vec::new();
+        for (r, state) in &mut self.repos {
+            if r.is_cloned(workspace) {
+                *state = RepoState::Cloned;
+            } else {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+
+    /// Records how the clone of repository `resource_id` went; a failure is also told with
+    /// the next tool result.
+    pub(crate) fn repo_done(&mut self, resource_id: &str, result: Result<(), String>) {
+        if let Some((r, state)) = self
+            .repos
+            .iter_mut()
+            .find(|(r, _)| r.resource_id == resource_id)
+        {
+            if let Err(m) = &result {
+                self.pending.push(format!(
+                    "The repository {} is not available at {}: {m}",
+                    r.url, r.target
+                ));
+            }
+            *state = match result {
+                Ok(()) => RepoState::Cloned,
+                Err(m) => RepoState::Failed(m),
+            };
+        }
     }
 
     /// Fills the host folders and returns the mounts for the box. Parts that fail are left
@@ -205,6 +260,16 @@ impl SessionMounts {
             target: OUTPUTS_DIR.to_string(),
             writable: true,
         });
+        for (r, _) in &self.repos {
+            if let repos::Place::Folder(dir) = &r.place {
+                std::fs::create_dir_all(dir)?;
+                mounts.push(Mount {
+                    source: dir.clone(),
+                    target: r.target.clone(),
+                    writable: true,
+                });
+            }
+        }
         Ok(mounts)
     }
 
@@ -321,7 +386,29 @@ impl SessionMounts {
         if view == PromptView::SelfHosted {
             return Some(out);
         }
-        if !out.is_empty() {
+        if !self.repos.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(
+                "# Repositories\n\nThese GitHub repositories are cloned for you (git works on them, \
+                 fetch and push included; credentials are handled for you, never ask for them):\n\n",
+            );
+            let isolated = view == (PromptView::Box { isolated: true });
+            for (r, state) in &self.repos {
+                let path = match (&self.workspace, isolated) {
+                    (Some(ws), false) => r.box_path(ws, false),
+                    _ => r.box_path(Path::new("/workspace"), true),
+                }
+                .unwrap_or_else(|| r.target.clone());
+                out.push_str(&format!("- {} at {path}/ ({})", r.url, r.checkout_text()));
+                if let RepoState::Failed(m) = state {
+                    out.push_str(&format!(": not available, {m}"));
+                }
+                out.push('\n');
+            }
+            out.push('\n');
+        } else if !out.is_empty() {
             out.push('\n');
         }
         out.push_str(&format!(
@@ -332,6 +419,14 @@ impl SessionMounts {
         ));
         Some(out)
     }
+}
+
+/// What became of a repository's clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RepoState {
+    Pending,
+    Cloned,
+    Failed(String),
 }
 
 /// Where the paths of a system prompt are seen from.

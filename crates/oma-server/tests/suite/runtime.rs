@@ -89,3 +89,68 @@ async fn context_near_the_window_is_compacted_and_the_session_keeps_working() {
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_context_that_cannot_be_compacted_to_fit_ends_the_turn() {
+    for b in backends() {
+        let fake = FakeAnthropic::start().await;
+        let provider: Arc<dyn ModelProvider> = Arc::new(
+            AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key"))
+                .unwrap(),
+        );
+        let s = TestServer::start_configured(b, Providers::new(Some(provider)), |c| {
+            c.context_window_tokens = 2_000;
+            c.compact_at = 0.8;
+        })
+        .await
+        .unwrap();
+        let (_, agent) = s
+            .post(
+                "/v1/agents",
+                json!({"name": "c", "model": "claude-opus-4-8"}),
+            )
+            .await
+            .unwrap();
+        let (_, env) = s
+            .post(
+                "/v1/environments",
+                json!({"name": "c", "config": {"type": "cloud"}}),
+            )
+            .await
+            .unwrap();
+        let (_, session) = s
+            .post(
+                "/v1/sessions",
+                json!({"agent": agent["id"], "environment_id": env["id"]}),
+            )
+            .await
+            .unwrap();
+        let sid = session["id"].as_str().unwrap().to_string();
+
+        // Every summary is itself larger than the window allows.
+        let huge = "SUMMARY ".repeat(1_500);
+        fake.push_all((0..3).map(|_| Reply::text(huge.clone())));
+        fake.push(Reply::text("never asked"));
+        say(&s, &sid, &"gamma ".repeat(2_000)).await;
+        let events = wait_idle(&s, &sid, 1).await;
+        let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        let compactions = kinds
+            .iter()
+            .filter(|k| **k == "agent.thread_context_compacted")
+            .count();
+        assert_eq!(compactions, 3, "{kinds:?}");
+        assert!(!kinds.contains(&"span.model_request_start"), "{kinds:?}");
+        let error = events
+            .iter()
+            .find(|e| e["type"] == "session.error")
+            .expect("session.error");
+        assert_eq!(error["error"]["type"], "compaction_limit_reached_error");
+        assert_eq!(error["error"]["retry_status"]["type"], "exhausted");
+        assert_eq!(
+            events.last().unwrap()["stop_reason"]["type"],
+            "retries_exhausted"
+        );
+        assert_eq!(fake.requests().len(), 3);
+        s.stop().await;
+    }
+}
