@@ -11,42 +11,47 @@ use serde_json::json;
 
 use super::turns::{say, wait_idle};
 
+/// A server whose model window is 2,000 tokens (compaction at 80%), and a session on it.
+async fn small_window_session(b: oma_testkit::Backend) -> (FakeAnthropic, TestServer, String) {
+    let fake = FakeAnthropic::start().await;
+    let provider: Arc<dyn ModelProvider> = Arc::new(
+        AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key")).unwrap(),
+    );
+    let s = TestServer::start_configured(b, Providers::new(Some(provider)), |c| {
+        c.context_window_tokens = 2_000;
+        c.compact_at = 0.8;
+    })
+    .await
+    .unwrap();
+    let (_, agent) = s
+        .post(
+            "/v1/agents",
+            json!({"name": "c", "model": "claude-opus-4-8"}),
+        )
+        .await
+        .unwrap();
+    let (_, env) = s
+        .post(
+            "/v1/environments",
+            json!({"name": "c", "config": {"type": "cloud"}}),
+        )
+        .await
+        .unwrap();
+    let (_, session) = s
+        .post(
+            "/v1/sessions",
+            json!({"agent": agent["id"], "environment_id": env["id"]}),
+        )
+        .await
+        .unwrap();
+    let sid = session["id"].as_str().unwrap().to_string();
+    (fake, s, sid)
+}
+
 #[tokio::test]
 async fn context_near_the_window_is_compacted_and_the_session_keeps_working() {
     for b in backends() {
-        let fake = FakeAnthropic::start().await;
-        let provider: Arc<dyn ModelProvider> = Arc::new(
-            AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key"))
-                .unwrap(),
-        );
-        let s = TestServer::start_configured(b, Providers::new(Some(provider)), |c| {
-            c.context_window_tokens = 2_000;
-            c.compact_at = 0.8;
-        })
-        .await
-        .unwrap();
-        let (_, agent) = s
-            .post(
-                "/v1/agents",
-                json!({"name": "c", "model": "claude-opus-4-8"}),
-            )
-            .await
-            .unwrap();
-        let (_, env) = s
-            .post(
-                "/v1/environments",
-                json!({"name": "c", "config": {"type": "cloud"}}),
-            )
-            .await
-            .unwrap();
-        let (_, session) = s
-            .post(
-                "/v1/sessions",
-                json!({"agent": agent["id"], "environment_id": env["id"]}),
-            )
-            .await
-            .unwrap();
-        let sid = session["id"].as_str().unwrap().to_string();
+        let (fake, s, sid) = small_window_session(b).await;
 
         fake.push(Reply::text("first answer"));
         say(&s, &sid, &format!("FIRST {}", "alpha ".repeat(700))).await;
@@ -93,39 +98,7 @@ async fn context_near_the_window_is_compacted_and_the_session_keeps_working() {
 #[tokio::test]
 async fn a_context_that_cannot_be_compacted_to_fit_ends_the_turn() {
     for b in backends() {
-        let fake = FakeAnthropic::start().await;
-        let provider: Arc<dyn ModelProvider> = Arc::new(
-            AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key"))
-                .unwrap(),
-        );
-        let s = TestServer::start_configured(b, Providers::new(Some(provider)), |c| {
-            c.context_window_tokens = 2_000;
-            c.compact_at = 0.8;
-        })
-        .await
-        .unwrap();
-        let (_, agent) = s
-            .post(
-                "/v1/agents",
-                json!({"name": "c", "model": "claude-opus-4-8"}),
-            )
-            .await
-            .unwrap();
-        let (_, env) = s
-            .post(
-                "/v1/environments",
-                json!({"name": "c", "config": {"type": "cloud"}}),
-            )
-            .await
-            .unwrap();
-        let (_, session) = s
-            .post(
-                "/v1/sessions",
-                json!({"agent": agent["id"], "environment_id": env["id"]}),
-            )
-            .await
-            .unwrap();
-        let sid = session["id"].as_str().unwrap().to_string();
+        let (fake, s, sid) = small_window_session(b).await;
 
         // Every summary is itself larger than the window allows.
         let huge = "SUMMARY ".repeat(1_500);
