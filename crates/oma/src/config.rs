@@ -367,8 +367,9 @@ impl Resolved {
         })
     }
 
-    /// Opens the store ready for use: the embedded database is migrated in place; PostgreSQL
-    /// must have been migrated with `oma migrate up` (operators run that deliberately).
+    /// Opens the store ready for use: the embedded database is migrated in place; a fresh
+    /// PostgreSQL database is initialised, one that is behind must be migrated with
+    /// `oma migrate up` (operators run that deliberately on a schema in use).
     pub async fn open_migrated_store(&self) -> Result<Store> {
         let store = self.open_store().await?;
         match self.backend {
@@ -380,7 +381,15 @@ impl Resolved {
             }
             Backend::Postgres => {
                 let status = store.ensure_not_newer().await?;
-                if !status.pending.is_empty() {
+                if status.baseline.is_none() && status.applied.is_empty() {
+                    // A fresh database: nothing of oma's is there to protect, so initialise it
+                    // (from the baseline, under the migration lock, so nodes starting together
+                    // on it build it once). A database that is merely behind is left to the
+                    // operator, who chooses when to migrate a schema in use.
+                    for m in store.migrate_up().await? {
+                        tracing::info!(version = m.version, description = %m.description, "initialised a fresh database");
+                    }
+                } else if !status.pending.is_empty() {
                     bail!(
                         "the database schema is behind this oma binary ({} pending migration(s)): run \
                          `oma migrate up --database-url <url>` first",

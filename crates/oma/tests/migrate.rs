@@ -261,3 +261,57 @@ fn a_schema_newer_than_the_binary_is_refused_with_the_fix() {
         }
     }
 }
+
+/// Starts `oma serve` on the test's database and returns once it listens (or the output of a
+/// server that exited instead).
+fn serve_or_exit(db: &Db) -> Result<std::process::Child, String> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oma"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(&db.args)
+        .env("OMA_SANDBOX_DISK_QUOTA", "off")
+        .env(
+            "OMA_ROOT_SECRET",
+            "bWlncmF0ZS10ZXN0cy1yb290LXNlY3JldC0zMmJ5dGU=",
+        )
+        .env_remove("OMA_DATABASE_URL")
+        .env_remove("OMA_DATA_DIR")
+        .env_remove("OMA_CONFIG")
+        .env_remove("OMA_ENV")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Lines end when the server listens (success) or exits (stdout closes).
+    let listening = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("listening on http://"));
+    if listening {
+        return Ok(child);
+    }
+    let out = child.wait_with_output().unwrap();
+    Err(String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn serve_initialises_a_fresh_database_and_refuses_one_that_is_behind() {
+    for db in dbs() {
+        let mut server = serve_or_exit(&db).expect("serve starts on a fresh database");
+        let _ = server.kill();
+        let _ = server.wait();
+        let status = ok(db.oma(&["migrate", "status"]));
+        assert!(status.contains("schema is up to date"), "{status}");
+    }
+    // Behind, not fresh: PostgreSQL is the operator's to migrate (SQLite migrates in place).
+    for db in dbs().into_iter().filter(|d| d.pg.is_some()) {
+        db.earlier_release(12);
+        let err = serve_or_exit(&db)
+            .err()
+            .expect("serve refuses a schema that is behind");
+        assert!(err.contains("oma migrate up"), "{err}");
+        let status = ok(db.oma(&["migrate", "status"]));
+        assert!(status.contains("schema is behind"), "{status}");
+    }
+}
