@@ -48,6 +48,39 @@ impl NewEvent {
     }
 }
 
+/// Whether an event shows on the session-level stream and event list (semantics §10): every
+/// event of the primary thread, and of a child thread its lifecycle, the calls that wait on
+/// the user (an `ask` confirmation, a custom tool) and the user's answers to them. The rest of
+/// a child's work shows only on its own thread. `permission` is the tool use's
+/// `evaluated_permission`, when it is one.
+pub fn on_session_stream(thread_id: Option<&str>, kind: &str, permission: Option<&str>) -> bool {
+    if thread_id.is_none() {
+        return true;
+    }
+    match kind {
+        "agent.custom_tool_use" | "user.tool_confirmation" | "user.custom_tool_result" => true,
+        "agent.tool_use" | "agent.mcp_tool_use" => permission == Some("ask"),
+        _ => kind.starts_with("session.thread_status_"),
+    }
+}
+
+/// [`on_session_stream`] for a stored event body (JSON text).
+pub fn stored_on_session_stream(thread_id: Option<&str>, kind: &str, body: &str) -> bool {
+    if thread_id.is_none() {
+        return true;
+    }
+    let permission = if matches!(kind, "agent.tool_use" | "agent.mcp_tool_use") {
+        serde_json::from_str::<Value>(body).ok().and_then(|b| {
+            b.get("evaluated_permission")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+    } else {
+        None
+    };
+    on_session_stream(thread_id, kind, permission.as_deref())
+}
+
 /// What the session allows that affects validation.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SendContext {

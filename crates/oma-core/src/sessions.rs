@@ -11,10 +11,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oma_api::agents::{AgentTool, AgentToolConfig, Effort, Multiagent, MultiagentMember};
 use oma_api::sessions::{
-    Advisor, BudgetLimit, CacheCreationUsage, Checkout, MemoryAccess, MonetaryAmount,
-    OutcomeEvaluation, Session, SessionAgent, SessionMultiagent, SessionMultiagentMember,
-    SessionRosterEntry, SessionStatus, SessionThread, SessionThreadAgent, SessionUsage,
-    ThreadAgent,
+    BudgetLimit, CacheCreationUsage, Checkout, MemoryAccess, MonetaryAmount, OutcomeEvaluation,
+    Session, SessionAgent, SessionMultiagent, SessionMultiagentMember, SessionRosterEntry,
+    SessionStatus, SessionThread, SessionThreadAgent, SessionUsage, ThreadAgent,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -519,8 +518,13 @@ pub fn session_agent(
                         version: rv,
                     } => resolve(&rid, rv, &format!("agent.multiagent.agents[{i}]"))
                         .map(|a| SessionRosterEntry::Agent(Box::new(a))),
+                    // Accepted on agents (the wire contract), but a session that would have
+                    // to consult one is refused until the advisor runs.
                     oma_api::agents::CoordinatorRosterEntry::Advisor { model } => {
-                        Ok(SessionRosterEntry::Advisor(Advisor { model }))
+                        Err(Error::invalid(format!(
+                            "agent.multiagent.agents[{i}]: the advisor (`{model}`) is not supported by this \
+                             server yet; remove it from the coordinator's roster to run sessions with it"
+                        )))
                     }
                 })
                 .collect::<Result<_, _>>()?,
@@ -530,6 +534,16 @@ pub fn session_agent(
             subagents,
             workflows,
         }) => {
+            // Accepted on agents (the wire contract); sessions are refused until it runs.
+            let enabled = !matches!(advisor, oma_api::agents::MultiagentAdvisor::Disabled)
+                || !matches!(subagents, MultiagentMember::Disabled)
+                || !matches!(workflows, MultiagentMember::Disabled);
+            if enabled {
+                return Err(Error::invalid(
+                    "agent.multiagent: `multiagent_20261001` (subagents, workflows, advisor) is not \
+                     supported by this server yet; use `{\"type\": \"coordinator\"}` for delegation",
+                ));
+            }
             let member =
                 |m: MultiagentMember, name: &str| -> Result<SessionMultiagentMember, Error> {
                     Ok(match m {

@@ -27,6 +27,12 @@ pub fn project(events: &[(String, Value)]) -> Projection {
                 let blocks = user_blocks(body.get("content"));
                 push(&mut p.messages, Role::User, blocks);
             }
+            // A child thread's task from its coordinator is its user turn. (On the primary
+            // thread a child's report, which names its agent, arrives as the tool result.)
+            "agent.thread_message_received" if body.get("from_agent_name").is_none() => {
+                let blocks = user_blocks(body.get("content"));
+                push(&mut p.messages, Role::User, blocks);
+            }
             "user.define_outcome" => {
                 // The outcome is the task: the model works toward it like toward a message.
                 let description = str_field(body, "description");

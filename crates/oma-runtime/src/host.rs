@@ -36,6 +36,7 @@ mod ops;
 mod outcome;
 mod repos;
 mod snapshot;
+mod threads;
 
 type HostResult<T> = Result<T, HostError>;
 
@@ -145,6 +146,11 @@ pub(crate) struct SessionHost {
     attachments: attachments::Attachments,
     /// An `outcome_evaluations[]` entry the next `go_idle` records with the idle.
     pending_outcome: Option<Value>,
+    /// The child thread whose turn is running, nested in a coordinator's `send_to_agent`
+    /// (`None`: the primary thread). See `host/threads.rs`.
+    child: Option<threads::Child>,
+    /// The session's primary thread id (loaded with the session).
+    primary_thread: Option<String>,
 }
 
 impl SessionHost {
@@ -180,17 +186,24 @@ impl SessionHost {
             compaction: None,
             attachments: attachments::Attachments::default(),
             pending_outcome: None,
+            child: None,
+            primary_thread: None,
         }
     }
 
-    /// The log, read from the store the first time.
+    /// The log of the thread being run, read from the store the first time.
     async fn log(&mut self) -> HostResult<&[StoredEvent]> {
         if self.log.is_none() {
-            let events = self.store.all_events(&self.tenant, &self.session).await?;
-            self.compaction = self
-                .store
-                .latest_compaction(&self.tenant, &self.session)
-                .await?;
+            let mut events = self.store.all_events(&self.tenant, &self.session).await?;
+            let thread = self.current_thread().map(str::to_string);
+            events.retain(|e| e.thread_id == thread);
+            // Compaction summarises the primary thread's context only.
+            if thread.is_none() {
+                self.compaction = self
+                    .store
+                    .latest_compaction(&self.tenant, &self.session)
+                    .await?;
+            }
             self.log = Some(events);
         }
         Ok(self.log.as_deref().unwrap_or(&[]))
@@ -284,6 +297,13 @@ impl SessionHost {
             }
             Err(e) => return Err(e.into()),
         };
+        if self.primary_thread.is_none() {
+            self.primary_thread = Some(
+                self.store
+                    .primary_thread_id(&self.tenant, &self.session)
+                    .await?,
+            );
+        }
         self.agent = body.get("agent").cloned().unwrap_or(Value::Null);
         if let Some(id) = self.agent.get("id").and_then(Value::as_str) {
             tracing::Span::current().record("agent_id", id);
@@ -408,17 +428,27 @@ impl SessionHost {
                     // user's interrupt already closed) would give the model two results for
                     // one call: it is consumed without being logged.
                     let mut answered = answered_calls(self.log().await?);
-                    let events = batch
-                        .iter()
-                        .filter(|q| match answer_target(&q.kind, &q.body) {
-                            Some(id) if !answered.insert(id.to_string()) => {
-                                tracing::warn!(op = "session_input", session_id = %self.session, tool_use_id = %id, kind = %q.kind, "dropping a result for a call that already has one");
-                                false
-                            }
-                            _ => true,
-                        })
-                        .map(|q| record::echo(&q.kind, q.body.clone()))
-                        .collect();
+                    let mut events = Vec::new();
+                    for q in batch {
+                        let Some(id) = answer_target(&q.kind, &q.body) else {
+                            events.push(record::echo(&q.kind, q.body.clone()));
+                            continue;
+                        };
+                        // An answer to a child thread's call (cross-posted to the session) is
+                        // recorded on that thread, routed by the call's event id.
+                        let thread = self
+                            .store
+                            .event_thread(&self.tenant, &self.session, id)
+                            .await?
+                            .flatten();
+                        if thread.is_none() && !answered.insert(id.to_string()) {
+                            tracing::warn!(op = "session_input", session_id = %self.session, tool_use_id = %id, kind = %q.kind, "dropping a result for a call that already has one");
+                            continue;
+                        }
+                        let mut echo = record::echo(&q.kind, q.body.clone());
+                        echo.thread_id = thread;
+                        events.push(echo);
+                    }
                     self.commit(Step {
                         consumed: batch.iter().map(|q| q.seq).collect(),
                         events,
@@ -467,7 +497,22 @@ impl SessionHost {
                 })
                 .await?;
             }
+            let mut waiting = Vec::new();
             for call in &settle.run {
+                if self.is_coordinator() && threads::is_delegation_tool(&call.name) {
+                    match self.delegation_call(call).await? {
+                        threads::Delegated::Done(step) => {
+                            self.commit(step).await?;
+                            continue;
+                        }
+                        // The child waits on the user: so does the session, with the child's
+                        // calls; the rest of this round runs once it is answered.
+                        threads::Delegated::Waiting(ids) => {
+                            waiting = ids;
+                            break;
+                        }
+                    }
+                }
                 let mcp_call = crate::mcp::mcp_call(self.log().await?, &call.event_id);
                 let (content, is_error) = match &mcp_call {
                     Some((server, tool)) => self.run_mcp_tool(server, tool, &call.input).await,
@@ -481,10 +526,12 @@ impl SessionHost {
                 })
                 .await?;
             }
-            if !settle.blocking.is_empty() {
+            if !settle.blocking.is_empty() || !waiting.is_empty() {
+                let mut blocking = settle.blocking.clone();
+                blocking.extend(waiting);
                 let events = vec![
                     self.usage_event(),
-                    record::status_idle(IdleReason::RequiresAction, &settle.blocking),
+                    record::status_idle(IdleReason::RequiresAction, &blocking),
                 ];
                 self.go_idle(events, vec![]).await?;
                 return Ok(());
@@ -535,6 +582,9 @@ impl SessionHost {
     /// Consumes queued input at a model-request boundary. Returns `true` when an interrupt
     /// ended the turn.
     async fn at_boundary(&mut self) -> HostResult<bool> {
+        if self.child.is_some() {
+            return self.child_boundary().await;
+        }
         let inputs = self
             .store
             .pending_inputs(&self.tenant, &self.session)
@@ -542,7 +592,7 @@ impl SessionHost {
         if inputs.is_empty() {
             return Ok(false);
         }
-        if let Some(pos) = inputs.iter().position(|q| q.kind == "user.interrupt") {
+        if let Some(pos) = inputs.iter().position(|q| self.interrupts_me(q)) {
             self.interrupt(&inputs[..=pos], vec![]).await?;
             return Ok(true);
         }
@@ -565,6 +615,20 @@ impl SessionHost {
     /// echoed, and the session goes idle with `end_turn`. `before` are events that close what
     /// was in flight (a partial message, the end of a cut-off model request).
     async fn interrupt(&mut self, upto: &[QueuedInput], before: Vec<NewEvent>) -> HostResult<()> {
+        if self.child.is_some() {
+            // A child takes only an interrupt aimed at it; the input before it, and an
+            // interrupt of the whole session, are the coordinator's to take.
+            let mut events = before;
+            let mut consumed = Vec::new();
+            if let Some(q) = upto.last().filter(|q| {
+                q.body.get("session_thread_id").and_then(Value::as_str) == self.current_thread()
+            }) {
+                events.push(record::echo(&q.kind, q.body.clone()));
+                consumed.push(q.seq);
+            }
+            events.push(record::status_idle(IdleReason::EndTurn, &[]));
+            return self.go_idle(events, consumed).await;
+        }
         let mut events = before;
         let (closing, outcome) = self.outcome_interrupted().await?;
         events.extend(closing);
@@ -808,6 +872,10 @@ impl SessionHost {
         provider: &dyn oma_model::ModelProvider,
         model: &str,
     ) -> HostResult<Compacted> {
+        if self.child.is_some() {
+            // A child's context is not compacted (its thread is one delegated task).
+            return Ok(Compacted::Ready(None));
+        }
         let max = self.rt.inner().config.max_compactions_in_a_row;
         loop {
             let in_a_row = compactions_in_a_row(self.log().await?);
@@ -1030,7 +1098,7 @@ impl SessionHost {
                     hub.preview(
                         &self.session,
                         Preview {
-                            thread_id: None,
+                            thread_id: self.current_thread().map(str::to_string),
                             event_type: "agent.message",
                             event_id: id,
                             delta: None,
@@ -1047,7 +1115,7 @@ impl SessionHost {
                 hub.preview(
                     &self.session,
                     Preview {
-                        thread_id: None,
+                        thread_id: self.current_thread().map(str::to_string),
                         event_type: "agent.thinking",
                         event_id: id,
                         delta: None,
@@ -1059,7 +1127,7 @@ impl SessionHost {
                     hub.preview(
                         &self.session,
                         Preview {
-                            thread_id: None,
+                            thread_id: self.current_thread().map(str::to_string),
                             event_type: "agent.message",
                             event_id: id.clone(),
                             delta: Some((*slot, text.clone())),
@@ -1072,6 +1140,18 @@ impl SessionHost {
     }
 
     /// Resolves when a `user.interrupt` is queued, with the queue up to and including it.
+    /// Whether queued input is an interrupt of the thread being run: one of the whole session
+    /// (no `session_thread_id`), or one aimed at this thread.
+    fn interrupts_me(&self, q: &QueuedInput) -> bool {
+        if q.kind != "user.interrupt" {
+            return false;
+        }
+        match q.body.get("session_thread_id").and_then(Value::as_str) {
+            None => true,
+            Some(t) => Some(t) == self.current_thread().or(self.primary_thread.as_deref()),
+        }
+    }
+
     async fn interrupt_signal(&self) -> HostResult<Vec<QueuedInput>> {
         loop {
             self.notify.notified().await;
@@ -1079,7 +1159,7 @@ impl SessionHost {
                 .store
                 .pending_inputs(&self.tenant, &self.session)
                 .await?;
-            if let Some(pos) = inputs.iter().position(|q| q.kind == "user.interrupt") {
+            if let Some(pos) = inputs.iter().position(|q| self.interrupts_me(q)) {
                 return Ok(inputs[..=pos].to_vec());
             }
         }
@@ -1205,10 +1285,19 @@ impl SessionHost {
         let last = events.iter().rev().find(|e| {
             matches!(
                 e.kind.as_str(),
-                "session.status_running" | "session.status_rescheduled" | "session.status_idle"
+                "session.status_running"
+                    | "session.status_rescheduled"
+                    | "session.status_idle"
+                    | "session.thread_status_running"
+                    | "session.thread_status_rescheduled"
+                    | "session.thread_status_idle"
             )
         });
-        Ok(last.is_some_and(|e| e.kind != "session.status_idle"))
+        // (A child thread's log has the thread's status events; the primary's, the session's
+        // and, at a budget stop, its own idle just before the session's.)
+        Ok(last.is_some_and(|e| {
+            e.kind != "session.status_idle" && e.kind != "session.thread_status_idle"
+        }))
     }
 
     /// Closes a model request the previous host left open, keeping what it had streamed.
@@ -1558,6 +1647,7 @@ impl SessionHost {
             }
         }
         specs.extend(self.mcp.specs());
+        specs.extend(self.delegation_specs());
         specs
     }
 
@@ -1647,6 +1737,9 @@ impl SessionHost {
     /// budget (or has run since), `Some(true)` when work was paused there (it resumes when
     /// the budget allows), `Some(false)` when the turn had ended as the cap was crossed.
     async fn budget_pause(&mut self) -> HostResult<Option<bool>> {
+        if self.child.is_some() {
+            return Ok(None);
+        }
         let log = self.log().await?;
         let stop = |e: &StoredEvent| {
             serde_json::from_str::<Value>(&e.body)
@@ -1677,6 +1770,13 @@ impl SessionHost {
     /// idle (`budget_reached` when work was left, `end_turn` when the crossing request ended
     /// the turn), the usage snapshot, then the session's idle.
     async fn budget_stop(&mut self, thread_reason: IdleReason) -> HostResult<Vec<NewEvent>> {
+        if self.child.is_some() {
+            // A child stops with its thread's idle; the coordinator then stops the session.
+            return Ok(vec![
+                self.usage_event(),
+                record::status_idle(thread_reason, &[]),
+            ]);
+        }
         let thread = self
             .store
             .primary_thread_id(&self.tenant, &self.session)
@@ -1726,6 +1826,7 @@ impl SessionHost {
 
     /// Applies a step and publishes what it appended.
     async fn commit(&mut self, step: Step) -> HostResult<Vec<StoredEvent>> {
+        let step = self.redirect_to_child(step);
         let compaction = step.compaction.clone();
         let to = step.status;
         let stored = match self
@@ -1752,13 +1853,16 @@ impl SessionHost {
                 .collect();
             self.rt.hub().publish(&self.session, committed);
         }
+        let thread = self.current_thread().map(str::to_string);
         if let Some(log) = &mut self.log {
-            log.extend(stored.iter().cloned());
+            log.extend(stored.iter().filter(|e| e.thread_id == thread).cloned());
         }
         if compaction.is_some() {
             self.compaction = compaction;
         }
-        if let Some(to) = to {
+        if let Some(to) = to
+            && self.child.is_none()
+        {
             self.ops_transition(to);
         }
         Ok(stored)
@@ -2022,7 +2126,10 @@ fn settle(events: &[StoredEvent], recovering: bool, self_hosted: bool) -> Settle
             None => {
                 // Allowed and started, but no result: the previous host stopped mid-call.
                 // (An MCP tool's name says nothing about whether it is safe to repeat.)
-                if kind != "agent.mcp_tool_use" && oma_tools::is_idempotent(&name) {
+                // A delegation resumes its child where the log shows it stands.
+                if kind != "agent.mcp_tool_use"
+                    && (oma_tools::is_idempotent(&name) || threads::is_delegation_tool(&name))
+                {
                     s.run.push(Call {
                         event_id: id,
                         name,
@@ -2046,7 +2153,7 @@ fn settle(events: &[StoredEvent], recovering: bool, self_hosted: bool) -> Settle
 /// Whether an event is a `session.status_idle` that ended a turn (not a pause for the user
 /// or the budget, after which the same turn goes on).
 fn ends_turn(e: &StoredEvent) -> bool {
-    e.kind == "session.status_idle"
+    (e.kind == "session.status_idle" || e.kind == "session.thread_status_idle")
         && serde_json::from_str::<Value>(&e.body).is_ok_and(|b| {
             !matches!(
                 b.pointer("/stop_reason/type").and_then(Value::as_str),

@@ -125,8 +125,8 @@ pub async fn append_in_tx(
             None => (body.as_str(), None),
         };
         sqlx::query(
-            "INSERT INTO events (session_id, seq, tenant_id, id, type, thread_id, processed_at, body, blob_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO events (session_id, seq, tenant_id, id, type, thread_id, processed_at, body, blob_key, cross_posted) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(session_id)
         .bind(seq)
@@ -137,6 +137,14 @@ pub async fn append_in_tx(
         .bind(e.processed_at)
         .bind(row_body)
         .bind(blob_key)
+        .bind(i64::from(
+            e.thread_id.is_some()
+                && oma_core::events::on_session_stream(
+                    e.thread_id.as_deref(),
+                    &e.kind,
+                    e.body.get("evaluated_permission").and_then(Value::as_str),
+                ),
+        ))
         .execute(&mut **tx)
         .await?;
         out.push(StoredEvent {
@@ -582,8 +590,10 @@ impl Store {
         let mut next_param = 7;
         let thread_param = match &f.thread {
             None => None,
+            // The primary thread is the session-level stream: its own events and what its
+            // children cross-post.
             Some(None) => {
-                sql.push_str(" AND thread_id IS NULL");
+                sql.push_str(" AND (thread_id IS NULL OR cross_posted = 1)");
                 None
             }
             Some(Some(t)) => {

@@ -38,6 +38,35 @@ pub struct Step {
     /// An `outcome_evaluations[]` entry of the session, replacing the one with its
     /// `outcome_id` (or added).
     pub outcome: Option<Value>,
+    /// Changes to the session's child threads (multi-agent sessions).
+    pub threads: Vec<ThreadChange>,
+}
+
+/// A change to one child thread of a session, applied with a [`Step`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ThreadChange {
+    /// A new child thread of `parent`: its thread object (status and times are the row's).
+    Create {
+        id: String,
+        parent: String,
+        body: Value,
+    },
+    /// The thread's new status (`running`, `idle`, `rescheduling`).
+    Status { id: String, status: &'static str },
+    /// The `send_to_agent` call the thread works on; `None` once it has reported back.
+    Delegation { id: String, call: Option<String> },
+}
+
+/// A child thread of a session as the runtime needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildThread {
+    pub id: String,
+    pub status: String,
+    pub archived: bool,
+    /// The roster agent it runs (the thread object's `agent`).
+    pub agent: Value,
+    /// The `send_to_agent` call it works on, if any.
+    pub delegation: Option<String>,
 }
 
 /// A summary that stands in for the events up to `upto_seq` in the model context.
@@ -340,6 +369,9 @@ async fn apply_step(
             .execute(&mut **tx)
             .await?;
     }
+    for change in step.threads {
+        apply_thread_change(tx, tenant, session_id, change, now).await?;
+    }
     if let Some(c) = step.compaction {
         sqlx::query(
             "INSERT INTO context_compactions (session_id, event_id, tenant_id, upto_seq, summary, created_at) \
@@ -365,4 +397,100 @@ async fn apply_step(
         .await?;
     }
     Ok(stored)
+}
+
+async fn apply_thread_change(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    session_id: &str,
+    change: ThreadChange,
+    now: i64,
+) -> Result<()> {
+    match change {
+        ThreadChange::Create { id, parent, body } => {
+            sqlx::query(
+                "INSERT INTO session_threads (id, tenant_id, session_id, parent_thread_id, status, archived_at, \
+                 created_at, updated_at, body) VALUES ($1, $2, $3, $4, 'idle', NULL, $5, $5, $6)",
+            )
+            .bind(&id)
+            .bind(tenant)
+            .bind(session_id)
+            .bind(&parent)
+            .bind(now)
+            .bind(to_json(&body)?)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ThreadChange::Status { id, status } => {
+            sqlx::query(
+                "UPDATE session_threads SET status = $1, updated_at = $2 \
+                 WHERE tenant_id = $3 AND session_id = $4 AND id = $5 AND archived_at IS NULL",
+            )
+            .bind(status)
+            .bind(now)
+            .bind(tenant)
+            .bind(session_id)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        ThreadChange::Delegation { id, call } => {
+            sqlx::query(
+                "UPDATE session_threads SET delegation = $1 WHERE tenant_id = $2 AND session_id = $3 AND id = $4",
+            )
+            .bind(call)
+            .bind(tenant)
+            .bind(session_id)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The child threads of a session, oldest first (archived ones included).
+    pub async fn child_threads(&self, tenant: &str, session_id: &str) -> Result<Vec<ChildThread>> {
+        let rows: Vec<(String, String, Option<i64>, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, status, archived_at, body, delegation FROM session_threads \
+             WHERE tenant_id = $1 AND session_id = $2 AND parent_thread_id IS NOT NULL \
+             ORDER BY created_at, id",
+        )
+        .bind(tenant)
+        .bind(session_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter()
+            .map(|(id, status, archived_at, body, delegation)| {
+                let body: Value = from_json(&body)?;
+                Ok(ChildThread {
+                    id,
+                    status,
+                    archived: archived_at.is_some(),
+                    agent: body.get("agent").cloned().unwrap_or(Value::Null),
+                    delegation,
+                })
+            })
+            .collect()
+    }
+
+    /// The thread an event of the session belongs to: `Some(None)` for the primary thread,
+    /// `None` when the session has no such event.
+    pub async fn event_thread(
+        &self,
+        tenant: &str,
+        session_id: &str,
+        event_id: &str,
+    ) -> Result<Option<Option<String>>> {
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT thread_id FROM events WHERE tenant_id = $1 AND session_id = $2 AND id = $3",
+        )
+        .bind(tenant)
+        .bind(session_id)
+        .bind(event_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.map(|(t,)| t))
+    }
 }

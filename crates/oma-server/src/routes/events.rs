@@ -118,7 +118,8 @@ async fn list(c: Caller, Id(sid): Id, q: QueryMap) -> ApiResult<RawJson> {
         gte: q.time("created_at[gte]")?,
         lt: q.time("created_at[lt]")?,
         lte: q.time("created_at[lte]")?,
-        thread: None,
+        // The session-level list is the primary thread's (with what children cross-post).
+        thread: Some(None),
     };
     let query = q.list_query(100, 1000, false)?;
     Ok(page_json(
@@ -323,7 +324,7 @@ impl Pump {
             return Flow::Continue;
         }
         self.cursor = ev.seq;
-        let flow = if self.wants(ev.thread_id.as_deref(), &ev.kind) {
+        let flow = if self.wants(ev.thread_id.as_deref(), &ev.kind, &ev.body) {
             self.emit(ev.seq, &ev.kind, &ev.body).await
         } else {
             Flow::Continue
@@ -359,7 +360,7 @@ impl Pump {
             let done = (batch.len() as i64) < CATCH_UP_BATCH;
             for e in batch {
                 self.cursor = e.seq;
-                if !self.wants(e.thread_id.as_deref(), &e.kind) {
+                if !self.wants(e.thread_id.as_deref(), &e.kind, &e.body) {
                     continue;
                 }
                 if matches!(self.emit(e.seq, &e.kind, &e.body).await, Flow::Stop) {
@@ -374,10 +375,11 @@ impl Pump {
 
     /// Whether this connection carries an event of `thread` (session-wide events such as
     /// `session.deleted` reach every stream).
-    fn wants(&self, thread: Option<&str>, kind: &str) -> bool {
+    fn wants(&self, thread: Option<&str>, kind: &str, body: &str) -> bool {
         match &self.thread {
-            None => true,
-            Some(scope) => scope.as_deref() == thread || kind == "session.deleted",
+            // The session stream is the primary thread's, with what children cross-post.
+            None | Some(None) => oma_core::events::stored_on_session_stream(thread, kind, body),
+            Some(Some(scope)) => Some(scope.as_str()) == thread || kind == "session.deleted",
         }
     }
 
