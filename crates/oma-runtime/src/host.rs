@@ -430,7 +430,7 @@ impl SessionHost {
                     let mut answered = answered_calls(self.log().await?);
                     let mut events = Vec::new();
                     for q in batch {
-                        let Some(id) = answer_target(&q.kind, &q.body) else {
+                        let Some(id) = call_target(&q.kind, &q.body) else {
                             events.push(record::echo(&q.kind, q.body.clone()));
                             continue;
                         };
@@ -441,7 +441,10 @@ impl SessionHost {
                             .event_thread(&self.tenant, &self.session, id)
                             .await?
                             .flatten();
-                        if thread.is_none() && !answered.insert(id.to_string()) {
+                        if thread.is_none()
+                            && answer_target(&q.kind, &q.body).is_some()
+                            && !answered.insert(id.to_string())
+                        {
                             tracing::warn!(op = "session_input", session_id = %self.session, tool_use_id = %id, kind = %q.kind, "dropping a result for a call that already has one");
                             continue;
                         }
@@ -2200,6 +2203,14 @@ fn compactions_in_a_row(events: &[StoredEvent]) -> u32 {
 }
 
 /// The call a result input answers.
+/// The call a tool confirmation or result is about.
+fn call_target<'a>(kind: &str, body: &'a Value) -> Option<&'a str> {
+    match kind {
+        "user.tool_confirmation" => body.get("tool_use_id").and_then(Value::as_str),
+        _ => answer_target(kind, body),
+    }
+}
+
 fn answer_target<'a>(kind: &str, body: &'a Value) -> Option<&'a str> {
     let key = match kind {
         "user.tool_result" => "tool_use_id",

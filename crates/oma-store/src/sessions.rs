@@ -974,7 +974,7 @@ impl Store {
         tenant: &str,
         session_id: &str,
         thread_id: &str,
-    ) -> Result<String> {
+    ) -> Result<(String, Vec<StoredEvent>)> {
         let mut tx = self.writer().begin().await?;
         lock_session(&mut tx, tenant, session_id).await?;
         let row: Option<ChildThreadRow> = sqlx::query_as(
@@ -996,7 +996,10 @@ impl Store {
             .into());
         }
         if archived_at.is_some() {
-            return render_thread_body(&body, &status, archived_at, updated_at);
+            return Ok((
+                render_thread_body(&body, &status, archived_at, updated_at)?,
+                Vec::new(),
+            ));
         }
         if parse_status(&status)?.is_active() {
             return Err(Error::invalid(format!(
@@ -1007,7 +1010,7 @@ impl Store {
         let now = time::now_micros().max(updated_at);
         let terminated = SessionStatus::Terminated.as_str();
         sqlx::query(
-            "UPDATE session_threads SET archived_at = $1, updated_at = $1, status = $2 \
+            "UPDATE session_threads SET archived_at = $1, updated_at = $1, status = $2, delegation = NULL \
              WHERE tenant_id = $3 AND session_id = $4 AND id = $5",
         )
         .bind(now)
@@ -1017,8 +1020,23 @@ impl Store {
         .bind(thread_id)
         .execute(&mut *tx)
         .await?;
+        // Announced on the thread's stream and cross-posted to the session's.
+        let agent_name = from_json::<Value>(&body)?
+            .pointer("/agent/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let mut fields = Map::new();
+        fields.insert("session_thread_id".into(), Value::String(thread_id.into()));
+        fields.insert("agent_name".into(), Value::String(agent_name));
+        let mut ended = NewEvent::new("session.thread_status_terminated", fields);
+        ended.thread_id = Some(thread_id.to_string());
+        let stored = append_in_tx(self, &mut tx, tenant, session_id, vec![ended]).await?;
         tx.commit().await?;
-        render_thread_body(&body, terminated, Some(now), now)
+        Ok((
+            render_thread_body(&body, terminated, Some(now), now)?,
+            stored,
+        ))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1458,7 +1476,8 @@ mod tests {
             let archived: Value = from_json(
                 &s.archive_session_thread(&tenant, &sid, &child)
                     .await
-                    .unwrap(),
+                    .unwrap()
+                    .0,
             )
             .unwrap();
             assert_eq!(archived["status"], "terminated");
@@ -1466,7 +1485,8 @@ mod tests {
             let again: Value = from_json(
                 &s.archive_session_thread(&tenant, &sid, &child)
                     .await
-                    .unwrap(),
+                    .unwrap()
+                    .0,
             )
             .unwrap();
             assert_eq!(again["archived_at"], archived["archived_at"]);

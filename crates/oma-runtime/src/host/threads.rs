@@ -129,10 +129,8 @@ impl SessionHost {
                     .iter()
                     .filter(|e| e.get("type").and_then(Value::as_str) == Some("agent"))
                     .map(|e| {
-                        let mut snapshot = e.clone();
-                        if let Value::Object(m) = &mut snapshot {
-                            m.remove("type");
-                        }
+                        // The thread object shows the agent in the session snapshot's form.
+                        let snapshot = e.clone();
                         RosterAgent {
                             id: str_of(e, "id"),
                             name: str_of(e, "name"),
@@ -548,11 +546,9 @@ impl SessionHost {
                     "idle",
                     Some((field("stop_reason"), field("stop_details"))),
                 ),
-                // The session's usage is the sum of its threads': it stays the session's.
-                "session.usage" => {
-                    step.events.push(e);
-                    continue;
-                }
+                // The session's usage is the sum of its threads': the row is kept current
+                // (`step.usage`) and the snapshot event comes when the session goes idle.
+                "session.usage" => continue,
                 "agent.tool_use" | "agent.custom_tool_use" | "agent.mcp_tool_use" => {
                     if let Value::Object(m) = &mut e.body {
                         m.insert("session_thread_id".into(), Value::String(c.id.clone()));

@@ -267,10 +267,14 @@ async fn retrieve_thread(t: Tenant, Id((id, tid)): Id<(String, String)>) -> ApiR
     ))
 }
 
-async fn archive_thread(t: Tenant, Id((id, tid)): Id<(String, String)>) -> ApiResult<RawJson> {
-    Ok(RawJson(
-        t.store.archive_session_thread(t.id(), &id, &tid).await?,
-    ))
+async fn archive_thread(
+    State(st): State<AppState>,
+    t: Tenant,
+    Id((id, tid)): Id<(String, String)>,
+) -> ApiResult<RawJson> {
+    let (body, events) = t.store.archive_session_thread(t.id(), &id, &tid).await?;
+    publish(&st, &id, events);
+    Ok(RawJson(body))
 }
 
 fn non_empty(v: Option<&str>) -> Option<String> {
