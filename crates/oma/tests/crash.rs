@@ -201,3 +201,139 @@ async fn kill_9_mid_tool_call_then_the_turn_completes() {
     assert!(!data.join("workspaces").join(&sid).join("late.txt").exists());
     drop(second);
 }
+
+/// A coordinator's session whose roster is one agent, `researcher`.
+fn coordinator_session(base: &str) -> String {
+    let researcher = http(
+        base,
+        "POST",
+        "/v1/agents",
+        Some(json!({"name": "researcher", "model": "claude-opus-4-8", "system": "You research."})),
+    );
+    let lead = http(
+        base,
+        "POST",
+        "/v1/agents",
+        Some(json!({
+            "name": "lead",
+            "model": "claude-opus-4-8",
+            "multiagent": {"type": "coordinator", "agents": [researcher["id"]]},
+        })),
+    );
+    let env = http(
+        base,
+        "POST",
+        "/v1/environments",
+        Some(json!({"name": "t", "config": {"type": "cloud"}})),
+    );
+    let s = http(
+        base,
+        "POST",
+        "/v1/sessions",
+        Some(json!({"agent": lead["id"], "environment_id": env["id"]})),
+    );
+    s["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_delegation_then_the_same_child_finishes_and_reports() {
+    let fake = FakeAnthropic::start().await;
+    let gate = Gate::new();
+    fake.push(Reply::tool_use(
+        "send_to_agent",
+        json!({"agent": "researcher", "message": "find facts"}),
+    ));
+    // The child's answer: cut by the crash after its first delta.
+    fake.push(Reply::text("Half of the child's findings, cut short.").gated(3, &gate));
+    fake.push(Reply::text("The child's findings, in full."));
+    fake.push(Reply::text("The coordinator's summary."));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let first = serve(&data, &fake.base_url);
+    let sid = coordinator_session(&first.base);
+    say(&first.base, &sid, "delegate it");
+    gate.reached().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while checkpoints(&data).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no stream checkpoint was written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(first); // SIGKILL mid child stream
+    gate.open();
+
+    let second = serve(&data, &fake.base_url);
+    until("the resumed turn to finish", || {
+        status(&second.base, &sid) == "idle"
+    })
+    .await;
+    let log = events(&second.base, &sid);
+    assert_no_duplicates(&log);
+    let k = kinds(&log);
+    assert_eq!(
+        log.last().unwrap()["stop_reason"]["type"],
+        "end_turn",
+        "{k:?}"
+    );
+    let count = |t: &str| k.iter().filter(|x| *x == t).count();
+    // One child, one delegation, one report, one result: nothing duplicated by the restart.
+    assert_eq!(count("session.thread_created"), 1, "{k:?}");
+    assert_eq!(count("agent.thread_message_sent"), 1, "{k:?}");
+    assert_eq!(count("agent.thread_message_received"), 1, "{k:?}");
+    assert_eq!(count("agent.tool_result"), 1, "{k:?}");
+    let report = log
+        .iter()
+        .find(|e| e["type"] == "agent.thread_message_received")
+        .unwrap();
+    assert_eq!(
+        report["content"][0]["text"],
+        "The child's findings, in full."
+    );
+    let threads = http(
+        &second.base,
+        "GET",
+        &format!("/v1/sessions/{sid}/threads"),
+        None,
+    );
+    let threads = threads["data"].as_array().unwrap();
+    assert_eq!(threads.len(), 2);
+    let child = threads
+        .iter()
+        .find(|t| !t["parent_thread_id"].is_null())
+        .unwrap();
+    assert_eq!(child["status"], "idle");
+    let tid = child["id"].as_str().unwrap();
+    let child_log = http(
+        &second.base,
+        "GET",
+        &format!("/v1/sessions/{sid}/threads/{tid}/events?limit=1000"),
+        None,
+    )["data"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_no_duplicates(&child_log);
+    let ck = kinds(&child_log);
+    let ends: Vec<&Value> = child_log
+        .iter()
+        .filter(|e| e["type"] == "span.model_request_end")
+        .collect();
+    assert_eq!(ends.len(), 2, "{ck:?}");
+    assert_eq!(ends[0]["is_error"], true, "the cut-off request is closed");
+    assert_eq!(
+        ck.last().map(String::as_str),
+        Some("agent.thread_message_sent")
+    );
+    // The child's second request saw only its own task and its own partial answer.
+    let reqs = fake.requests();
+    let child_retry = &reqs[2];
+    assert_eq!(child_retry["system"][0]["text"], "You research.");
+    assert_eq!(
+        child_retry["messages"][0]["content"][0]["text"],
+        "find facts"
+    );
+    drop(second);
+}
