@@ -290,3 +290,60 @@ def test_roster_features_not_run_are_refused_at_session_create(client, unique):
     with pytest.raises(anthropic.BadRequestError) as e:
         client.beta.sessions.create(agent=advised.id, environment_id=env.id)
     assert "advisor" in str(e.value)
+
+
+def test_interrupt_while_a_child_waits_on_the_user(client, fake_model, unique):
+    s, _, writer = roster(client, unique)
+    fake_model.push(
+        Reply(tool_uses=[("send_to_agent", {"agent": writer.name, "message": "Write it"})]),
+        Reply(tool_uses=[("bash", {"command": "echo never-runs"})]),
+    )
+    first = run_until_idle(client, s.id, lambda: send_text(client, s.id, "write"))
+    assert first[-1].stop_reason.type == "requires_action"
+    ask = [e for e in first if e.type == "agent.tool_use"][-1]
+    w_thread = ask.session_thread_id
+    second = run_until_idle(
+        client, s.id, lambda: client.beta.sessions.events.send(s.id, events=[{"type": "user.interrupt"}])
+    )
+    assert second[-1].stop_reason.type == "end_turn"
+    # The child's call is denied in its thread, its turn ends, and the delegation fails.
+    w_events = list(client.beta.sessions.threads.events.list(w_thread, session_id=s.id))
+    denied = next(e for e in w_events if e.type == "agent.tool_result")
+    assert denied.tool_use_id == ask.id and denied.is_error
+    assert w_events[-1].type == "session.thread_status_idle" and w_events[-1].stop_reason.type == "end_turn"
+    delegation = next(e for e in first if e.type == "agent.tool_use" and e.name == "send_to_agent")
+    failed = next(e for e in listed(client, s.id) if e.type == "agent.tool_result" and e.tool_use_id == delegation.id)
+    assert failed.is_error
+    assert {t.status for t in client.beta.sessions.threads.list(s.id).data} == {"idle"}
+    # The session takes new work; the same writer thread continues.
+    fake_model.push(
+        Reply(tool_uses=[("send_to_agent", {"agent": writer.name, "message": "Try again"})]),
+        Reply(text="Nothing to run this time."),
+        Reply(text="ok"),
+    )
+    third = run_until_idle(client, s.id, lambda: send_text(client, s.id, "again"))
+    assert third[-1].stop_reason.type == "end_turn"
+    assert next(e for e in third if e.type == "agent.thread_message_sent").to_session_thread_id == w_thread
+
+
+def test_interrupt_mid_child_stream(client, fake_model, unique):
+    s, researcher, _ = roster(client, unique)
+    gate, at_gate = threading.Event(), threading.Event()
+    fake_model.push(
+        Reply(tool_uses=[("send_to_agent", {"agent": researcher.name, "message": "Think long"})]),
+        Reply(text="A long thought that is cut", gate=gate, at_gate=at_gate),
+    )
+
+    def act():
+        send_text(client, s.id, "go")
+        assert at_gate.wait(10)
+        client.beta.sessions.events.send(s.id, events=[{"type": "user.interrupt"}])
+        gate.set()
+
+    events = run_until_idle(client, s.id, act)
+    assert events[-1].stop_reason.type == "end_turn"
+    statuses = [e for e in events if e.type.startswith("session.thread_status_")]
+    assert [e.type for e in statuses] == ["session.thread_status_running", "session.thread_status_idle"]
+    result = next(e for e in events if e.type == "agent.tool_result")
+    assert result.is_error and "interrupted" in result.content[0].text
+    assert types(events)[-3:] == ["user.interrupt", "session.usage", "session.status_idle"]

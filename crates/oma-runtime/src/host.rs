@@ -395,7 +395,11 @@ impl SessionHost {
                     let settle = self.settlement().await?;
                     let mut events = vec![record::echo(kind, inputs[i].body.clone())];
                     let mut status = None;
-                    if !settle.blocking.is_empty() {
+                    // Calls of children the session waits on are denied in their threads.
+                    let (children, threads) = self.interrupt_waiting_children().await?;
+                    let waited_on_children = !children.is_empty();
+                    events.extend(children);
+                    if !settle.blocking.is_empty() || waited_on_children {
                         // Interrupting a session that waits on the user denies what it waits on.
                         for id in &settle.blocking {
                             events.push(self.result_for(
@@ -412,6 +416,7 @@ impl SessionHost {
                         consumed: vec![inputs[i].seq],
                         events,
                         status,
+                        threads,
                         ..Step::default()
                     })
                     .await?;

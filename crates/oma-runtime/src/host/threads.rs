@@ -443,6 +443,23 @@ impl SessionHost {
             }
         }
         let said = texts.join("\n\n");
+        // Cut short by an interrupt: of this thread (its echo is the child's) or of the whole
+        // session (still queued for the coordinator, which stops next).
+        let interrupted = log[start..].iter().any(|e| e.kind == "user.interrupt")
+            || self
+                .store
+                .pending_inputs(&self.tenant, &self.session)
+                .await?
+                .iter()
+                .any(|q| {
+                    q.kind == "user.interrupt"
+                        && q.body.get("session_thread_id").is_none_or(Value::is_null)
+                });
+        let stop = if interrupted && stop.as_deref() == Some("end_turn") {
+            Some("interrupted".to_string())
+        } else {
+            stop
+        };
         Ok(match stop.as_deref() {
             Some("end_turn") | None => ChildEnd::Report {
                 content: vec![text(if said.is_empty() {
@@ -457,6 +474,7 @@ impl SessionHost {
                     "retries_exhausted" => "it failed (the model request could not be completed)",
                     "budget_reached" => "the session reached its budget",
                     "refusal" => "the model refused",
+                    "interrupted" => "the user interrupted it",
                     _ => "it stopped",
                 };
                 let mut msg = format!("The agent did not finish: {why}.");
@@ -506,6 +524,79 @@ impl SessionHost {
         step.events
             .push(self.result_for(&call.event_id, content, is_error));
         Delegated::Done(step)
+    }
+
+    /// An interrupt while the session waits on a child's calls: they are denied, the child's
+    /// turn ends, and the coordinator's `send_to_agent` gets an error result. Returns the
+    /// coordinator's events and thread changes, for the interrupt's step.
+    pub(super) async fn interrupt_waiting_children(
+        &mut self,
+    ) -> HostResult<(Vec<NewEvent>, Vec<ThreadChange>)> {
+        let mut events = Vec::new();
+        let mut changes = Vec::new();
+        if !self.is_coordinator() {
+            return Ok((events, changes));
+        }
+        let threads = self
+            .store
+            .child_threads(&self.tenant, &self.session)
+            .await?;
+        let primary_id = self
+            .store
+            .primary_thread_id(&self.tenant, &self.session)
+            .await?;
+        for t in threads.iter().filter(|t| !t.archived) {
+            let Some(call) = t.delegation.clone() else {
+                continue;
+            };
+            let mut frame = Frame {
+                agent: t.agent.clone(),
+                child: Some(Child {
+                    id: t.id.clone(),
+                    agent_name: str_of(&t.agent, "name"),
+                    primary_id: primary_id.clone(),
+                }),
+                ..Frame::default()
+            };
+            self.swap_frame(&mut frame);
+            let denied = self.deny_waiting().await;
+            self.swap_frame(&mut frame);
+            denied?;
+            events.push(self.result_for(
+                &call,
+                vec![text("The user interrupted the agent before it finished.")],
+                true,
+            ));
+            changes.push(ThreadChange::Delegation {
+                id: t.id.clone(),
+                call: None,
+            });
+        }
+        Ok((events, changes))
+    }
+
+    /// Inside a child's frame: denies what it waits on and ends its turn.
+    async fn deny_waiting(&mut self) -> HostResult<()> {
+        let settle = self.settlement().await?;
+        let mut events: Vec<NewEvent> = settle
+            .blocking
+            .iter()
+            .map(|id| {
+                self.result_for(
+                    id,
+                    vec![text("The user interrupted before approving this call.")],
+                    true,
+                )
+            })
+            .collect();
+        events.push(super::record::status_idle(super::IdleReason::EndTurn, &[]));
+        self.commit(Step {
+            events,
+            status: Some("idle"),
+            ..Step::default()
+        })
+        .await?;
+        Ok(())
     }
 
     /// Swaps the host's per-thread state with `frame`'s.
