@@ -347,3 +347,25 @@ def test_interrupt_mid_child_stream(client, fake_model, unique):
     result = next(e for e in events if e.type == "agent.tool_result")
     assert result.is_error and "interrupted" in result.content[0].text
     assert types(events)[-3:] == ["user.interrupt", "session.usage", "session.status_idle"]
+
+
+def test_self_copy_runs_the_coordinators_agent_without_the_roster(client, fake_model, unique):
+    lead = client.beta.agents.create(
+        model=MODEL, name=f"solo-{unique}", system="You coordinate yourself.", multiagent={"type": "coordinator", "agents": [{"type": "self"}]}
+    )
+    env = client.beta.environments.create(name=f"ma-{unique}", config={"type": "cloud"})
+    s = client.beta.sessions.create(agent=lead.id, environment_id=env.id)
+    fake_model.push(
+        Reply(tool_uses=[("send_to_agent", {"agent": lead.name, "message": "Half of the work"})]),
+        Reply(text="Did half."),
+        Reply(text="Both halves done."),
+    )
+    events = run_until_idle(client, s.id, lambda: send_text(client, s.id, "split it"))
+    assert events[-1].stop_reason.type == "end_turn"
+    created = next(e for e in events if e.type == "session.thread_created")
+    assert created.agent_name == lead.name
+    copy = fake_model.requests[-2]["body"]
+    assert copy["system"][0]["text"] == "You coordinate yourself."
+    assert request_texts(fake_model.requests[-2]) == [("user", "Half of the work")]
+    # A copy is one level deep: it cannot delegate further.
+    assert "send_to_agent" not in tool_names(fake_model.requests[-2])

@@ -151,6 +151,9 @@ pub(crate) struct SessionHost {
     child: Option<threads::Child>,
     /// The session's primary thread id (loaded with the session).
     primary_thread: Option<String>,
+    /// The session's agent with its roster's skills added: the box is shared by every thread,
+    /// so it mounts the skills of every agent that may run in it.
+    mount_agent: Value,
 }
 
 impl SessionHost {
@@ -188,6 +191,7 @@ impl SessionHost {
             pending_outcome: None,
             child: None,
             primary_thread: None,
+            mount_agent: Value::Null,
         }
     }
 
@@ -305,6 +309,7 @@ impl SessionHost {
             );
         }
         self.agent = body.get("agent").cloned().unwrap_or(Value::Null);
+        self.mount_agent = threads::with_roster_skills(&self.agent);
         if let Some(id) = self.agent.get("id").and_then(Value::as_str) {
             tracing::Span::current().record("agent_id", id);
         }
@@ -510,7 +515,7 @@ impl SessionHost {
                 if self.is_coordinator() && threads::is_delegation_tool(&call.name) {
                     match self.delegation_call(call).await? {
                         threads::Delegated::Done(step) => {
-                            self.commit(step).await?;
+                            self.commit(*step).await?;
                             continue;
                         }
                         // The child waits on the user: so does the session, with the child's
@@ -1905,7 +1910,7 @@ impl SessionHost {
                 self.store.clone(),
                 self.tenant.clone(),
                 &self.session,
-                &self.agent,
+                &self.mount_agent,
                 &self.rt.inner().config.sessions_dir,
             )
             .await;

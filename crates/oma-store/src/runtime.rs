@@ -449,10 +449,13 @@ async fn apply_thread_change(
     Ok(())
 }
 
+/// `(id, status, archived_at, body, delegation)`.
+type ChildThreadRow = (String, String, Option<i64>, String, Option<String>);
+
 impl Store {
     /// The child threads of a session, oldest first (archived ones included).
     pub async fn child_threads(&self, tenant: &str, session_id: &str) -> Result<Vec<ChildThread>> {
-        let rows: Vec<(String, String, Option<i64>, String, Option<String>)> = sqlx::query_as(
+        let rows: Vec<ChildThreadRow> = sqlx::query_as(
             "SELECT id, status, archived_at, body, delegation FROM session_threads \
              WHERE tenant_id = $1 AND session_id = $2 AND parent_thread_id IS NOT NULL \
              ORDER BY created_at, id",

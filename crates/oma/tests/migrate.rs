@@ -307,9 +307,7 @@ fn serve_initialises_a_fresh_database_and_refuses_one_that_is_behind() {
     // Behind, not fresh: PostgreSQL is the operator's to migrate (SQLite migrates in place).
     for db in dbs().into_iter().filter(|d| d.pg.is_some()) {
         db.earlier_release(12);
-        let err = serve_or_exit(&db)
-            .err()
-            .expect("serve refuses a schema that is behind");
+        let err = serve_or_exit(&db).expect_err("serve refuses a schema that is behind");
         assert!(err.contains("oma migrate up"), "{err}");
         let status = ok(db.oma(&["migrate", "status"]));
         assert!(status.contains("schema is behind"), "{status}");

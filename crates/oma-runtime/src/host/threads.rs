@@ -59,7 +59,7 @@ pub(super) struct Frame {
 /// How a delegation stands when the coordinator's call returns.
 pub(super) enum Delegated {
     /// The call is settled: these events (its result among them) go in one step.
-    Done(Step),
+    Done(Box<Step>),
     /// The child waits on the user for these events (tool confirmations, custom tools).
     Waiting(Vec<String>),
 }
@@ -523,7 +523,7 @@ impl SessionHost {
     ) -> Delegated {
         step.events
             .push(self.result_for(&call.event_id, content, is_error));
-        Delegated::Done(step)
+        Delegated::Done(Box::new(step))
     }
 
     /// An interrupt while the session waits on a child's calls: they are denied, the child's
@@ -691,6 +691,40 @@ enum Resume {
 enum ChildEnd {
     Waiting(Vec<String>),
     Report { content: Vec<Value>, is_error: bool },
+}
+
+/// `agent` with the skills of its roster's agents appended (each skill once).
+pub(super) fn with_roster_skills(agent: &Value) -> Value {
+    let mut out = agent.clone();
+    let roster = agent
+        .pointer("/multiagent/agents")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut skills: Vec<Value> = agent
+        .get("skills")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for member in &roster {
+        for skill in member
+            .get("skills")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let id = skill.get("skill_id");
+            if !skills.iter().any(|s| s.get("skill_id") == id) {
+                skills.push(skill.clone());
+            }
+        }
+    }
+    if let Value::Object(m) = &mut out
+        && !roster.is_empty()
+    {
+        m.insert("skills".into(), Value::Array(skills));
+    }
+    out
 }
 
 fn str_of(v: &Value, k: &str) -> String {
