@@ -1,5 +1,6 @@
-//! Blob storage: the bytes of files, skill versions and (later) spilled events and workspace
-//! snapshots. Today a local directory; an S3-compatible store plugs in behind the same type.
+//! Blob storage: the bytes of files, skill versions, spilled events, workspace snapshots and
+//! memory. A local directory (one machine), or an S3-compatible bucket (several nodes share
+//! it), behind the same type.
 //!
 //! Keys are relative paths made of `[A-Za-z0-9._-]` segments separated by `/`; anything else
 //! is rejected, so a key can never escape the root.
@@ -7,6 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+
+mod s3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -16,11 +19,39 @@ pub enum BlobError {
     NotFound(String),
     #[error("blob storage I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("object storage error: {0}")]
+    Remote(String),
+    #[error("invalid blob storage URL `{url}`: {why}")]
+    Config { url: String, why: String },
 }
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {
-    root: PathBuf,
+    inner: Inner,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Local(PathBuf),
+    Remote(s3::Remote),
+}
+
+/// Checks a key's syntax (see the module docs).
+fn check_key(key: &str) -> Result<(), BlobError> {
+    let ok = !key.is_empty()
+        && key.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidKey(key.to_string()))
+    }
 }
 
 impl BlobStore {
@@ -28,32 +59,69 @@ impl BlobStore {
     pub fn open_local(dir: impl AsRef<Path>) -> Result<Self, BlobError> {
         let root = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&root)?;
-        Ok(Self { root })
+        Ok(Self {
+            inner: Inner::Local(root),
+        })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// A store at `url`: `s3://bucket[/prefix]` for an S3-compatible bucket (endpoint, region
+    /// and credentials from the standard `AWS_*` environment variables, e.g. `AWS_ENDPOINT_URL`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`), or a
+    /// local folder (`file:///srv/blobs` or a plain path).
+    pub fn open_url(url: &str) -> Result<Self, BlobError> {
+        Self::open_url_with(url, &[])
+    }
+
+    /// [`BlobStore::open_url`] with S3 settings given here instead of (over) the environment:
+    /// `(key, value)` pairs such as `("aws_endpoint", "http://127.0.0.1:9000")`,
+    /// `("aws_allow_http", "true")`, `("aws_access_key_id", …)`.
+    pub fn open_url_with(url: &str, s3_config: &[(&str, &str)]) -> Result<Self, BlobError> {
+        if let Some(rest) = url.strip_prefix("s3://") {
+            return Ok(Self {
+                inner: Inner::Remote(s3::Remote::open(url, rest, s3_config)?),
+            });
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        if path.is_empty() || url.contains("://") && !url.starts_with("file://") {
+            return Err(BlobError::Config {
+                url: url.to_string(),
+                why: "expected s3://bucket[/prefix], file:///path or a path".into(),
+            });
+        }
+        Self::open_local(path)
+    }
+
+    /// The local folder the blobs live in (`None` for object storage).
+    pub fn root(&self) -> Option<&Path> {
+        match &self.inner {
+            Inner::Local(root) => Some(root),
+            Inner::Remote(_) => None,
+        }
+    }
+
+    /// Where the blobs are, for operators (a folder or an `s3://` URL; never credentials).
+    pub fn location(&self) -> String {
+        match &self.inner {
+            Inner::Local(root) => root.display().to_string(),
+            Inner::Remote(r) => r.url().to_string(),
+        }
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf, BlobError> {
-        let ok = !key.is_empty()
-            && key.split('/').all(|seg| {
-                !seg.is_empty()
-                    && seg != "."
-                    && seg != ".."
-                    && seg
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            });
-        if !ok {
-            return Err(BlobError::InvalidKey(key.to_string()));
+        check_key(key)?;
+        match &self.inner {
+            Inner::Local(root) => Ok(root.join(key)),
+            Inner::Remote(_) => Err(std::io::Error::other("not a local blob store").into()),
         }
-        Ok(self.root.join(key))
     }
 
     /// Writes `bytes` under `key` atomically (temp file + rename), so a reader never sees a
     /// half-written blob and a crash leaves either the old or the new bytes.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
+        if let Inner::Remote(r) = &self.inner {
+            check_key(key)?;
+            return r.put(key, bytes).await;
+        }
         let path = self.path_of(key)?;
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -70,6 +138,10 @@ impl BlobStore {
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes, BlobError> {
+        if let Inner::Remote(r) = &self.inner {
+            check_key(key)?;
+            return r.get(key).await;
+        }
         let path = self.path_of(key)?;
         match tokio::fs::read(&path).await {
             Ok(v) => Ok(Bytes::from(v)),
@@ -84,6 +156,10 @@ impl BlobStore {
     /// key order. Writes still in progress (or abandoned by a crash) are not listed. A prefix
     /// with no blobs is an empty list.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        if let Inner::Remote(r) = &self.inner {
+            check_key(prefix)?;
+            return r.list(prefix).await;
+        }
         let base = self.path_of(prefix)?;
         let prefix = prefix.to_string();
         let keys = tokio::task::spawn_blocking(move || list_under(&base, &prefix))
@@ -94,6 +170,10 @@ impl BlobStore {
 
     /// Deletes `key`; deleting a missing blob is not an error (deletes are retried after crashes).
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        if let Inner::Remote(r) = &self.inner {
+            check_key(key)?;
+            return r.delete(key).await;
+        }
         let path = self.path_of(key)?;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
@@ -108,6 +188,16 @@ impl BlobStore {
     /// held in memory). Nothing is visible under `key` until [`BlobWriter::commit`]; a writer
     /// dropped without committing removes its temporary file.
     pub async fn writer(&self, key: &str) -> Result<BlobWriter, BlobError> {
+        if let Inner::Remote(r) = &self.inner {
+            check_key(key)?;
+            return Ok(BlobWriter {
+                file: None,
+                tmp: None,
+                path: PathBuf::new(),
+                written: 0,
+                remote: Some(r.writer(key)),
+            });
+        }
         let path = self.path_of(key)?;
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
@@ -121,6 +211,7 @@ impl BlobStore {
             tmp: Some(tmp),
             path,
             written: 0,
+            remote: None,
         })
     }
 
@@ -129,6 +220,12 @@ impl BlobStore {
     /// that record the key in the database right after (spilled events), where a committed
     /// row pointing at bytes a crash could still lose would be a corrupt log. Returns the size.
     pub async fn put_synced(&self, key: &str, bytes: &[u8]) -> Result<u64, BlobError> {
+        if let Inner::Remote(r) = &self.inner {
+            // An acknowledged PUT is durable.
+            check_key(key)?;
+            r.put(key, Bytes::copy_from_slice(bytes)).await?;
+            return Ok(bytes.len() as u64);
+        }
         let mut w = self.writer(key).await?;
         w.write(bytes).await?;
         let n = w.commit().await?;
@@ -145,6 +242,14 @@ impl BlobStore {
 
     /// Opens a blob for reading in chunks (large downloads are streamed, not loaded whole).
     pub async fn reader(&self, key: &str) -> Result<BlobReader, BlobError> {
+        if let Inner::Remote(r) = &self.inner {
+            check_key(key)?;
+            let (len, stream) = r.reader(key).await?;
+            return Ok(BlobReader {
+                source: Source::Remote(stream),
+                len,
+            });
+        }
         let path = self.path_of(key)?;
         let file = match tokio::fs::File::open(&path).await {
             Ok(f) => f,
@@ -154,7 +259,10 @@ impl BlobStore {
             Err(e) => return Err(e.into()),
         };
         let len = file.metadata().await?.len();
-        Ok(BlobReader { file, len })
+        Ok(BlobReader {
+            source: Source::File(file),
+            len,
+        })
     }
 }
 
@@ -165,12 +273,19 @@ pub struct BlobWriter {
     tmp: Option<PathBuf>,
     path: PathBuf,
     written: u64,
+    /// Set for object storage (then the file fields are unused).
+    remote: Option<s3::RemoteWriter>,
 }
 
 impl BlobWriter {
     /// Appends `chunk`.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
         use tokio::io::AsyncWriteExt;
+        if let Some(r) = &mut self.remote {
+            r.write(chunk).await?;
+            self.written += chunk.len() as u64;
+            return Ok(());
+        }
         let file = self
             .file
             .as_mut()
@@ -190,6 +305,10 @@ impl BlobWriter {
     /// after: a row must never point at bytes a crash could still lose.
     pub async fn commit(mut self) -> Result<u64, BlobError> {
         use tokio::io::AsyncWriteExt;
+        if let Some(r) = self.remote.take() {
+            r.commit().await?;
+            return Ok(self.written);
+        }
         let (Some(mut file), Some(tmp)) = (self.file.take(), self.tmp.take()) else {
             return Err(std::io::Error::other("blob writer already finished").into());
         };
@@ -210,6 +329,9 @@ impl BlobWriter {
     /// Like [`BlobWriter::commit`], and the rename itself is made durable (the folder is
     /// fsynced too): for callers that delete the only other copy of the data right after.
     pub async fn commit_durable(self) -> Result<u64, BlobError> {
+        if self.remote.is_some() {
+            return self.commit().await;
+        }
         let parent = self.path.parent().map(Path::to_path_buf);
         let n = self.commit().await?;
         #[cfg(unix)]
@@ -221,6 +343,9 @@ impl BlobWriter {
 
     /// Discards what was written.
     pub async fn abort(mut self) {
+        if let Some(r) = self.remote.take() {
+            r.abort().await;
+        }
         self.file.take();
         if let Some(tmp) = self.tmp.take() {
             let _ = tokio::fs::remove_file(&tmp).await;
@@ -242,8 +367,22 @@ impl Drop for BlobWriter {
 /// A blob being read piece by piece; see [`BlobStore::reader`].
 #[derive(Debug)]
 pub struct BlobReader {
-    file: tokio::fs::File,
+    source: Source,
     len: u64,
+}
+
+enum Source {
+    File(tokio::fs::File),
+    Remote(s3::ByteStream),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::File(_) => "File",
+            Source::Remote(_) => "Remote",
+        })
+    }
 }
 
 impl BlobReader {
@@ -259,8 +398,12 @@ impl BlobReader {
     /// The next chunk of at most 64 KiB, or `None` at the end.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, BlobError> {
         use tokio::io::AsyncReadExt;
+        let file = match &mut self.source {
+            Source::File(f) => f,
+            Source::Remote(stream) => return s3::next_chunk(stream).await,
+        };
         let mut buf = vec![0u8; 64 * 1024];
-        let n = self.file.read(&mut buf).await?;
+        let n = file.read(&mut buf).await?;
         if n == 0 {
             return Ok(None);
         }

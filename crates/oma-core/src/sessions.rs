@@ -1719,7 +1719,7 @@ mod tests {
         let mut cfg = config(json!({
             "name": "lead", "model": "claude-opus-4-8",
             "multiagent": {"type": "coordinator", "agents": [
-                {"type": "self"}, {"type": "agent", "id": "agent_w", "version": 2}, {"type": "advisor", "model": "claude-opus-4-8"}
+                {"type": "self"}, {"type": "agent", "id": "agent_w", "version": 2}
             ]}
         }));
         let found: HashMap<(String, Option<i64>), crate::agents::ResolvedAgentRef> = [(
@@ -1752,10 +1752,13 @@ mod tests {
         assert_eq!(v["multiagent"]["agents"][0]["id"], "agent_lead");
         assert_eq!(v["multiagent"]["agents"][0]["version"], 4);
         assert_eq!(v["multiagent"]["agents"][1]["name"], "w");
-        assert_eq!(
-            v["multiagent"]["agents"][2],
-            json!({"type": "advisor", "model": "claude-opus-4-8"})
-        );
+        // The advisor is accepted on agents but not run: a session with one is refused.
+        let advised = config(json!({
+            "name": "lead", "model": "claude-opus-4-8",
+            "multiagent": {"type": "coordinator", "agents": [{"type": "advisor", "model": "claude-opus-4-8"}]}
+        }));
+        let e = session_agent("agent_lead", 4, &advised, &roster).unwrap_err();
+        assert!(e.message.contains("advisor"), "{}", e.message);
         // The worker's model has no list price.
         assert_eq!(
             check_budgetable(&agent).unwrap_err().code,

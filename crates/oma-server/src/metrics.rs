@@ -105,11 +105,14 @@ pub async fn render(state: &AppState) -> String {
         }
         Err(err) => tracing::warn!(op = "metrics", error = %err, "cannot read the database size"),
     }
-    e.gauge_value(
-        "oma_blob_bytes",
-        "Bytes held in blob storage (recounted at most every 30 s).",
-        blob_bytes(state.blobs.root()).await,
-    );
+    // Counted for a local folder; a bucket's size is the object store's own metric.
+    if let Some(root) = state.blobs.root() {
+        e.gauge_value(
+            "oma_blob_bytes",
+            "Bytes held in blob storage (recounted at most every 30 s).",
+            blob_bytes(root).await,
+        );
+    }
     oma_metrics::process::render(&mut e);
     e.finish()
 }

@@ -81,8 +81,12 @@ impl AppState {
             version: env!("CARGO_PKG_VERSION"),
             database_backend: control.backend().name(),
             database_url: control.url_redacted().to_string(),
-            blob_backend: "local",
-            blob_location: blobs.root().display().to_string(),
+            blob_backend: if blobs.root().is_some() {
+                "local"
+            } else {
+                "s3"
+            },
+            blob_location: blobs.location(),
         };
         Self {
             tenants,

@@ -152,7 +152,9 @@ impl Store {
                 )
                 .await?;
         }
-        if let Some(root) = self.blobs().map(|b| b.root().to_path_buf()) {
+        // The sweeps walk the blob folder by modification time; object storage expires its
+        // objects with the bucket's own lifecycle rules instead.
+        if let Some(root) = self.blobs().and_then(|b| b.root()).map(Path::to_path_buf) {
             let grace_cutoff = now.checked_sub(policy.orphan_grace).unwrap_or(UNIX_EPOCH);
             out.orphaned_event_blobs = self.sweep_event_blobs(&root, grace_cutoff).await?;
             out.orphaned_snapshots = self.sweep_snapshots(&root, grace_cutoff).await?;

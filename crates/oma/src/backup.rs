@@ -80,6 +80,13 @@ pub async fn create(args: CreateArgs) -> Result<()> {
     let pid = std::process::id();
     let partial = out_dir.join(format!(".{file_name}.partial-{pid}"));
     let snapshot = out_dir.join(format!(".{file_name}.db-{pid}"));
+    if resolved.blob_url.starts_with("s3://") {
+        eprintln!(
+            "note: blobs are in {}: back the bucket up with its own tools (versioning, \
+             replication); this file holds no blobs.",
+            resolved.blob_url
+        );
+    }
 
     let include_db = match resolved.backend {
         Backend::Sqlite => {

@@ -27,6 +27,10 @@ pub struct StorageArgs {
     /// Database URL: `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: SQLite in the data dir.
     #[arg(long, env = "OMA_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Blob storage: `s3://BUCKET[/PREFIX]` (endpoint and credentials from the `AWS_*`
+    /// variables) or a folder. Default: `blobs/` in the data dir.
+    #[arg(long, env = "OMA_BLOB_URL")]
+    pub blob_url: Option<String>,
     /// Configuration file (`oma.toml`; default: `./oma.toml` when it exists).
     #[arg(long, env = "OMA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -46,6 +50,7 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub blob_url: Option<String>,
     pub public_base_url: Option<String>,
     /// Address of the Prometheus metrics listener (off when unset).
     pub metrics_listen: Option<String>,
@@ -290,6 +295,8 @@ pub struct Resolved {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub backend: Backend,
+    /// Where blobs live: an `s3://` URL or a folder.
+    pub blob_url: String,
     /// Validated, without a trailing slash.
     pub public_base_url: Option<String>,
     /// The file the settings came from, if any, and the overlay applied.
@@ -333,6 +340,12 @@ impl StorageArgs {
             None => format!("sqlite://{}", data_dir.join("oma.db").display()),
         };
         let backend = Backend::of_url(&database_url)?;
+        let blob_url = self
+            .blob_url
+            .clone()
+            .or_else(|| file.blob_url.clone())
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| data_dir.join("blobs").display().to_string());
         let public_base_url = self
             .public_base_url
             .clone()
@@ -344,6 +357,7 @@ impl StorageArgs {
             data_dir,
             database_url,
             backend,
+            blob_url,
             public_base_url,
             config_path,
             env,
@@ -365,6 +379,12 @@ impl Resolved {
                 oma_store::db_url_redacted(&self.database_url)
             )
         })
+    }
+
+    /// Opens the blob store (`blob_url`).
+    pub fn open_blobs(&self) -> Result<oma_blob::BlobStore> {
+        oma_blob::BlobStore::open_url(&self.blob_url)
+            .with_context(|| format!("opening the blob store at {}", self.blob_url))
     }
 
     /// Opens the store ready for use: the embedded database is migrated in place; a fresh

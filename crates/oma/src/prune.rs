@@ -115,8 +115,7 @@ pub async fn run(args: PruneArgs) -> Result<()> {
         ],
     )?;
     let store = resolved.open_migrated_store().await?;
-    let blobs = oma_blob::BlobStore::open_local(resolved.data_dir.join("blobs"))
-        .context("opening the blob directory")?;
+    let blobs = resolved.open_blobs()?;
     let store = store.with_blobs(blobs);
     let started = std::time::Instant::now();
     let pruned = store.prune(&policy).await;

@@ -74,13 +74,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         })?;
     let store = resolved.open_migrated_store().await?;
     let sealer = load_root_secret(&resolved.data_dir)?;
-    let blobs =
-        oma_blob::BlobStore::open_local(resolved.data_dir.join("blobs")).with_context(|| {
-            format!(
-                "opening the blob directory under {}",
-                resolved.data_dir.display()
-            )
-        })?;
+    let blobs = resolved.open_blobs()?;
     // List rates for `usage.list_cost` and budgets: one table for the whole process.
     let prices = resolved.file.pricing.table()?;
     if oma_core::pricing::install(prices).is_err() {
