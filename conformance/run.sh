@@ -2,10 +2,13 @@
 # Runs the SDK conformance suite against a freshly started `oma serve`.
 #
 #   conformance/run.sh sqlite                 # a temporary data dir with the embedded database
-#   conformance/run.sh postgres URL           # a PostgreSQL database (it is migrated first)
+#   conformance/run.sh postgres URL           # a PostgreSQL database (`oma serve` initialises
+#                                             # it when empty)
 #
 # Environment: OMA_BIN (default target/debug/oma), PYTHON (a python with `anthropic` and
-# `pytest`, default .venv/bin/python), PYTEST_ARGS (extra pytest arguments).
+# `pytest`, default .venv/bin/python), PYTEST_ARGS (extra pytest arguments), MOTO_SERVER (a
+# `moto_server` executable: blobs then go to an S3 bucket on a moto server started here, as
+# several nodes would share them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +17,13 @@ OMA_BIN=${OMA_BIN:-target/debug/oma}
 PYTHON=${PYTHON:-.venv/bin/python}
 work=$(mktemp -d)
 server_pid=""
+moto_pid=""
 
 cleanup() {
+    if [ -n "$moto_pid" ]; then
+        kill "$moto_pid" 2>/dev/null || true
+        wait "$moto_pid" 2>/dev/null || true
+    fi
     if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
         kill "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
@@ -32,7 +40,6 @@ storage=(--data-dir "$work/data")
 if [ "$backend" = postgres ]; then
     url=${2:?usage: conformance/run.sh postgres URL}
     storage+=(--database-url "$url")
-    "$OMA_BIN" migrate up "${storage[@]}" >/dev/null
 fi
 
 # A free port: bind to 0 and read back what the kernel chose.
@@ -48,13 +55,26 @@ key="sk-conformance-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 # github_repository clones reach a fake GitHub (git over HTTPS) served by the pytest process
 # (conformance/fake_git.py): the egress connects there for github.com and trusts its CA.
 git_port=$(free_port)
+s3_env=()
+if [ -n "${MOTO_SERVER:-}" ]; then
+    moto_port=$(free_port)
+    "$MOTO_SERVER" -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
+    moto_pid=$!
+    for _ in $(seq 1 300); do
+        "$PYTHON" -c "import urllib.request; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:$moto_port/oma-conformance', method='PUT'), timeout=1)" 2>/dev/null && break
+        sleep 0.1
+    done
+    s3_env=(OMA_BLOB_URL="s3://oma-conformance/$backend" AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
+        AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=conformance AWS_SECRET_ACCESS_KEY=conformance AWS_REGION=us-east-1)
+    echo "conformance: blobs in s3://oma-conformance/$backend on moto at 127.0.0.1:$moto_port"
+fi
 "$PYTHON" conformance/fake_git.py certs "$work/git-certs"
 cat >"$work/oma.toml" <<TOML
 [egress]
 connect_to = { "github.com" = "127.0.0.1:$git_port" }
 upstream_ca_files = ["$work/git-certs/ca.pem"]
 TOML
-OMA_API_KEY="$key" OMA_ROOT_SECRET="${OMA_ROOT_SECRET:-}" \
+env "${s3_env[@]}" OMA_API_KEY="$key" OMA_ROOT_SECRET="${OMA_ROOT_SECRET:-}" \
     ANTHROPIC_BASE_URL="http://127.0.0.1:$fake_port" ANTHROPIC_API_KEY="fake-model-key" \
     OMA_OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" OMA_OPENAI_API_KEY="fake-openai-key" \
     OMA_OPENAI_MODELS="oma-test-openai-model" OMA_MODEL_RETRY_BASE_MS=20 \
@@ -91,6 +111,11 @@ OMA_BASE_URL="http://127.0.0.1:$port" OMA_FAKE_MODEL_PORT="$fake_port" OMA_FAKE_
     OMA_DATA_DIR="$work/data" "$PYTHON" -m pytest conformance -q -p no:cacheprovider ${PYTEST_ARGS:-}
 status=$?
 set -e
+# With a bucket, the blobs must really have gone there (moto logs each request).
+if [ -n "$moto_pid" ] && [ $status -eq 0 ] && ! grep -q "PUT /oma-conformance/$backend/" "$work/moto.log"; then
+    echo "conformance: no blob reached s3://oma-conformance/$backend" >&2
+    status=1
+fi
 if [ $status -ne 0 ]; then
     echo "---- server log (last 50 lines) ----" >&2
     tail -n 50 "$work/server.log" >&2

@@ -300,7 +300,7 @@ async fn prune_deletes_old_events_of_ended_sessions_and_keeps_what_contexts_need
             seqs(s, &ended).await.is_empty(),
             "the ended session's log is gone"
         );
-        assert!(!db.blobs.root().join(&ended_blobs[0]).exists());
+        assert!(!db.blobs.root().unwrap().join(&ended_blobs[0]).exists());
         // The ended session's spilled body and the compacted one's (seq 3).
         assert_eq!(pruned.spilled_blobs, 2, "{pruned:?}");
 
@@ -323,7 +323,7 @@ async fn prune_deletes_old_events_of_ended_sessions_and_keeps_what_contexts_need
         );
         assert_eq!(pruned.orphaned_event_blobs, 1);
         assert_eq!(pruned.orphaned_snapshots, 1);
-        assert!(db.blobs.root().join(&live_snapshot).exists());
+        assert!(db.blobs.root().unwrap().join(&live_snapshot).exists());
         assert_eq!(pruned.expired_blobs, 1);
 
         // Reads still work on what is left, and a second prune finds nothing more.
