@@ -146,6 +146,17 @@ async fn database(r: &mut Report, url: &str, backend: Backend) {
         && let Some(path) = sqlite_file(url)
         && !path.exists()
     {
+        if let Err(why) = creatable(&path) {
+            r.fix(
+                Level::Fail,
+                "database",
+                format!("{} cannot be created: {why}", path.display()),
+                "point --data-dir (OMA_DATA_DIR) or --database-url at a folder this user can \
+                 write, or create it with the right owner",
+            );
+            r.add(Level::Skip, "migrations", "no database yet");
+            return;
+        }
         r.fix(
             Level::Warn,
             "database",
@@ -234,6 +245,39 @@ async fn database(r: &mut Report, url: &str, backend: Backend) {
         ),
     }
     store.close().await;
+}
+
+/// Whether a file at `path` could be created: its nearest existing ancestor is a folder this
+/// process can write in (probed with a file created and removed at once; nothing else is
+/// left behind).
+fn creatable(path: &Path) -> Result<(), String> {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d.as_os_str().is_empty() {
+            dir = Some(Path::new("."));
+            continue;
+        }
+        match std::fs::metadata(d) {
+            Ok(m) if m.is_dir() => {
+                let probe = d.join(format!(".oma-doctor-probe-{}", std::process::id()));
+                return match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&probe)
+                {
+                    Ok(_) => {
+                        let _ = std::fs::remove_file(&probe);
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("cannot write in {}: {e}", d.display())),
+                };
+            }
+            Ok(_) => return Err(format!("{} is not a directory", d.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => dir = d.parent(),
+            Err(e) => return Err(format!("cannot read {}: {e}", d.display())),
+        }
+    }
+    Ok(())
 }
 
 fn database_fix(backend: Backend) -> &'static str {

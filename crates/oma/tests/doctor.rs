@@ -136,3 +136,40 @@ fn a_healthy_data_dir_passes_with_warnings() {
     assert!(check(&out, "sandbox backend").0.starts_with("ok"), "{out}");
     assert!(out.contains("all required checks passed"), "{out}");
 }
+
+#[test]
+fn a_database_path_that_cannot_be_created_fails_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    // The data dir would live under a regular file: no user can create it.
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let o = oma(
+        &["doctor"],
+        &blocker.join("data"),
+        &[("OMA_ROOT_SECRET", GOOD_SECRET)],
+    );
+    let out = stdout(&o);
+    assert!(!o.status.success(), "{out}");
+    let (db, fix) = check(&out, "database");
+    assert!(
+        db.starts_with("FAIL")
+            && db.contains("cannot be created")
+            && db.contains("not a directory"),
+        "{db}"
+    );
+    assert!(fix.unwrap().contains("--data-dir"), "{out}");
+    // A path that can be created is only a warning, and doctor leaves nothing behind.
+    let fresh = dir.path().join("fresh").join("data");
+    let o = oma(&["doctor"], &fresh, &[("OMA_ROOT_SECRET", GOOD_SECRET)]);
+    let (db, _) = check(&stdout(&o), "database");
+    assert!(
+        db.starts_with("WARN") && db.contains("does not exist yet"),
+        "{db}"
+    );
+    assert!(!dir.path().join("fresh").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("not-a-folder")]);
+}
