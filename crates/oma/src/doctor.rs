@@ -273,7 +273,14 @@ fn creatable(path: &Path) -> Result<(), String> {
                 };
             }
             Ok(_) => return Err(format!("{} is not a directory", d.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => dir = d.parent(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                dir = d.parent()
+            }
             Err(e) => return Err(format!("cannot read {}: {e}", d.display())),
         }
     }
