@@ -36,9 +36,9 @@ enum Inner {
     Remote(s3::Remote),
 }
 
-/// Checks a key's syntax (see the module docs).
-fn check_key(key: &str) -> Result<(), BlobError> {
-    let ok = !key.is_empty()
+/// Whether `key` is a valid blob key (or key prefix): see the module docs.
+pub fn is_valid_key(key: &str) -> bool {
+    !key.is_empty()
         && key.split('/').all(|seg| {
             !seg.is_empty()
                 && seg != "."
@@ -46,8 +46,12 @@ fn check_key(key: &str) -> Result<(), BlobError> {
                 && seg
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        });
-    if ok {
+        })
+}
+
+/// Checks a key's syntax (see the module docs).
+fn check_key(key: &str) -> Result<(), BlobError> {
+    if is_valid_key(key) {
         Ok(())
     } else {
         Err(BlobError::InvalidKey(key.to_string()))

@@ -54,15 +54,7 @@ impl BlobTtl {
     /// A rule, refused for prefixes rows point at and for malformed prefixes.
     pub fn new(prefix: &str, ttl: Duration) -> Result<Self> {
         let prefix = prefix.trim_matches('/');
-        let valid = !prefix.is_empty()
-            && prefix.split('/').all(|seg| {
-                !seg.is_empty()
-                    && seg != "."
-                    && seg != ".."
-                    && seg
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            });
+        let valid = oma_blob::is_valid_key(prefix);
         if !valid {
             return Err(StoreError::Config(format!(
                 "blob lifecycle rule for `{prefix}`: a prefix is a blob folder such as `snapshots`"

@@ -177,14 +177,7 @@ impl SessionHost {
     /// `send_to_agent`: hands the task to the agent's thread (created on first use), runs the
     /// child's turn and returns its report, or says the child waits on the user.
     async fn delegate(&mut self, call: &Call) -> HostResult<Delegated> {
-        let threads = self
-            .store
-            .child_threads(&self.tenant, &self.session)
-            .await?;
-        let primary_id = self
-            .store
-            .primary_thread_id(&self.tenant, &self.session)
-            .await?;
+        let (threads, primary_id) = self.threads_and_primary().await?;
         // A restarted host, or answers the child waited for: the same child goes on.
         if let Some(t) = threads
             .iter()
@@ -537,14 +530,7 @@ impl SessionHost {
         if !self.is_coordinator() {
             return Ok((events, changes));
         }
-        let threads = self
-            .store
-            .child_threads(&self.tenant, &self.session)
-            .await?;
-        let primary_id = self
-            .store
-            .primary_thread_id(&self.tenant, &self.session)
-            .await?;
+        let (threads, primary_id) = self.threads_and_primary().await?;
         for t in threads.iter().filter(|t| !t.archived) {
             let Some(call) = t.delegation.clone() else {
                 continue;
@@ -597,6 +583,23 @@ impl SessionHost {
         })
         .await?;
         Ok(())
+    }
+
+    /// The session's child threads and its primary thread's id.
+    async fn threads_and_primary(&self) -> HostResult<(Vec<ChildThread>, String)> {
+        let threads = self
+            .store
+            .child_threads(&self.tenant, &self.session)
+            .await?;
+        let primary_id = match &self.primary_thread {
+            Some(id) => id.clone(),
+            None => {
+                self.store
+                    .primary_thread_id(&self.tenant, &self.session)
+                    .await?
+            }
+        };
+        Ok((threads, primary_id))
     }
 
     /// Swaps the host's per-thread state with `frame`'s.
