@@ -9,6 +9,7 @@ pub mod agents;
 pub mod environments;
 pub mod error;
 pub mod files;
+pub mod json;
 pub mod memory;
 pub mod page;
 pub mod sessions;

@@ -29,6 +29,7 @@ use serde_json::{Map, Value};
 
 use crate::metadata::{self, Metadata};
 use crate::{Error, Patch};
+use oma_api::json::kind_of;
 
 /// Tools across all entries of `tools[]` (spec §3.1).
 pub const MAX_TOOLS: usize = 256;
@@ -2180,17 +2181,6 @@ impl RefTracker {
 
 fn invalid(path: &str, message: impl Display) -> Error {
     Error::invalid(format!("{path}: {message}"))
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// "`a`", "`a` or `b`", "`a`, `b` or `c`".

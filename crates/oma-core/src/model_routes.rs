@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::metadata::{self, Metadata};
 use crate::{Error, Patch};
+use oma_api::json::kind_of;
 
 /// Id prefix of model routes (`mroute_…`).
 pub const ID_PREFIX: &str = "mroute";
@@ -319,17 +320,6 @@ fn required(v: Option<Value>, field: &str) -> Result<Value, Error> {
     match v {
         None | Some(Value::Null) => Err(Error::invalid(format!("{field}: is required"))),
         Some(v) => Ok(v),
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

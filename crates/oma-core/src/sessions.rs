@@ -25,6 +25,7 @@ use crate::agents::{
 use crate::events::NewEvent;
 use crate::metadata::{self, Metadata};
 use crate::{Error, Patch, time};
+use oma_api::json::kind_of;
 
 /// Longest `title`, in characters. The API documents none; a bound keeps rows sane.
 pub const MAX_TITLE_CHARS: usize = 1024;
@@ -1577,17 +1578,6 @@ fn optional_string(o: &Map<String, Value>, key: &str, path: &str) -> Result<Opti
             "{path}.{key}: must be a string or null, got {}",
             kind_of(other)
         ))),
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

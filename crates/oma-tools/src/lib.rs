@@ -16,6 +16,7 @@ pub mod web_fetch;
 pub mod web_search;
 
 use oma_api::agents::AgentToolset;
+use oma_api::json::kind_of;
 use oma_sandbox::{OutputBlock, Sandbox, SandboxError, ToolCall, ToolOutcome};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
@@ -236,17 +237,6 @@ fn as_integer(v: &Value) -> Option<i64> {
     }
     let f = v.as_f64()?;
     (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The outcome as tool-result content blocks of the API (`text`, `image` and `document`
