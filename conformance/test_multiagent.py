@@ -369,3 +369,15 @@ def test_self_copy_runs_the_coordinators_agent_without_the_roster(client, fake_m
     assert request_texts(fake_model.requests[-2]) == [("user", "Half of the work")]
     # A copy is one level deep: it cannot delegate further.
     assert "send_to_agent" not in tool_names(fake_model.requests[-2])
+
+
+def test_multiagent_sessions_need_a_cloud_environment(client, unique):
+    researcher = client.beta.agents.create(model=MODEL, name=f"r-{unique}")
+    lead = client.beta.agents.create(
+        model=MODEL, name=f"l-{unique}", multiagent={"type": "coordinator", "agents": [researcher.id]}
+    )
+    env = client.beta.environments.create(name=f"mash-{unique}", config={"type": "self_hosted"})
+    with pytest.raises(anthropic.BadRequestError) as e:
+        client.beta.sessions.create(agent=lead.id, environment_id=env.id)
+    assert "cloud environment" in str(e.value)
+    assert list(client.beta.sessions.list(agent_id=lead.id)) == []

@@ -129,6 +129,16 @@ impl Store {
             .await?
         {
             check_self_hosted_resources(&req.resources)?;
+            // A child thread's tool calls would run on the worker, which follows the session
+            // stream, where they are not shown (semantics §10): refused until workers can
+            // follow threads.
+            if agent.multiagent.is_some() {
+                return Err(Error::invalid(
+                    "agent.multiagent: multi-agent sessions need a cloud environment; a \
+                     self_hosted environment's worker cannot run a child thread's tools yet",
+                )
+                .into());
+            }
         }
         for vault in &req.vault_ids {
             self.check_vault(tenant, vault).await?;
