@@ -86,7 +86,8 @@ impl BlobStore {
             });
         }
         let path = url.strip_prefix("file://").unwrap_or(url);
-        if path.is_empty() || url.contains("://") && !url.starts_with("file://") {
+        let other_scheme = url.contains("://") && !url.starts_with("file://");
+        if path.is_empty() || other_scheme {
             return Err(BlobError::Config {
                 url: url.to_string(),
                 why: "expected s3://bucket[/prefix], file:///path or a path".into(),

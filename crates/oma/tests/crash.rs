@@ -86,6 +86,18 @@ async fn checkpoints(data: &Path) -> i64 {
     n
 }
 
+/// Waits until a model stream checkpoint is written (a crash after it must keep the text).
+async fn until_checkpointed(data: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while checkpoints(data).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no stream checkpoint was written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_model_stream_then_the_turn_completes() {
     let fake = FakeAnthropic::start().await;
@@ -101,14 +113,7 @@ async fn kill_9_mid_model_stream_then_the_turn_completes() {
     say(&first.base, &sid, "tell me something");
     gate.reached().await;
     // The streamed text has been checkpointed: a crash now must keep it.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while checkpoints(&data).await == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "no stream checkpoint was written"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_checkpointed(&data).await;
     drop(first); // SIGKILL: no shutdown code runs
     gate.open();
 
@@ -254,14 +259,7 @@ async fn kill_9_mid_delegation_then_the_same_child_finishes_and_reports() {
     let sid = coordinator_session(&first.base);
     say(&first.base, &sid, "delegate it");
     gate.reached().await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while checkpoints(&data).await == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "no stream checkpoint was written"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_checkpointed(&data).await;
     drop(first); // SIGKILL mid child stream
     gate.open();
 

@@ -274,7 +274,7 @@ impl SessionHost {
             agent_name: target.name.clone(),
             primary_id,
         };
-        self.run_child(call, child, target.snapshot.clone(), false)
+        self.run_child(call, child, target.snapshot.clone(), None)
             .await
     }
 
@@ -291,21 +291,8 @@ impl SessionHost {
             agent_name: str_of(&t.agent, "name"),
             primary_id: primary_id.to_string(),
         };
-        let mut frame = Frame {
-            agent: t.agent.clone(),
-            child: Some(child.clone()),
-            ..Frame::default()
-        };
-        self.swap_frame(&mut frame);
-        let result = self.resume_in_child(t.status.as_str()).await;
-        self.swap_frame(&mut frame);
-        match result? {
-            Resume::Run { recovering } => {
-                self.run_child(call, child, t.agent.clone(), recovering)
-                    .await
-            }
-            Resume::Waiting(ids) => Ok(Delegated::Waiting(ids)),
-        }
+        self.run_child(call, child, t.agent.clone(), Some(&t.status))
+            .await
     }
 
     /// Inside the child's frame: what resuming it means.
@@ -344,13 +331,14 @@ impl SessionHost {
         Ok(Resume::Run { recovering: false })
     }
 
-    /// Runs the child's turn in its frame, then reports or says what it waits on.
+    /// Runs the child's turn in its frame, then reports or says what it waits on. `resume`:
+    /// the thread row's status when the delegation was started by an earlier step.
     async fn run_child(
         &mut self,
         call: &Call,
         child: Child,
         agent: Value,
-        recovering: bool,
+        resume: Option<&str>,
     ) -> HostResult<Delegated> {
         let mut frame = Frame {
             agent,
@@ -358,19 +346,27 @@ impl SessionHost {
             ..Frame::default()
         };
         self.swap_frame(&mut frame);
-        let result = self.child_turn(recovering).await;
-        let report = match &result {
-            Ok(()) => self.child_report().await,
-            Err(_) => Ok(ChildEnd::Waiting(Vec::new())),
-        };
+        let ended = self.in_child(resume).await;
         self.swap_frame(&mut frame);
-        result?;
-        match report? {
+        match ended? {
             ChildEnd::Waiting(ids) => Ok(Delegated::Waiting(ids)),
             ChildEnd::Report { content, is_error } => {
                 Ok(self.report(call, &child, content, is_error))
             }
         }
+    }
+
+    /// Inside the child's frame: resume or run its turn, then read how it ended.
+    async fn in_child(&mut self, resume: Option<&str>) -> HostResult<ChildEnd> {
+        let recovering = match resume {
+            None => false,
+            Some(status) => match self.resume_in_child(status).await? {
+                Resume::Waiting(ids) => return Ok(ChildEnd::Waiting(ids)),
+                Resume::Run { recovering } => recovering,
+            },
+        };
+        self.child_turn(recovering).await?;
+        self.child_report().await
     }
 
     async fn child_turn(&mut self, recovering: bool) -> HostResult<()> {
