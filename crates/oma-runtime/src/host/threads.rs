@@ -183,8 +183,14 @@ impl SessionHost {
             .iter()
             .find(|t| t.delegation.as_deref() == Some(call.event_id.as_str()))
         {
-            let child = t.clone();
-            return self.resume_child(call, &child, &primary_id).await;
+            let child = Child {
+                id: t.id.clone(),
+                agent_name: str_of(&t.agent, "name"),
+                primary_id,
+            };
+            return self
+                .run_child(call, child, t.agent.clone(), Some(&t.status))
+                .await;
         }
         let agent = call
             .input
@@ -216,10 +222,9 @@ impl SessionHost {
         // Threads persist: a follow-up to the same agent continues its conversation.
         let existing = threads
             .iter()
-            .find(|t| !t.archived && str_of(&t.agent, "id") == target.id)
-            .cloned();
+            .find(|t| !t.archived && str_of(&t.agent, "id") == target.id);
         let mut step = Step::default();
-        let child_id = match &existing {
+        let child_id = match existing {
             Some(t) => t.id.clone(),
             None => {
                 let live = threads.iter().filter(|t| !t.archived).count();
@@ -254,12 +259,8 @@ impl SessionHost {
         );
         received.thread_id = Some(child_id.clone());
         step.events.push(received);
-        step.events.push(on_thread(thread_status(
-            &child_id,
-            &target.name,
-            "running",
-            None,
-        )));
+        step.events
+            .push(thread_status(&child_id, &target.name, "running", None));
         step.threads.push(ThreadChange::Status {
             id: child_id.clone(),
             status: "running",
@@ -275,23 +276,6 @@ impl SessionHost {
             primary_id,
         };
         self.run_child(call, child, target.snapshot.clone(), None)
-            .await
-    }
-
-    /// Picks a delegation up where it stands: a turn cut short by a restart finishes, answers
-    /// the child waited for let it go on, and a finished turn is reported.
-    async fn resume_child(
-        &mut self,
-        call: &Call,
-        t: &ChildThread,
-        primary_id: &str,
-    ) -> HostResult<Delegated> {
-        let child = Child {
-            id: t.id.clone(),
-            agent_name: str_of(&t.agent, "name"),
-            primary_id: primary_id.to_string(),
-        };
-        self.run_child(call, child, t.agent.clone(), Some(&t.status))
             .await
     }
 
@@ -332,7 +316,9 @@ impl SessionHost {
     }
 
     /// Runs the child's turn in its frame, then reports or says what it waits on. `resume`:
-    /// the thread row's status when the delegation was started by an earlier step.
+    /// the thread row's status when an earlier step started this delegation (a restarted host,
+    /// or answers the child waited for): a turn cut short finishes, a paused one goes on, a
+    /// finished one is only reported.
     async fn run_child(
         &mut self,
         call: &Call,
