@@ -56,6 +56,8 @@ pub struct Store {
     url_redacted: String,
     blobs: Option<BlobStore>,
     spill_threshold: usize,
+    /// PostgreSQL's URL, for the one connection that listens for notes between nodes.
+    pg_url: Option<std::sync::Arc<str>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,6 +97,7 @@ impl Store {
                     url_redacted,
                     blobs: None,
                     spill_threshold: SPILL_THRESHOLD_BYTES,
+                    pg_url: None,
                 })
             }
             Backend::Postgres => {
@@ -110,6 +113,7 @@ impl Store {
                     url_redacted,
                     blobs: None,
                     spill_threshold: SPILL_THRESHOLD_BYTES,
+                    pg_url: Some(std::sync::Arc::from(url)),
                 })
             }
         }
@@ -141,6 +145,10 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub(crate) fn pg_url(&self) -> Option<&str> {
+        self.pg_url.as_deref()
     }
 
     /// The URL with any password removed, for logs and `/health`.

@@ -19,8 +19,10 @@ pub mod backup;
 pub mod environments;
 pub mod events;
 pub mod files;
+pub mod leases;
 pub mod memory;
 pub mod model_routes;
+pub mod notify;
 pub mod ops_events;
 pub mod repositories;
 pub mod retention;
@@ -50,6 +52,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Config(String),
+    /// A step's fence is stale: another node owns the session now, or this node's lease
+    /// expired. The host must stop without writing anything more.
+    #[error("the session's lease is no longer this host's")]
+    Fenced,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

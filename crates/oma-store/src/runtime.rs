@@ -8,7 +8,9 @@ use sqlx::{Any, Transaction};
 use oma_core::Error;
 use oma_core::events::NewEvent;
 
+use crate::Backend;
 use crate::events::{StoredEvent, append_in_tx};
+use crate::leases::{Fence, check_fence};
 use crate::{Result, Store, from_json, to_json};
 
 /// A client event waiting in a session's input queue.
@@ -40,6 +42,9 @@ pub struct Step {
     pub outcome: Option<Value>,
     /// Changes to the session's child threads (multi-agent sessions).
     pub threads: Vec<ThreadChange>,
+    /// The committing host's lease: the step fails with [`crate::StoreError::Fenced`] unless
+    /// it still owns the session. `None` only for tools and tests that own the database.
+    pub fence: Option<Fence>,
 }
 
 /// A change to one child thread of a session, applied with a [`Step`].
@@ -314,6 +319,9 @@ async fn apply_step(
     session_id: &str,
     step: Step,
 ) -> Result<Vec<StoredEvent>> {
+    if let Some(fence) = &step.fence {
+        check_fence(store, tx, session_id, fence).await?;
+    }
     for seq in &step.consumed {
         sqlx::query(
             "DELETE FROM session_inputs WHERE tenant_id = $1 AND session_id = $2 AND seq = $3",
@@ -325,6 +333,24 @@ async fn apply_step(
         .await?;
     }
     let stored = append_in_tx(store, tx, tenant, session_id, step.events).await?;
+    if store.backend() == Backend::Postgres
+        && let (Some(first), Some(last)) = (stored.first(), stored.last())
+    {
+        // Nodes with subscribers of this session read the new events (delivered at commit).
+        let node = step.fence.as_ref().map_or("", |f| f.node_id.as_str());
+        let note = crate::notify::EventsNote {
+            tenant: tenant.to_string(),
+            session: session_id.to_string(),
+            from: first.seq,
+            to: last.seq,
+            node: node.to_string(),
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(crate::notify::EVENTS_CHANNEL)
+            .bind(note.encode())
+            .execute(&mut **tx)
+            .await?;
+    }
     let now = oma_core::time::now_micros();
     if let Some(status) = step.status {
         sqlx::query(
