@@ -5,7 +5,9 @@
 //! node takes its sessions back at once); each claim increments the epoch. Every step a host
 //! commits carries its [`Fence`] and fails with [`StoreError::Fenced`] unless the lease is
 //! still that host's and unexpired, so a paused or partitioned owner cannot append after
-//! another node took over. Expiry is judged by the database clock, never a node's.
+//! another node took over. Expiry is judged by the database clock, never a node's, with one
+//! boundary everywhere: a lease is live while `expires_at > now` and expired from then on (a
+//! claim, a fence check and the orphan sweep never disagree about the same instant).
 
 use crate::{Backend, Result, Store, StoreError};
 
@@ -26,7 +28,7 @@ pub enum Claim {
 }
 
 /// A node as the registry knows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct NodeRow {
     pub node_id: String,
     pub address: String,
@@ -46,9 +48,6 @@ pub struct NodeRow {
 fn with_now(backend: Backend, sql: &'static str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql.replace("{now}", now_sql(backend)))
 }
-
-/// A `cluster_nodes` row with its lease count and silence, as read.
-type NodeTuple = (String, String, String, String, i64, i64, i64, i64);
 
 /// The database clock, in microseconds since the epoch, as an SQL expression.
 pub(crate) fn now_sql(backend: Backend) -> &'static str {
@@ -73,7 +72,7 @@ impl Store {
              VALUES ($1, $2, $3, 1, {now} + $4) \
              ON CONFLICT (session_id) DO UPDATE SET node_id = excluded.node_id, \
              epoch = session_leases.epoch + 1, expires_at = excluded.expires_at \
-             WHERE session_leases.expires_at < {now} OR session_leases.node_id = excluded.node_id \
+             WHERE session_leases.expires_at <= {now} OR session_leases.node_id = excluded.node_id \
              RETURNING epoch",
         ))
         .bind(session)
@@ -137,15 +136,6 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Forgets the lease of a deleted session.
-    pub async fn drop_lease(&self, session: &str) -> Result<()> {
-        sqlx::query("DELETE FROM session_leases WHERE session_id = $1")
-            .bind(session)
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
     /// Sessions that need a host and have none: running, rescheduling or with queued input,
     /// and no unexpired lease (their owner stopped, crashed or lost its lease).
     pub async fn orphaned_sessions(&self) -> Result<Vec<(String, String)>> {
@@ -155,7 +145,7 @@ impl Store {
                SELECT tenant_id, id FROM sessions WHERE status IN ('running', 'rescheduling') \
                UNION SELECT tenant_id, session_id FROM session_inputs) n \
              LEFT JOIN session_leases l ON l.session_id = n.id \
-             WHERE l.session_id IS NULL OR l.expires_at < {now}",
+             WHERE l.session_id IS NULL OR l.expires_at <= {now}",
         ))
         .fetch_all(self.reader())
         .await?)
@@ -204,55 +194,15 @@ impl Store {
 
     /// Every registered node with its unexpired leases, most recently alive first.
     pub async fn nodes(&self) -> Result<Vec<NodeRow>> {
-        let rows: Vec<NodeTuple> =
-            sqlx::query_as(with_now(
+        Ok(sqlx::query_as(with_now(
             self.backend(),
-                "SELECT n.node_id, n.address, n.version, n.state, n.started_at, n.heartbeat_at, \
-                 (SELECT COUNT(*) FROM session_leases l WHERE l.node_id = n.node_id AND l.expires_at > {now}), \
-                 {now} - n.heartbeat_at \
-                 FROM cluster_nodes n ORDER BY n.heartbeat_at DESC, n.node_id"
-            ))
-            .fetch_all(self.reader())
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    node_id,
-                    address,
-                    version,
-                    state,
-                    started_at,
-                    heartbeat_at,
-                    leases,
-                    silent_for,
-                )| {
-                    NodeRow {
-                        node_id,
-                        address,
-                        version,
-                        state,
-                        started_at,
-                        heartbeat_at,
-                        leases,
-                        silent_for,
-                    }
-                },
-            )
-            .collect())
-    }
-
-    /// Forgets nodes silent for longer than `older_than_ms` that hold no lease.
-    pub async fn forget_silent_nodes(&self, older_than_ms: i64) -> Result<u64> {
-        let done = sqlx::query(with_now(
-            self.backend(),
-            "DELETE FROM cluster_nodes WHERE heartbeat_at < {now} - $1 AND NOT EXISTS \
-             (SELECT 1 FROM session_leases l WHERE l.node_id = cluster_nodes.node_id AND l.expires_at > {now})"
+            "SELECT n.node_id, n.address, n.version, n.state, n.started_at, n.heartbeat_at, \
+             (SELECT COUNT(*) FROM session_leases l WHERE l.node_id = n.node_id AND l.expires_at > {now}) AS leases, \
+             {now} - n.heartbeat_at AS silent_for \
+             FROM cluster_nodes n ORDER BY n.heartbeat_at DESC, n.node_id",
         ))
-        .bind(older_than_ms * 1000)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected())
+        .fetch_all(self.reader())
+        .await?)
     }
 }
 

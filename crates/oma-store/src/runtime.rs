@@ -347,7 +347,7 @@ async fn apply_step(
         };
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(crate::notify::EVENTS_CHANNEL)
-            .bind(note.encode())
+            .bind(crate::notify::encode(&note))
             .execute(&mut **tx)
             .await?;
     }

@@ -4,14 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{backends, session};
 use oma_blob::BlobStore;
-use oma_core::agents::{AgentConfig, CreateAgentParams};
 use oma_core::cursor::Cursor;
-use oma_core::seal::{Sealer, generate_root_secret};
-use oma_core::sessions::{CreateSession, CreateSessionParams};
 use oma_store::events::{EventFilter, NewEvent, SPILL_THRESHOLD_BYTES, append_in_tx, spill_key};
 use oma_store::{Backend, ListQuery, Store, StoreError};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 /// A store with blobs attached, and the directories it lives in.
 struct Db {
@@ -35,52 +35,6 @@ async fn open(backend: Backend) -> Db {
         blob_root,
         _dir: dir,
     }
-}
-
-fn backends() -> Vec<Backend> {
-    let mut v = vec![Backend::Sqlite];
-    match std::env::var("OMA_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => v.push(Backend::Postgres),
-        _ => eprintln!("note: OMA_TEST_DATABASE_URL is not set; skipping the PostgreSQL variant"),
-    }
-    v
-}
-
-/// A fresh tenant with a session to append to: `(tenant, session id)`.
-async fn session(store: &Store, tag: &str) -> (String, String) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let tenant = format!("{tag}-{}-{nanos}", std::process::id());
-    store.create_tenant(&tenant).await.unwrap();
-    let p: CreateAgentParams =
-        serde_json::from_value(json!({"name": "spill", "model": "claude-opus-4-8"})).unwrap();
-    let agent: Value = serde_json::from_str(
-        &store
-            .create_agent(&tenant, &AgentConfig::create(p).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let env = oma_core::ids::new_id(oma_core::ids::ENVIRONMENT);
-    sqlx::query(
-        "INSERT INTO environments (id, tenant_id, created_at, updated_at, archived_at, body) \
-         VALUES ($1, $2, 0, 0, NULL, '{}')",
-    )
-    .bind(&env)
-    .bind(&tenant)
-    .execute(store.writer())
-    .await
-    .unwrap();
-    let p: CreateSessionParams =
-        serde_json::from_value(json!({"agent": agent["id"], "environment_id": env})).unwrap();
-    let sealer = Sealer::from_base64(&generate_root_secret()).unwrap();
-    let (sid, _, _) = store
-        .create_session(&tenant, CreateSession::parse(p).unwrap(), &sealer)
-        .await
-        .unwrap();
-    (tenant, sid)
 }
 
 /// A `user.message` whose JSON body is about `bytes` long, with multi-byte characters so that

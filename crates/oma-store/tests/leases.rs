@@ -4,17 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use oma_core::agents::{AgentConfig, CreateAgentParams};
-use oma_core::seal::{Sealer, generate_root_secret};
-use oma_core::sessions::{CreateSession, CreateSessionParams};
+use common::{backends, session, unique};
+
 use oma_store::events::NewEvent;
 use oma_store::leases::{Claim, Fence};
 use oma_store::notify::Note;
 use oma_store::runtime::Step;
 use oma_store::{Backend, Store, StoreError};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
+
+mod common;
 
 const TTL_MS: i64 = 60_000;
 
@@ -33,23 +34,6 @@ async fn open(backend: Backend) -> Db {
     let store = Store::connect(&url).await.unwrap();
     store.migrate_up().await.unwrap();
     Db { store, _dir: dir }
-}
-
-fn backends() -> Vec<Backend> {
-    let mut v = vec![Backend::Sqlite];
-    match std::env::var("OMA_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => v.push(Backend::Postgres),
-        _ => eprintln!("note: OMA_TEST_DATABASE_URL is not set; skipping the PostgreSQL variant"),
-    }
-    v
-}
-
-fn unique(prefix: &str) -> String {
-    let n = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{n}", std::process::id())
 }
 
 fn fenced(step: Option<Fence>) -> Step {
@@ -161,39 +145,6 @@ async fn nodes_register_and_report_their_leases() {
     }
 }
 
-/// A session of a new tenant: `(tenant, session id)`.
-async fn session(store: &Store) -> (String, String) {
-    let tenant = unique("lease");
-    store.create_tenant(&tenant).await.unwrap();
-    let p: CreateAgentParams =
-        serde_json::from_value(json!({"name": "p", "model": "claude-opus-4-8"})).unwrap();
-    let agent: Value = serde_json::from_str(
-        &store
-            .create_agent(&tenant, &AgentConfig::create(p).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let env = oma_core::ids::new_id(oma_core::ids::ENVIRONMENT);
-    sqlx::query(
-        "INSERT INTO environments (id, tenant_id, created_at, updated_at, archived_at, body) \
-         VALUES ($1, $2, 0, 0, NULL, '{}')",
-    )
-    .bind(&env)
-    .bind(&tenant)
-    .execute(store.writer())
-    .await
-    .unwrap();
-    let p: CreateSessionParams =
-        serde_json::from_value(json!({"agent": agent["id"], "environment_id": env})).unwrap();
-    let sealer = Sealer::from_base64(&generate_root_secret()).unwrap();
-    let (sid, _, _) = store
-        .create_session(&tenant, CreateSession::parse(p).unwrap(), &sealer)
-        .await
-        .unwrap();
-    (tenant, sid)
-}
-
 #[tokio::test]
 async fn a_postgres_step_tells_listeners_which_events_it_committed() {
     if !backends().contains(&Backend::Postgres) {
@@ -202,7 +153,7 @@ async fn a_postgres_step_tells_listeners_which_events_it_committed() {
     let db = open(Backend::Postgres).await;
     let s = &db.store;
     let mut listener = s.listener().await.unwrap().expect("PostgreSQL listens");
-    let (t, sid) = session(s).await;
+    let (t, sid) = session(s, "lease").await;
     let node = unique("node-a");
     let fence = won(s.claim_lease(&t, &sid, &node, TTL_MS).await.unwrap());
     let mut fields = Map::new();
@@ -216,7 +167,7 @@ async fn a_postgres_step_tells_listeners_which_events_it_committed() {
                     NewEvent::new("user.message", fields.clone()),
                     NewEvent::new("user.message", fields),
                 ],
-                fence: Some(fence),
+                fence: Some(fence.clone()),
                 ..Step::default()
             },
         )
@@ -239,13 +190,21 @@ async fn a_postgres_step_tells_listeners_which_events_it_committed() {
             break;
         }
     }
-    // Sessions without a lease or with queued input are orphans; a live lease is not.
-    assert!(
-        !s.orphaned_sessions()
-            .await
-            .unwrap()
-            .iter()
-            .any(|(_, id)| *id == sid)
-    );
+    // A running session is an orphan once its lease is gone, not while it is held.
+    s.commit_step(
+        &t,
+        &sid,
+        Step {
+            status: Some("running"),
+            fence: Some(fence.clone()),
+            ..Step::default()
+        },
+    )
+    .await
+    .unwrap();
+    let orphan = |list: Vec<(String, String)>| list.iter().any(|(_, id)| *id == sid);
+    assert!(!orphan(s.orphaned_sessions().await.unwrap()));
+    s.release_lease(&sid, &fence).await.unwrap();
+    assert!(orphan(s.orphaned_sessions().await.unwrap()));
     db.store.close().await;
 }

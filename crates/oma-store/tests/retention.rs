@@ -5,17 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::{Duration, SystemTime};
 
+use common::{backends, session};
 use oma_blob::BlobStore;
-use oma_core::agents::{AgentConfig, CreateAgentParams};
-use oma_core::seal::{Sealer, generate_root_secret};
-use oma_core::sessions::{CreateSession, CreateSessionParams};
 use oma_store::events::NewEvent;
 use oma_store::retention::{BlobTtl, Policy};
 use oma_store::runtime::{Compaction, Step};
 use oma_store::{Backend, Store};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -91,48 +91,6 @@ fn nanos() -> u128 {
         .as_nanos()
 }
 
-fn backends() -> Vec<Backend> {
-    let mut v = vec![Backend::Sqlite];
-    match std::env::var("OMA_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => v.push(Backend::Postgres),
-        _ => eprintln!("note: OMA_TEST_DATABASE_URL is not set; skipping the PostgreSQL variant"),
-    }
-    v
-}
-
-/// A session of a new tenant: `(tenant, session id)`.
-async fn session(store: &Store) -> (String, String) {
-    let tenant = format!("prune-{}-{}", std::process::id(), nanos());
-    store.create_tenant(&tenant).await.unwrap();
-    let p: CreateAgentParams =
-        serde_json::from_value(json!({"name": "p", "model": "claude-opus-4-8"})).unwrap();
-    let agent: Value = serde_json::from_str(
-        &store
-            .create_agent(&tenant, &AgentConfig::create(p).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let env = oma_core::ids::new_id(oma_core::ids::ENVIRONMENT);
-    sqlx::query(
-        "INSERT INTO environments (id, tenant_id, created_at, updated_at, archived_at, body) \
-         VALUES ($1, $2, 0, 0, NULL, '{}')",
-    )
-    .bind(&env)
-    .bind(&tenant)
-    .execute(store.writer())
-    .await
-    .unwrap();
-    let p: CreateSessionParams =
-        serde_json::from_value(json!({"agent": agent["id"], "environment_id": env})).unwrap();
-    let sealer = Sealer::from_base64(&generate_root_secret()).unwrap();
-    let (sid, _, _) = store
-        .create_session(&tenant, CreateSession::parse(p).unwrap(), &sealer)
-        .await
-        .unwrap();
-    (tenant, sid)
-}
-
 fn event(kind: &str, text: &str) -> NewEvent {
     let mut fields = Map::new();
     fields.insert("content".into(), json!([{"type": "text", "text": text}]));
@@ -178,7 +136,7 @@ async fn prune_deletes_old_events_of_ended_sessions_and_keeps_what_contexts_need
         let s = &db.store;
 
         // Ended: archived, so it takes no new events; everything old may go.
-        let (t_end, ended) = session(s).await;
+        let (t_end, ended) = session(s, "prune").await;
         fill(s, &t_end, &ended, 12).await;
         let ended_blobs = spilled(s, &ended).await;
         assert_eq!(ended_blobs.len(), 1);
@@ -189,7 +147,7 @@ async fn prune_deletes_old_events_of_ended_sessions_and_keeps_what_contexts_need
 
         // Idle with a compaction up to seq 6: seq 1..6 are summarised, except the system
         // message (seq 1), which keeps applying.
-        let (t_idle, compacted) = session(s).await;
+        let (t_idle, compacted) = session(s, "prune").await;
         fill(s, &t_idle, &compacted, 8).await;
         let summary_event = event("agent.thread_context_compacted", "");
         let summary_id = summary_event.id.clone();
@@ -210,10 +168,10 @@ async fn prune_deletes_old_events_of_ended_sessions_and_keeps_what_contexts_need
         .unwrap();
 
         // Idle without a compaction: its whole log is its context.
-        let (t_plain, plain) = session(s).await;
+        let (t_plain, plain) = session(s, "prune").await;
         fill(s, &t_plain, &plain, 5).await;
         // Running, and idle with queued input: untouchable, compaction or not.
-        let (t_run, running) = session(s).await;
+        let (t_run, running) = session(s, "prune").await;
         fill(s, &t_run, &running, 5).await;
         s.commit_step(
             &t_run,
@@ -233,7 +191,7 @@ async fn prune_deletes_old_events_of_ended_sessions_and_keeps_what_contexts_need
         s.save_stream_checkpoint(&t_run, &running, "span_live", &json!({"text": ["so far"]}))
             .await
             .unwrap();
-        let (t_q, queued) = session(s).await;
+        let (t_q, queued) = session(s, "prune").await;
         fill(s, &t_q, &queued, 5).await;
         sqlx::query(
             "INSERT INTO context_compactions (session_id, event_id, tenant_id, upto_seq, summary, \
