@@ -211,15 +211,7 @@ async fn append(store: &Store, tenant: &str, session: &str, text: &str) -> Resul
         .append_events(tenant, session, vec![NewEvent::new("agent.message", f)])
         .await
         .context("appending an event")?;
-    Ok(stored
-        .into_iter()
-        .map(|e| Committed {
-            seq: e.seq,
-            kind: e.kind,
-            thread_id: e.thread_id,
-            body: e.body,
-        })
-        .collect())
+    Ok(stored.into_iter().map(Committed::from).collect())
 }
 
 /// Reads a stream until the end marker, noting each benchmark event's number and arrival.

@@ -26,6 +26,7 @@
 //! `cargo run --release -p oma-bench -- [--seconds N] [--connections 16] [--events 100000]`
 
 mod client;
+mod cluster;
 mod cpu;
 mod delivery;
 mod load;
@@ -114,6 +115,22 @@ struct Args {
     /// once a second), to measure what metrics cost.
     #[arg(long)]
     metrics: bool,
+    /// Measure oma as a cluster instead (and only that): `oma serve` nodes on a fresh
+    /// PostgreSQL database created beside the one this URL names (see `cluster.rs`).
+    #[arg(long, value_name = "POSTGRES_URL")]
+    cluster: Option<String>,
+    /// With --cluster: the node counts to measure turns on.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 2, 3])]
+    cluster_nodes: Vec<usize>,
+    /// With --cluster: failover trials (kill -9 of the node running a turn) on 2 nodes.
+    #[arg(long, default_value_t = 20)]
+    failovers: usize,
+    /// With --cluster: the nodes' session lease lifetime.
+    #[arg(long, default_value_t = 10_000)]
+    lease_ttl_ms: u64,
+    /// With --cluster: the `oma` binary to run (default: the one beside this executable).
+    #[arg(long)]
+    oma_bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -203,6 +220,51 @@ fn init_logging() {
         .try_init();
 }
 
+/// The load generator's runtime (its threads are named so CPU is told apart).
+fn client_runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(cpu::CLIENT_THREAD)
+        .enable_all()
+        .build()
+        .context("starting the client runtime")
+}
+
+/// `--cluster`: the cluster scenarios alone.
+fn run_cluster(args: &Args, url: &str, plan: Plan) -> Result<Report> {
+    let client_rt = client_runtime(args.client_threads)?;
+    let cp = cluster::ClusterPlan {
+        admin_url: url.to_string(),
+        oma_bin: match &args.oma_bin {
+            Some(p) => p.clone(),
+            None => cluster::default_oma_bin()?,
+        },
+        node_counts: args.cluster_nodes.clone(),
+        sessions: args.turn_sessions,
+        turns_per_session: args.turns_per_session,
+        failovers: args.failovers,
+        lease_ttl_ms: args.lease_ttl_ms,
+        plan,
+    };
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let preamble = format!(
+        "oma-bench {}: oma as a cluster of `oma serve` nodes ({}) on PostgreSQL, {} CPU(s)          shared by the nodes, PostgreSQL, the fake model and the client; {:.1} s warm-up +          {:.1} s measured per scenario; CPU columns: server = none (the nodes are other          processes), other = the nodes + PostgreSQL\n",
+        env!("CARGO_PKG_VERSION"),
+        cp.oma_bin.display(),
+        cores,
+        plan.warmup.as_secs_f64(),
+        plan.measure.as_secs_f64(),
+    );
+    eprint!("{preamble}");
+    let r = cluster::run(&client_rt, &cp)?;
+    Ok(Report {
+        preamble,
+        rows: r.rows,
+        pages: Vec::new(),
+        notes: r.notes,
+    })
+}
+
 /// Everything measured, in the order it ran.
 struct Report {
     preamble: String,
@@ -265,6 +327,9 @@ impl Report {
 
 fn run(args: &Args) -> Result<Report> {
     let plan = args.plan()?;
+    if let Some(url) = &args.cluster {
+        return run_cluster(args, url, plan);
+    }
     let sizes = args.session_sizes()?;
     ensure!(
         args.server_threads > 0,
@@ -281,12 +346,7 @@ fn run(args: &Args) -> Result<Report> {
         .enable_all()
         .build()
         .context("starting the server runtime")?;
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads)
-        .thread_name(cpu::CLIENT_THREAD)
-        .enable_all()
-        .build()
-        .context("starting the client runtime")?;
+    let client_rt = client_runtime(args.client_threads)?;
 
     // The fake model runs only for the scenarios that need it.
     let fake = if args.wants_model() {
@@ -477,7 +537,8 @@ fn measure(
         if args.wants(Only::Turn) {
             eprintln!("running turns on 1 session …");
             let label = "turn: POST user.message → status_idle, 1 session";
-            let turn = client_rt.block_on(turns::run(addr, &server.key, label, 1, setup, plan))?;
+            let turn =
+                client_rt.block_on(turns::run(&[addr], &server.key, label, 1, setup, plan))?;
             report(&turn);
             // The floor replays the very request the server last sent to the model.
             let body = fake
@@ -498,7 +559,7 @@ fn measure(
             let n = args.turn_sessions;
             eprintln!("running turns on {n} sessions at once …");
             let label = format!("turns: {n} sessions at once (req/s = turns/s)");
-            let s = client_rt.block_on(turns::run(addr, &server.key, &label, n, setup, plan))?;
+            let s = client_rt.block_on(turns::run(&[addr], &server.key, &label, n, setup, plan))?;
             report(&s);
             rows.push(s);
         }

@@ -53,6 +53,18 @@ impl FakeModel {
         Ok(Arc::new(p))
     }
 
+    /// The fake's base URL (what `ANTHROPIC_BASE_URL` is set to for `oma serve` nodes).
+    pub fn base_url(&self) -> &str {
+        &self.fake.base_url
+    }
+
+    /// The next request is answered with a stream that stops after its first text delta
+    /// until `gate` opens (a turn caught mid-stream); later ones are answered at once again.
+    pub fn push_gated(&self, gate: &oma_testkit::fake_model::Gate) {
+        self.fake
+            .push(Reply::text("A long answer that stops half way.").gated(3, gate));
+    }
+
     /// The last request body the fake received, as JSON text.
     pub fn last_request(&self) -> Option<String> {
         self.fake.last_request().map(|v| v.to_string())

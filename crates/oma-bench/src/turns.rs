@@ -43,9 +43,10 @@ struct DriverResult {
 }
 
 /// Runs `sessions` drivers at once for the plan's warm-up and measured window; only turns
-/// that start inside the window are recorded.
+/// that start inside the window are recorded. Driver `i` talks to `addrs[i % addrs.len()]`
+/// (several nodes of one cluster share the drivers out).
 pub async fn run(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     key: &str,
     label: &str,
     sessions: usize,
@@ -57,10 +58,12 @@ pub async fn run(
         setup.turns_per_session > 0,
         "--turns-per-session must be at least 1"
     );
-    let headers = Headers::new(addr, key)?;
+    ensure!(!addrs.is_empty(), "at least one server address is needed");
     // Every driver gets its first session and stream before the clock starts.
     let mut drivers = Vec::with_capacity(sessions);
-    for _ in 0..sessions {
+    for i in 0..sessions {
+        let addr = addrs[i % addrs.len()];
+        let headers = Headers::new(addr, key)?;
         drivers.push(Driver::new(addr, key, &headers, setup.clone()).await?);
     }
     let start = Instant::now();

@@ -4,94 +4,31 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use bytes::Bytes;
 use oma_blob::{BlobError, BlobStore};
+use oma_testkit::infra::Moto;
 
-/// A running moto server; killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    fn start() -> Option<Self> {
-        let exe = std::env::var("OMA_TEST_MOTO_SERVER")
-            .ok()
-            .filter(|s| !s.is_empty());
-        let Some(exe) = exe else {
-            eprintln!("note: OMA_TEST_MOTO_SERVER is not set; skipping the S3 blob store tests");
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(moto)
-    }
-
-    /// Creates a bucket (moto takes unsigned requests).
-    fn bucket(&self, name: &str) {
-        let addr = self.endpoint.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "PUT /{name} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-    }
-
-    fn store(&self, url: &str) -> BlobStore {
-        BlobStore::open_url_with(
-            url,
-            &[
-                ("aws_endpoint", &self.endpoint),
-                ("aws_allow_http", "true"),
-                ("aws_access_key_id", "test"),
-                ("aws_secret_access_key", "test"),
-                ("aws_region", "us-east-1"),
-            ],
-        )
-        .unwrap()
-    }
+/// The moto server's blob store at `url`.
+fn store(moto: &Moto, url: &str) -> BlobStore {
+    BlobStore::open_url_with(
+        url,
+        &[
+            ("aws_endpoint", &moto.endpoint),
+            ("aws_allow_http", "true"),
+            ("aws_access_key_id", "test"),
+            ("aws_secret_access_key", "test"),
+            ("aws_region", "us-east-1"),
+        ],
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blobs_in_a_bucket_behave_like_blobs_in_a_folder() {
     let Some(moto) = Moto::start() else { return };
     moto.bucket("oma-blobs");
-    let a = moto.store("s3://oma-blobs/node-a");
-    let b = moto.store("s3://oma-blobs/node-b");
+    let a = store(&moto, "s3://oma-blobs/node-a");
+    let b = store(&moto, "s3://oma-blobs/node-b");
     assert_eq!(a.root(), None);
     assert_eq!(a.location(), "s3://oma-blobs/node-a");
 

@@ -15,6 +15,12 @@ pub static HTTP_DURATION: Family<Histogram, 2> = Family::new(["method", "route"]
 pub static EVENTS_APPENDED: Counter = Counter::new();
 /// Sessions with a live host.
 pub static SESSIONS_ACTIVE: Gauge = Gauge::new();
+/// Session leases this node holds (its hosts that own their session).
+pub static LEASES_HELD: Gauge = Gauge::new();
+/// Lease claims by outcome (`won`, `held`: another node owns the session, `error`).
+pub static LEASE_CLAIMS: Family<Counter, 1> = Family::new(["outcome"]);
+/// Steps refused because their host's lease was lost (another node took the session over).
+pub static LEASE_FENCING_REJECTIONS: Counter = Counter::new();
 /// Sandboxes (boxes) running.
 pub static SANDBOXES_RUNNING: Gauge = Gauge::new();
 /// Tool calls by tool and outcome (`ok`, `error`).
@@ -52,6 +58,21 @@ pub fn render_known(e: &mut Exposition) {
         "oma_sessions_active",
         "Sessions with a live host (running a turn, or lingering after one).",
         &SESSIONS_ACTIVE,
+    );
+    e.gauge(
+        "oma_leases_held",
+        "Session leases this node holds (sessions whose host runs here).",
+        &LEASES_HELD,
+    );
+    e.counter_family(
+        "oma_lease_claims_total",
+        "Session lease claims by outcome (won, held by another node, error).",
+        &LEASE_CLAIMS,
+    );
+    e.counter(
+        "oma_lease_fencing_rejections_total",
+        "Steps refused because their host had lost the session's lease to another node.",
+        &LEASE_FENCING_REJECTIONS,
     );
     e.gauge(
         "oma_sandboxes_running",

@@ -50,6 +50,15 @@ use settlement::*;
 
 type HostResult<T> = Result<T, HostError>;
 
+/// What a new host does when another node owns its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnHeld {
+    /// Pass the wake-up on to the owner (input arrived on this node).
+    Forward,
+    /// Nothing: the owner has it (a sweep or a forwarded wake-up raced another claim).
+    LetGo,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HostError {
     #[error(transparent)]
@@ -64,6 +73,9 @@ pub(crate) struct SessionHost {
     session: String,
     store: Arc<Store>,
     notify: Arc<Notify>,
+    on_held: OnHeld,
+    /// The lease this host owns its session by; every step it commits carries it.
+    fence: Option<oma_store::leases::Fence>,
     sandbox: Option<Arc<dyn Sandbox>>,
     /// The session's egress proxy while this host runs (see `host/egress.rs`).
     egress: Option<oma_egress::SessionProxy>,
@@ -122,7 +134,13 @@ pub(crate) struct SessionHost {
 }
 
 impl SessionHost {
-    pub(crate) fn new(rt: Runtime, tenant: &str, session: &str, notify: Arc<Notify>) -> Self {
+    pub(crate) fn new(
+        rt: Runtime,
+        tenant: &str,
+        session: &str,
+        notify: Arc<Notify>,
+        on_held: OnHeld,
+    ) -> Self {
         let store = rt.inner().tenants.store_for(tenant).clone();
         let left_behind = rt.inner().config.workspaces_dir.join(session).exists();
         Self {
@@ -131,6 +149,8 @@ impl SessionHost {
             session: session.to_string(),
             store,
             notify,
+            on_held,
+            fence: None,
             sandbox: None,
             egress: None,
             web: None,
@@ -179,7 +199,12 @@ impl SessionHost {
     }
 
     pub(crate) async fn run(mut self) {
+        if !self.claim().await {
+            self.rt.release(&self.session, &self.notify);
+            return;
+        }
         let result = self.work().await;
+        let mut fenced = false;
         if let Err(e) = &result {
             match e {
                 HostError::Gone => {
@@ -191,6 +216,14 @@ impl SessionHost {
                     self.mounts = None;
                     crate::mounts::forget(&self.rt.inner().config.sessions_dir, &self.session)
                         .await;
+                }
+                HostError::Store(oma_store::StoreError::Fenced) => {
+                    // Another node owns the session now (this one stalled past its lease):
+                    // write nothing more, and leave the turn to it.
+                    fenced = true;
+                    oma_metrics::LEASE_FENCING_REJECTIONS.inc();
+                    tracing::warn!(op = "lease", session_id = %self.session, "this host lost the session's lease; stopping");
+                    self.mounts = None;
                 }
                 HostError::Store(err) => {
                     tracing::error!(op = "session_host", session_id = %self.session, error = %err, "session host failed");
@@ -208,15 +241,57 @@ impl SessionHost {
             sb.shutdown().await;
         }
         self.rt.release(&self.session, &self.notify);
-        // Input that arrived while we were leaving must not wait for the next wake-up.
-        if matches!(result, Ok(()))
-            && self
-                .store
-                .pending_inputs(&self.tenant, &self.session)
-                .await
-                .is_ok_and(|p| !p.is_empty())
+        if let Some(fence) = self.fence.take()
+            && !fenced
+            && let Err(e) = self.store.release_lease(&self.session, &fence).await
+        {
+            // It runs out by itself: the session waits one lease lifetime at most.
+            tracing::warn!(op = "lease", session_id = %self.session, error = %e, "could not release the session's lease");
+        }
+        // Input that arrived while we were leaving must not wait for the next wake-up; a
+        // fenced host wakes the session so that whoever owns it now (or nobody) takes it.
+        if fenced
+            || matches!(result, Ok(()))
+                && self
+                    .store
+                    .pending_inputs(&self.tenant, &self.session)
+                    .await
+                    .is_ok_and(|p| !p.is_empty())
         {
             self.rt.wake(&self.tenant, &self.session);
+        }
+    }
+
+    /// Takes the session's lease. `false`: another node owns it (the wake-up is passed on to
+    /// it, unless this host was started by a sweep) or the database could not be asked.
+    async fn claim(&mut self) -> bool {
+        let ttl_ms =
+            i64::try_from(self.rt.inner().config.lease_ttl.as_millis()).unwrap_or(i64::MAX / 1000);
+        let claim = self
+            .store
+            .claim_lease(&self.tenant, &self.session, self.rt.node_id(), ttl_ms)
+            .await;
+        match claim {
+            Ok(oma_store::leases::Claim::Won(fence)) => {
+                oma_metrics::LEASE_CLAIMS.inc(["won"]);
+                self.fence = Some(fence);
+                true
+            }
+            Ok(oma_store::leases::Claim::Held { node_id }) => {
+                oma_metrics::LEASE_CLAIMS.inc(["held"]);
+                if self.on_held == OnHeld::Forward {
+                    self.rt
+                        .forward_wake(&self.tenant, &self.session, &node_id)
+                        .await;
+                }
+                false
+            }
+            Err(e) => {
+                // Nothing was written; the sweep retries once the database answers.
+                oma_metrics::LEASE_CLAIMS.inc(["error"]);
+                tracing::error!(op = "lease", session_id = %self.session, error = %e, "could not claim the session's lease");
+                false
+            }
         }
     }
 
@@ -1195,7 +1270,8 @@ impl SessionHost {
 
     /// Applies a step and publishes what it appended.
     async fn commit(&mut self, step: Step) -> HostResult<Vec<StoredEvent>> {
-        let step = self.redirect_to_child(step);
+        let mut step = self.redirect_to_child(step);
+        step.fence.clone_from(&self.fence);
         let compaction = step.compaction.clone();
         let to = step.status;
         let stored = match self
@@ -1211,15 +1287,7 @@ impl SessionHost {
         };
         crate::metrics::events_appended(stored.len());
         if !stored.is_empty() {
-            let committed = stored
-                .iter()
-                .map(|e| Committed {
-                    seq: e.seq,
-                    kind: e.kind.clone(),
-                    thread_id: e.thread_id.clone(),
-                    body: e.body.clone(),
-                })
-                .collect();
+            let committed = stored.iter().cloned().map(Committed::from).collect();
             self.rt.hub().publish(&self.session, committed);
         }
         let thread = self.current_thread().map(str::to_string);

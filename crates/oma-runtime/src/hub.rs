@@ -4,6 +4,11 @@
 //! A subscriber that falls behind the channel's buffer is not silently skipped: it sees
 //! `Lagged` and catches up from the log (see the SSE route). Deleting a session closes its
 //! channel, which ends its streams.
+//!
+//! Across nodes the hub is fed twice: by this node's hosts, and by the cluster listener with
+//! what other nodes committed (see `crate::cluster`). Each channel remembers the newest `seq`
+//! it delivered, so a catch-up after a missed note reads only what is new and nothing is sent
+//! twice.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +26,17 @@ pub struct Committed {
     pub thread_id: Option<String>,
     /// The event's API object, serialised.
     pub body: String,
+}
+
+impl From<oma_store::events::StoredEvent> for Committed {
+    fn from(e: oma_store::events::StoredEvent) -> Self {
+        Self {
+            seq: e.seq,
+            kind: e.kind,
+            thread_id: e.thread_id,
+            body: e.body,
+        }
+    }
 }
 
 /// What flows to a session's subscribers, in the order it happened: committed events and the
@@ -67,8 +83,15 @@ impl Preview {
     }
 }
 
+struct Channel {
+    tenant: String,
+    tx: broadcast::Sender<HubMsg>,
+    /// The newest `seq` delivered on this channel.
+    last_seq: i64,
+}
+
 pub struct Hub {
-    channels: Mutex<HashMap<String, broadcast::Sender<HubMsg>>>,
+    channels: Mutex<HashMap<String, Channel>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -82,34 +105,61 @@ impl Default for Hub {
 }
 
 impl Hub {
-    pub fn subscribe(&self, session_id: &str) -> broadcast::Receiver<HubMsg> {
+    pub fn subscribe(&self, tenant: &str, session_id: &str) -> broadcast::Receiver<HubMsg> {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(session_id.to_string())
-            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .or_insert_with(|| Channel {
+                tenant: tenant.to_string(),
+                tx: broadcast::channel(CHANNEL_CAPACITY).0,
+                last_seq: 0,
+            })
+            .tx
             .subscribe()
     }
 
-    /// Delivers committed events, in order, to the session's subscribers.
+    /// Delivers committed events, in order, to the session's subscribers. Events at or below
+    /// the newest `seq` already delivered are dropped (a catch-up overlapped a live publish).
     pub fn publish(&self, session_id: &str, events: Vec<Committed>) {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(tx) = map.get(session_id) else {
+        let Some(ch) = map.get_mut(session_id) else {
             return;
         };
-        if tx.receiver_count() == 0 {
+        if ch.tx.receiver_count() == 0 {
             map.remove(session_id);
             return;
         }
         for e in events {
+            if e.seq <= ch.last_seq {
+                continue;
+            }
+            ch.last_seq = e.seq;
             // An error only means every receiver went away in the meantime.
-            let _ = tx.send(HubMsg::Event(Arc::new(e)));
+            let _ = ch.tx.send(HubMsg::Event(Arc::new(e)));
         }
+    }
+
+    /// The session's tenant and the newest `seq` delivered to its streams, if it has any.
+    pub fn watched(&self, session_id: &str) -> Option<(String, i64)> {
+        let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(session_id)
+            .filter(|ch| ch.tx.receiver_count() > 0)
+            .map(|ch| (ch.tenant.clone(), ch.last_seq))
+    }
+
+    /// Every session with live streams: `(tenant, session, newest seq delivered)`.
+    pub fn watched_sessions(&self) -> Vec<(String, String, i64)> {
+        let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter(|(_, ch)| ch.tx.receiver_count() > 0)
+            .map(|(sid, ch)| (ch.tenant.clone(), sid.clone(), ch.last_seq))
+            .collect()
     }
 
     /// Sends a live preview to the session's subscribers, if any.
     pub fn preview(&self, session_id: &str, preview: Preview) {
         let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = map.get(session_id) {
-            let _ = tx.send(HubMsg::Preview(Arc::new(preview)));
+        if let Some(ch) = map.get(session_id) {
+            let _ = ch.tx.send(HubMsg::Preview(Arc::new(preview)));
         }
     }
 

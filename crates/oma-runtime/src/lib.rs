@@ -6,6 +6,7 @@
 //! `Runtime::recover` restarts a host for every session that was mid-turn or had queued input,
 //! and the turn finishes by itself.
 
+pub mod cluster;
 mod context;
 mod host;
 pub mod hub;
@@ -63,6 +64,11 @@ pub struct RuntimeConfig {
     pub snapshot_after_idle: Option<Duration>,
     /// How long a snapshot is kept ([`Runtime::expire_snapshots`]). Default 7 days.
     pub snapshot_ttl: Duration,
+    /// This node's name in the cluster: its hosts' leases carry it (see [`cluster`]).
+    pub node_id: String,
+    /// How long a session lease lasts unless renewed: a node that stops renewing (it crashed,
+    /// hung or lost the database) loses its sessions to the others this long after.
+    pub lease_ttl: Duration,
 }
 
 impl RuntimeConfig {
@@ -83,6 +89,8 @@ impl RuntimeConfig {
             idle_linger: Duration::from_secs(10),
             snapshot_after_idle: Some(Duration::from_secs(10)),
             snapshot_ttl: snapshots::DEFAULT_SNAPSHOT_TTL,
+            node_id: "local".into(),
+            lease_ttl: cluster::DEFAULT_LEASE_TTL,
         }
     }
 }
@@ -101,8 +109,12 @@ pub(crate) struct Inner {
     pub(crate) config: RuntimeConfig,
     /// The HTTP client `web_fetch` uses (shared: one connection pool for the server).
     pub(crate) web: oma_tools::WebFetchClient,
-    /// Sessions with a live host, and how to wake it.
-    hosts: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Sessions with a live host, how to wake it and how to stop it.
+    hosts: Mutex<HashMap<String, HostSlot>>,
+    /// The task renewing the hosts' leases, started with the first host.
+    lease_keeper: std::sync::OnceLock<()>,
+    /// Set once the node drains: no new hosts start here.
+    draining: std::sync::atomic::AtomicBool,
     /// Where operational events go, if anywhere ([`Runtime::with_ops`]).
     ops: std::sync::OnceLock<oma_ops::OpsRecorder>,
     /// The network edge sessions go through, if any ([`Runtime::with_egress`]).
@@ -129,6 +141,8 @@ impl Runtime {
                 config,
                 web,
                 hosts: Mutex::default(),
+                lease_keeper: std::sync::OnceLock::new(),
+                draining: std::sync::atomic::AtomicBool::new(false),
                 ops: std::sync::OnceLock::new(),
                 egress: std::sync::OnceLock::new(),
                 web_search: std::sync::OnceLock::new(),
@@ -171,18 +185,38 @@ impl Runtime {
         &self.inner.hub
     }
 
-    /// Tells the session's host there is work (queued input). Starts a host if none runs.
+    /// Tells the session's host there is work (queued input). Starts a host if none runs;
+    /// when another node owns the session, the new host passes the wake-up on to it.
     pub fn wake(&self, tenant: &str, session_id: &str) {
-        let mut hosts = self.inner.hosts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = hosts.get(session_id) {
-            n.notify_one();
+        self.start_or_notify(tenant, session_id, host::OnHeld::Forward);
+    }
+
+    /// Like [`Runtime::wake`], for a session found without a live owner (the orphan sweep, a
+    /// wake-up note from another node): if some node claimed it meanwhile, nothing is sent.
+    pub(crate) fn wake_quietly(&self, tenant: &str, session_id: &str) {
+        self.start_or_notify(tenant, session_id, host::OnHeld::LetGo);
+    }
+
+    fn start_or_notify(&self, tenant: &str, session_id: &str, on_held: host::OnHeld) {
+        if self
+            .inner
+            .draining
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            // A draining node hands sessions over; the others pick the input up.
             return;
         }
+        let mut hosts = self.inner.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = hosts.get(session_id) {
+            slot.notify.notify_one();
+            return;
+        }
+        self.inner.lease_keeper.get_or_init(|| {
+            tokio::spawn(cluster::keep_leases(Arc::downgrade(&self.inner)));
+        });
         let notify = Arc::new(Notify::new());
-        hosts.insert(session_id.to_string(), notify.clone());
-        oma_metrics::SESSIONS_ACTIVE.inc();
-        drop(hosts);
-        let host = host::SessionHost::new(self.clone(), tenant, session_id, notify);
+        let host =
+            host::SessionHost::new(self.clone(), tenant, session_id, notify.clone(), on_held);
         // Every line the host logs carries its tenant and session (and agent, once loaded).
         let span = tracing::info_span!(
             "session",
@@ -190,7 +224,16 @@ impl Runtime {
             session_id = %session_id,
             agent_id = tracing::field::Empty
         );
-        tokio::spawn(tracing::Instrument::instrument(host.run(), span));
+        // Spawned under the lock, so the slot exists before the host can release it.
+        let task = tokio::spawn(tracing::Instrument::instrument(host.run(), span));
+        hosts.insert(
+            session_id.to_string(),
+            HostSlot {
+                notify,
+                task: task.abort_handle(),
+            },
+        );
+        oma_metrics::SESSIONS_ACTIVE.inc();
     }
 
     /// Starts a host for every session that a crash or restart left mid-turn or with queued
@@ -200,16 +243,19 @@ impl Runtime {
         if let Err(e) = snapshots::sweep_trash(&self.inner.config.workspaces_dir).await {
             tracing::warn!(op = "recover", error = %e, "could not clear half-deleted workspaces");
         }
-        let sessions = self
-            .inner
-            .tenants
-            .control()
-            .sessions_needing_a_host()
-            .await?;
+        // Sessions nobody owns (their owner crashed or stopped, or they predate leases) and
+        // the ones this node owned before it restarted; the others' sessions stay theirs.
+        let store = self.inner.tenants.control();
+        let mut sessions = store.orphaned_sessions().await?;
+        for s in store.leased_sessions(&self.inner.config.node_id).await? {
+            if !sessions.contains(&s) {
+                sessions.push(s);
+            }
+        }
         let n = sessions.len();
         for (tenant, session) in sessions {
             tracing::info!(op = "recover", tenant_id = %tenant, session_id = %session, "resuming session");
-            self.wake(&tenant, &session);
+            self.wake_quietly(&tenant, &session);
         }
         Ok(n)
     }
@@ -223,13 +269,18 @@ impl Runtime {
             .unwrap_or(false)
     }
 
-    /// Called by a host that is about to exit. Returns `false` (and keeps the host registered)
-    /// when it was woken meanwhile.
+    /// The sessions with a live host on this node.
+    pub fn hosted_sessions(&self) -> Vec<String> {
+        let hosts = self.inner.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts.keys().cloned().collect()
+    }
+
+    /// Called by a host that is about to exit.
     pub(crate) fn release(&self, session_id: &str, notify: &Arc<Notify>) {
         let mut hosts = self.inner.hosts.lock().unwrap_or_else(|p| p.into_inner());
         if hosts
             .get(session_id)
-            .is_some_and(|n| Arc::ptr_eq(n, notify))
+            .is_some_and(|slot| Arc::ptr_eq(&slot.notify, notify))
         {
             hosts.remove(session_id);
             oma_metrics::SESSIONS_ACTIVE.dec();
@@ -239,4 +290,10 @@ impl Runtime {
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
     }
+}
+
+/// A live host as the registry knows it.
+struct HostSlot {
+    notify: Arc<Notify>,
+    task: tokio::task::AbortHandle,
 }

@@ -97,17 +97,30 @@ impl Store {
         })
     }
 
-    /// Extends every unexpired lease of `node` to `ttl_ms` from now; returns how many it holds.
-    /// An expired lease is not revived: its host is fenced and the session is claimed afresh.
-    pub async fn renew_leases(&self, node: &str, ttl_ms: i64) -> Result<u64> {
-        let done = sqlx::query(with_now(
-            self.backend(),
-            "UPDATE session_leases SET expires_at = {now} + $1 WHERE node_id = $2 AND expires_at > {now}"
-        ))
-        .bind(ttl_ms * 1000)
-        .bind(node)
-        .execute(self.writer())
-        .await?;
+    /// Extends the unexpired leases `node` holds on `sessions` (those it runs a host for) to
+    /// `ttl_ms` from now; returns how many. An expired lease is not revived: its host is
+    /// fenced and the session is claimed afresh. A lease whose host is gone (it never released
+    /// it) is not in `sessions`, so it runs out and the orphan sweep hands the session on.
+    pub async fn renew_leases(&self, node: &str, sessions: &[String], ttl_ms: i64) -> Result<u64> {
+        if sessions.is_empty() {
+            return Ok(0);
+        }
+        let sql = match self.backend() {
+            Backend::Postgres => {
+                "UPDATE session_leases SET expires_at = {now} + $1 WHERE node_id = $2 AND expires_at > {now} \
+                 AND session_id IN (SELECT jsonb_array_elements_text(CAST($3 AS jsonb)))"
+            }
+            Backend::Sqlite => {
+                "UPDATE session_leases SET expires_at = {now} + $1 WHERE node_id = $2 AND expires_at > {now} \
+                 AND session_id IN (SELECT value FROM json_each($3))"
+            }
+        };
+        let done = sqlx::query(with_now(self.backend(), sql))
+            .bind(ttl_ms * 1000)
+            .bind(node)
+            .bind(serde_json::to_string(sessions).unwrap_or_else(|_| "[]".into()))
+            .execute(self.writer())
+            .await?;
         Ok(done.rows_affected())
     }
 
@@ -151,6 +164,18 @@ impl Store {
         .await?)
     }
 
+    /// The sessions `node` holds unexpired leases on: after a restart under the same name,
+    /// the node takes them back at once instead of waiting for them to expire.
+    pub async fn leased_sessions(&self, node: &str) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(with_now(
+            self.backend(),
+            "SELECT tenant_id, session_id FROM session_leases WHERE node_id = $1 AND expires_at > {now}",
+        ))
+        .bind(node)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
     /// The node holding an unexpired lease on `session`, if any.
     pub async fn lease_holder(&self, session: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(with_now(
@@ -190,6 +215,20 @@ impl Store {
         .execute(self.writer())
         .await?;
         Ok(())
+    }
+
+    /// Forgets nodes silent for longer than `silent_ms` that hold no live lease (crashed or
+    /// stopped for good; a node started under a fresh name each run leaves one row per run).
+    pub async fn forget_silent_nodes(&self, silent_ms: i64) -> Result<u64> {
+        let done = sqlx::query(with_now(
+            self.backend(),
+            "DELETE FROM cluster_nodes WHERE heartbeat_at < {now} - $1 AND NOT EXISTS ( \
+             SELECT 1 FROM session_leases l WHERE l.node_id = cluster_nodes.node_id AND l.expires_at > {now})",
+        ))
+        .bind(silent_ms * 1000)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Every registered node with its unexpired leases, most recently alive first.

@@ -215,17 +215,6 @@ impl Store {
         }))
     }
 
-    /// Sessions that need a host: those left running or rescheduling (a crash or restart cut
-    /// their turn short) and those with queued input. Across all tenants of this store.
-    pub async fn sessions_needing_a_host(&self) -> Result<Vec<(String, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT tenant_id, id FROM sessions WHERE status IN ('running', 'rescheduling') \
-             UNION SELECT tenant_id, session_id FROM session_inputs",
-        )
-        .fetch_all(self.reader())
-        .await?)
-    }
-
     /// Every event of a session, oldest first (the runtime rebuilds model context from it).
     pub async fn all_events(&self, tenant: &str, session_id: &str) -> Result<Vec<StoredEvent>> {
         let mut out = Vec::new();

@@ -493,6 +493,7 @@ impl Store {
             "DELETE FROM context_compactions WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM session_resources WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM session_threads WHERE tenant_id = $1 AND session_id = $2",
+            "DELETE FROM session_leases WHERE tenant_id = $1 AND session_id = $2",
             "DELETE FROM sessions WHERE tenant_id = $1 AND id = $2",
         ] {
             if sql.starts_with("DELETE FROM sessions ") {

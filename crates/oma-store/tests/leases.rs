@@ -69,7 +69,25 @@ async fn one_owner_at_a_time_and_a_stale_owner_cannot_commit() {
         s.commit_step(t, &sid, fenced(Some(fa.clone())))
             .await
             .unwrap();
-        assert_eq!(s.renew_leases(&a, TTL_MS).await.unwrap(), 1);
+        assert_eq!(
+            s.renew_leases(&a, std::slice::from_ref(&sid), TTL_MS)
+                .await
+                .unwrap(),
+            1
+        );
+        // Only the sessions the node names (those it runs a host for) are renewed.
+        assert_eq!(
+            s.renew_leases(&a, &["sesn_other".into()], TTL_MS)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            s.renew_leases(&b, std::slice::from_ref(&sid), TTL_MS)
+                .await
+                .unwrap(),
+            0
+        );
 
         // A released lease goes to the next claimer with a higher epoch; the old fence fails.
         s.release_lease(&sid, &fa).await.unwrap();
@@ -109,7 +127,12 @@ async fn an_expired_lease_fences_its_owner_and_is_not_revived() {
         let late = s.commit_step(t, &sid, fenced(Some(fa.clone()))).await;
         assert!(matches!(late, Err(StoreError::Fenced)), "{late:?}");
         // Renewal does not bring an expired lease back to life.
-        assert_eq!(s.renew_leases(&a, TTL_MS).await.unwrap(), 0);
+        assert_eq!(
+            s.renew_leases(&a, std::slice::from_ref(&sid), TTL_MS)
+                .await
+                .unwrap(),
+            0
+        );
         let late = s.commit_step(t, &sid, fenced(Some(fa))).await;
         assert!(matches!(late, Err(StoreError::Fenced)), "{late:?}");
         // Anyone may claim it.

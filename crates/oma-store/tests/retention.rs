@@ -23,32 +23,8 @@ struct Db {
     store: Store,
     blobs: BlobStore,
     _dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else {
-            return;
-        };
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    if let Ok(s) = Store::connect(&admin).await {
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .execute(s.writer())
-                        .await;
-                        s.close().await;
-                    }
-                });
-        })
-        .join();
-    }
+    /// Dropped after the store (fields drop in order).
+    _pg: Option<oma_testkit::infra::FreshPostgres>,
 }
 
 async fn open(backend: Backend) -> Db {
@@ -59,16 +35,10 @@ async fn open(backend: Backend) -> Db {
             None,
         ),
         Backend::Postgres => {
-            let admin = std::env::var("OMA_TEST_DATABASE_URL").unwrap();
-            let name = format!("oma_prune_{}_{}", std::process::id(), nanos());
-            let s = Store::connect(&admin).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(s.writer())
+            let pg = oma_testkit::infra::FreshPostgres::create("prune")
                 .await
-                .unwrap();
-            s.close().await;
-            let (base, _) = admin.split('?').next().unwrap().rsplit_once('/').unwrap();
-            (format!("{base}/{name}"), Some((admin, name)))
+                .expect("OMA_TEST_DATABASE_URL");
+            (pg.url.clone(), Some(pg))
         }
     };
     let store = Store::connect(&url).await.unwrap();
@@ -80,15 +50,8 @@ async fn open(backend: Backend) -> Db {
         store,
         blobs,
         _dir: dir,
-        pg,
+        _pg: pg,
     }
-}
-
-fn nanos() -> u128 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
 }
 
 fn event(kind: &str, text: &str) -> NewEvent {

@@ -11,6 +11,7 @@ pub mod fake_anthropic;
 pub mod fake_mcp;
 pub mod fake_model;
 pub mod fake_openai;
+pub mod infra;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

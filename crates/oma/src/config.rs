@@ -65,6 +65,9 @@ pub struct FileConfig {
     /// `[work]`: the self-hosted work queue.
     #[serde(default)]
     pub work: WorkFileConfig,
+    /// `[cluster]`: this node among others on one database (see `cluster.rs`).
+    #[serde(default)]
+    pub cluster: crate::cluster::ClusterFileConfig,
     /// `[pricing]`: list rates for `usage.list_cost` and budgets, over the built-in ones.
     #[serde(default)]
     pub pricing: PricingFileConfig,

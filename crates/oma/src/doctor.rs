@@ -125,7 +125,19 @@ async fn checks(storage: &StorageArgs) -> Report {
             oma_store::db_url_redacted(&resolved.database_url)
         ),
     );
-    database(&mut r, &resolved.database_url, resolved.backend).await;
+    let ttl = crate::cluster::lease_ttl(&resolved.file.cluster)
+        .unwrap_or(oma_runtime::cluster::DEFAULT_LEASE_TTL);
+    let node = std::fs::read_to_string(resolved.data_dir.join("node_id"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .or_else(|| resolved.file.cluster.node_id.clone());
+    database(
+        &mut r,
+        &resolved.database_url,
+        resolved.backend,
+        (node.as_deref(), ttl),
+    )
+    .await;
     root_secret(&mut r, &resolved.data_dir);
     sandbox(&mut r, &resolved.data_dir).await;
     model_provider(&mut r);
@@ -140,7 +152,12 @@ async fn checks(storage: &StorageArgs) -> Report {
     r
 }
 
-async fn database(r: &mut Report, url: &str, backend: Backend) {
+async fn database(
+    r: &mut Report,
+    url: &str,
+    backend: Backend,
+    (node, ttl): (Option<&str>, Duration),
+) {
     // Doctor only looks: it must not create an embedded database that does not exist yet.
     if backend == Backend::Sqlite
         && let Some(path) = sqlite_file(url)
@@ -232,11 +249,14 @@ async fn database(r: &mut Report, url: &str, backend: Backend) {
             ),
             "run `oma migrate up` with the same --data-dir / --database-url",
         ),
-        Ok(st) => r.add(
-            Level::Ok,
-            "migrations",
-            format!("schema is up to date ({} applied)", st.applied.len()),
-        ),
+        Ok(st) => {
+            r.add(
+                Level::Ok,
+                "migrations",
+                format!("schema is up to date ({} applied)", st.applied.len()),
+            );
+            cluster(r, &store, node, ttl).await;
+        }
         Err(e) => r.fix(
             Level::Fail,
             "migrations",
@@ -245,6 +265,63 @@ async fn database(r: &mut Report, url: &str, backend: Backend) {
         ),
     }
     store.close().await;
+}
+
+/// The nodes serving this database: each with its state, leases and last heartbeat. A node
+/// that stopped heartbeating without saying it stopped has crashed or hangs: its sessions
+/// move to the others once their leases expire.
+async fn cluster(r: &mut Report, store: &Store, node: Option<&str>, ttl: Duration) {
+    let nodes = match store.nodes().await {
+        Ok(n) => n,
+        Err(e) => {
+            r.fix(
+                Level::Fail,
+                "cluster",
+                format!("cannot read the node registry: {e}"),
+                "check that the database user can read `cluster_nodes` and `session_leases`",
+            );
+            return;
+        }
+    };
+    let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+    let this = node.map_or_else(|| "not started yet".to_string(), |n| format!("`{n}`"));
+    if nodes.is_empty() {
+        r.add(
+            Level::Ok,
+            "cluster",
+            format!("this data dir's node: {this}; no node has served this database yet"),
+        );
+        return;
+    }
+    let mut silent = Vec::new();
+    let list: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            let heard = n.silent_for / 1_000_000;
+            if n.state != "stopped" && n.silent_for >= ttl_us {
+                silent.push(n.node_id.clone());
+            }
+            format!(
+                "{} at {} ({}, {} lease(s), heard {heard}s ago)",
+                n.node_id, n.address, n.state, n.leases
+            )
+        })
+        .collect();
+    let detail = format!(
+        "this data dir's node: {this}; {} node(s): {}",
+        nodes.len(),
+        list.join("; ")
+    );
+    if silent.is_empty() {
+        r.add(Level::Ok, "cluster", detail);
+    } else {
+        r.fix(
+            Level::Warn,
+            "cluster",
+            format!("{detail}; silent past the lease lifetime: {}", silent.join(", ")),
+            "a silent node crashed or hangs: its sessions move to the live nodes by themselves;              restart it or remove it from the load balancer",
+        );
+    }
 }
 
 /// Whether a file at `path` could be created: its nearest existing ancestor is a folder this

@@ -2,6 +2,7 @@
 //! storage (also while a server runs).
 
 mod backup;
+mod cluster;
 mod config;
 mod doctor;
 mod environments;

@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "OMA_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// This node's name among the nodes sharing the database (default: one kept in the data
+    /// directory). Its session leases carry it.
+    #[arg(long, env = "OMA_NODE_ID")]
+    pub node_id: Option<String>,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -94,10 +98,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let tenants = TenantRouter::single(store.clone());
     // Operational events (tool calls, model requests, transitions, …), written in batches.
     let ops = oma_ops::OpsRecorder::start(store.clone(), oma_ops::OpsConfig::default());
+    // Who this node is among the others on the database, and how long its leases last.
+    let node = crate::cluster::node_identity(
+        &resolved.data_dir,
+        args.node_id
+            .clone()
+            .or_else(|| resolved.file.cluster.node_id.clone()),
+    )?;
+    let lease_ttl = crate::cluster::lease_ttl(&resolved.file.cluster)?;
     let runtime = build_runtime(
         &resolved.data_dir,
         tenants.clone(),
         Arc::new(sealer.clone()),
+        (&node.node_id, lease_ttl),
     )?
     .with_ops(ops.clone());
     // The network edge: one proxy per active session, under the deployment CA.
@@ -157,8 +170,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         config = ?resolved.config_path,
         env = resolved.env.as_deref().unwrap_or("-"),
         public_base_url = resolved.public_base_url.as_deref().unwrap_or("-"),
+        node_id = %node.node_id,
         "oma is listening on {scheme}://{local}"
     );
+    // Leases renewed, orphans swept, other nodes' events and wake-ups heard.
+    let address = resolved
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{local}"));
+    let cluster = runtime
+        .start_cluster(&address)
+        .await
+        .context("registering this node")?;
     // Sessions a crash or restart left mid-turn (or with queued input) continue by themselves.
     let resumed = runtime.recover().await?;
     if resumed > 0 {
@@ -172,6 +195,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Some(tls) => oma_server::serve_tls(listener, tls, state, shutdown_signal()).await?,
         None => oma_server::serve(listener, state, shutdown_signal()).await?,
     }
+    // Hand the sessions over to the other nodes (or to this one's next start).
+    drop(cluster);
+    runtime.drain().await;
     if let Some(m) = metrics {
         m.abort();
     }
@@ -186,7 +212,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 
 /// The session runtime: model providers from the environment (like the official SDK), the
 /// `local` sandbox backend running this binary's in-box agent, workspaces under the data dir.
-fn build_runtime(data_dir: &Path, tenants: TenantRouter, sealer: Arc<Sealer>) -> Result<Runtime> {
+fn build_runtime(
+    data_dir: &Path,
+    tenants: TenantRouter,
+    sealer: Arc<Sealer>,
+    (node_id, lease_ttl): (&str, Duration),
+) -> Result<Runtime> {
     let anthropic = match AnthropicConfig::from_env() {
         Ok(cfg) => Some(
             Arc::new(AnthropicProvider::new(cfg).context("ANTHROPIC_BASE_URL")?)
@@ -216,6 +247,8 @@ fn build_runtime(data_dir: &Path, tenants: TenantRouter, sealer: Arc<Sealer>) ->
         }
     }
     let mut config = RuntimeConfig::new(data_dir.join("workspaces"));
+    config.node_id = node_id.to_string();
+    config.lease_ttl = lease_ttl;
     if let Some(ms) = env_u64("OMA_MODEL_RETRY_BASE_MS")? {
         config.backoff.base = Duration::from_millis(ms);
     }

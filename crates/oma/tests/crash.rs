@@ -41,39 +41,16 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn events(base: &str, sid: &str) -> Vec<Value> {
-    http(
-        base,
-        "GET",
-        &format!("/v1/sessions/{sid}/events?limit=1000"),
-        None,
-    )["data"]
-        .as_array()
-        .unwrap()
-        .clone()
+    common::events(base, KEY, sid)
 }
 
 fn status(base: &str, sid: &str) -> String {
-    http(base, "GET", &format!("/v1/sessions/{sid}"), None)["status"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    common::status(base, KEY, sid)
 }
 
-fn kinds(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect()
-}
+use common::kinds;
 
-/// Every event once: ids are unique (a duplicate would mean an event was appended twice).
-fn assert_no_duplicates(events: &[Value]) {
-    let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    let n = ids.len();
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!(ids.len(), n, "duplicate events in {:?}", kinds(events));
-}
+use common::assert_no_duplicates;
 
 async fn checkpoints(data: &Path) -> i64 {
     let url = format!("sqlite://{}", data.join("oma.db").display());
@@ -123,39 +100,10 @@ async fn kill_9_mid_model_stream_then_the_turn_completes() {
     })
     .await;
     let log = events(&second.base, &sid);
-    assert_no_duplicates(&log);
-    let k = kinds(&log);
-    assert_eq!(k.first().map(String::as_str), Some("user.message"));
-    assert_eq!(
-        k.last().map(String::as_str),
-        Some("session.status_idle"),
-        "{k:?}"
-    );
-    assert_eq!(log.last().unwrap()["stop_reason"]["type"], "end_turn");
-    let messages: Vec<&Value> = log
-        .iter()
-        .filter(|e| e["type"] == "agent.message")
-        .collect();
-    assert_eq!(messages.len(), 2, "{k:?}");
-    let partial = messages[0]["content"][0]["text"].as_str().unwrap();
-    assert!(
-        !partial.is_empty()
-            && "The first half of an answer that a crash will cut.".starts_with(partial),
-        "{partial}"
-    );
-    assert_eq!(messages[1]["content"][0]["text"], "Recovered and finished.");
-    let ends: Vec<&Value> = log
-        .iter()
-        .filter(|e| e["type"] == "span.model_request_end")
-        .collect();
-    assert_eq!(ends.len(), 2);
-    assert_eq!(
-        ends[0]["is_error"], true,
-        "the cut-off request is closed as an error"
-    );
-    assert_eq!(
-        k.iter().filter(|t| *t == "session.status_running").count(),
-        1
+    common::assert_stream_cut_then_finished(
+        &log,
+        "The first half of an answer that a crash will cut.",
+        "Recovered and finished.",
     );
     drop(second);
 }
@@ -184,24 +132,7 @@ async fn kill_9_mid_tool_call_then_the_turn_completes() {
     })
     .await;
     let log = events(&second.base, &sid);
-    assert_no_duplicates(&log);
-    let k = kinds(&log);
-    let use_pos = k.iter().position(|t| t == "agent.tool_use").unwrap();
-    let result = log
-        .iter()
-        .find(|e| e["type"] == "agent.tool_result")
-        .unwrap();
-    assert_eq!(result["tool_use_id"], log[use_pos]["id"]);
-    assert_eq!(result["is_error"], true);
-    assert!(
-        result["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("interrupted"),
-        "{result}"
-    );
-    assert_eq!(log.last().unwrap()["stop_reason"]["type"], "end_turn");
-    assert!(k.iter().any(|t| t == "agent.message"));
+    common::assert_tool_cut_then_finished(&log);
     // The killed server's box is gone with it: the command never finished.
     assert!(!data.join("workspaces").join(&sid).join("late.txt").exists());
     drop(second);

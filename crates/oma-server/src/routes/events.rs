@@ -102,12 +102,7 @@ async fn check_reference(t: &Tenant, sid: &str, e: &oma_core::events::NewEvent) 
 }
 
 pub(crate) fn committed(e: StoredEvent) -> Committed {
-    Committed {
-        seq: e.seq,
-        kind: e.kind,
-        thread_id: e.thread_id,
-        body: e.body,
-    }
+    Committed::from(e)
 }
 
 async fn list(c: Caller, Id(sid): Id, q: QueryMap) -> ApiResult<RawJson> {
@@ -193,7 +188,7 @@ async fn open_stream(
         })?),
     };
     // Subscribe before reading the log position: whatever commits from here on reaches us.
-    let rx = st.hub.subscribe(&sid);
+    let rx = st.hub.subscribe(t.id(), &sid);
     let last = t.store.session_last_seq(t.id(), &sid).await?;
     let start = resume_from.map_or(last, |n| n.clamp(0, last));
     let (tx, out) = mpsc::channel::<Result<Event, Infallible>>(64);

@@ -1,4 +1,5 @@
-//! `GET /health`: no key needed; names the backends and checks the database answers.
+//! `GET /health`: no key needed; names the backends, checks the database answers, and shows
+//! this node, its leases and its peers (the nodes sharing the database).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,13 +14,42 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
-    let db_ok = st.tenants.control().ping().await.is_ok();
+    let control = st.tenants.control();
+    let db_ok = control.ping().await.is_ok();
     let info = &st.info;
     let status = if db_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let rt = &st.runtime;
+    let ttl_us = i64::try_from(rt.config().lease_ttl.as_micros()).unwrap_or(i64::MAX);
+    // A peer is alive while it heartbeats within a lease lifetime (it renews three times per).
+    let nodes: Vec<Value> = if db_ok {
+        control
+            .nodes()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| {
+                json!({
+                    "node_id": n.node_id,
+                    "address": n.address,
+                    "version": n.version,
+                    "state": n.state,
+                    "alive": n.state != "stopped" && n.silent_for < ttl_us,
+                    "leases": n.leases,
+                    "last_heartbeat_ms_ago": n.silent_for / 1000,
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let own = nodes
+        .iter()
+        .find(|n| n["node_id"] == rt.node_id())
+        .map_or(0, |n| n["leases"].as_i64().unwrap_or(0));
     (
         status,
         Json(json!({
@@ -27,6 +57,13 @@ async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
             "version": info.version,
             "database": {"backend": info.database_backend, "url": info.database_url, "reachable": db_ok},
             "blobs": {"backend": info.blob_backend, "location": info.blob_location},
+            "node": {
+                "node_id": rt.node_id(),
+                "leases": own,
+                "sessions_hosted": rt.hosted_sessions().len(),
+                "lease_ttl_ms": rt.config().lease_ttl.as_millis() as u64,
+            },
+            "peers": nodes.into_iter().filter(|n| n["node_id"] != rt.node_id()).collect::<Vec<_>>(),
         })),
     )
 }

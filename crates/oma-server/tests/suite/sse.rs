@@ -189,12 +189,7 @@ async fn a_subscriber_that_falls_behind_is_caught_up_not_skipped() {
             let stored = s.store.append_events(&s.tenant, &sid, batch).await.unwrap();
             let committed = stored
                 .into_iter()
-                .map(|e| oma_server::hub::Committed {
-                    seq: e.seq,
-                    kind: e.kind,
-                    thread_id: e.thread_id,
-                    body: e.body,
-                })
+                .map(oma_server::hub::Committed::from)
                 .collect();
             s.state.hub.publish(&sid, committed);
         }

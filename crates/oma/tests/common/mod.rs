@@ -14,6 +14,41 @@ use serde_json::{Value, json};
 pub struct Server {
     child: Child,
     pub base: String,
+    /// The metrics listener's base URL, when it was asked for (`--metrics-listen`).
+    pub metrics: Option<String>,
+}
+
+impl Server {
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`, …) to the server.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal} failed");
+    }
+
+    /// Waits for the server to exit (after a `TERM`), failing after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Server {
@@ -26,9 +61,21 @@ impl Drop for Server {
 /// Starts `oma serve` on a free port over `data` with bootstrap key `key`, the model at
 /// `model_url` (a fake), and returns once it announced its address.
 pub fn serve(data: &Path, key: &str, model_url: &str) -> Server {
+    serve_with(data, key, model_url, &[], &[])
+}
+
+/// Like [`serve`], with more arguments and environment variables.
+pub fn serve_with(
+    data: &Path,
+    key: &str,
+    model_url: &str,
+    args: &[&str],
+    envs: &[(&str, String)],
+) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_oma"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
+        .args(args)
         .env("OMA_API_KEY", key)
         .env("ANTHROPIC_BASE_URL", model_url)
         .env("ANTHROPIC_API_KEY", "fake")
@@ -39,6 +86,7 @@ pub fn serve(data: &Path, key: &str, model_url: &str) -> Server {
         .env_remove("ANTHROPIC_AUTH_TOKEN")
         .env_remove("OMA_DATABASE_URL")
         .env_remove("OMA_ROOT_SECRET")
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -46,18 +94,36 @@ pub fn serve(data: &Path, key: &str, model_url: &str) -> Server {
     let out = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let url_after = |line: &str, i: usize| -> String {
+            line[i..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"')
+                .collect()
+        };
         for line in BufReader::new(out).lines().map_while(Result::ok) {
+            // The metrics listener (if any) announces itself before the API does.
+            if let Some(i) = line.find("metrics on http://") {
+                let _ = tx.send((true, url_after(&line, i + 11).replace("/metrics", "")));
+            }
             if let Some(i) = line.find("listening on http://") {
-                let url: String = line[i + 13..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != '"')
-                    .collect();
-                let _ = tx.send(url);
+                let _ = tx.send((false, url_after(&line, i + 13)));
             }
         }
     });
-    let base = rx.recv_timeout(Duration::from_secs(30)).unwrap();
-    Server { child, base }
+    // Killed on drop, should it never announce itself.
+    let mut server = Server {
+        child,
+        base: String::new(),
+        metrics: None,
+    };
+    loop {
+        let (is_metrics, url) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        if !is_metrics {
+            server.base = url;
+            return server;
+        }
+        server.metrics = Some(url);
+    }
 }
 
 /// One request with `key`; asserts a 200 and returns the JSON body.
@@ -120,4 +186,107 @@ pub fn say(base: &str, key: &str, sid: &str, text: &str) {
             json!({"events": [{"type": "user.message", "content": [{"type": "text", "text": text}]}]}),
         ),
     );
+}
+
+/// The session's events (up to 1000), oldest first.
+pub fn events(base: &str, key: &str, sid: &str) -> Vec<Value> {
+    http(
+        base,
+        key,
+        "GET",
+        &format!("/v1/sessions/{sid}/events?limit=1000"),
+        None,
+    )["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The session's status.
+pub fn status(base: &str, key: &str, sid: &str) -> String {
+    http(base, key, "GET", &format!("/v1/sessions/{sid}"), None)["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The events' types, in order.
+pub fn kinds(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every event once: ids are unique (a duplicate would mean an event was appended twice).
+pub fn assert_no_duplicates(events: &[Value]) {
+    let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "duplicate events in {:?}", kinds(events));
+}
+
+/// The log of a turn whose model stream was cut by a crash after `partial_of` began, and which
+/// the next host finished with `then`: one turn, the partial message kept, the cut request
+/// closed as an error, then the answer and `end_turn`.
+pub fn assert_stream_cut_then_finished(log: &[Value], partial_of: &str, then: &str) {
+    assert_no_duplicates(log);
+    let k = kinds(log);
+    assert_eq!(k.first().map(String::as_str), Some("user.message"));
+    assert_eq!(
+        k.last().map(String::as_str),
+        Some("session.status_idle"),
+        "{k:?}"
+    );
+    assert_eq!(log.last().unwrap()["stop_reason"]["type"], "end_turn");
+    let messages: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["type"] == "agent.message")
+        .collect();
+    assert_eq!(messages.len(), 2, "{k:?}");
+    let partial = messages[0]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        !partial.is_empty() && partial_of.starts_with(partial),
+        "{partial}"
+    );
+    assert_eq!(messages[1]["content"][0]["text"], then);
+    let ends: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["type"] == "span.model_request_end")
+        .collect();
+    assert_eq!(ends.len(), 2);
+    assert_eq!(
+        ends[0]["is_error"], true,
+        "the cut-off request is closed as an error"
+    );
+    assert_eq!(
+        k.iter().filter(|t| *t == "session.status_running").count(),
+        1
+    );
+}
+
+/// The log of a turn whose tool call was cut by a crash, finished by the next host: the call
+/// answered once, as interrupted, and the turn ended at `end_turn` with an answer.
+pub fn assert_tool_cut_then_finished(log: &[Value]) {
+    assert_no_duplicates(log);
+    let k = kinds(log);
+    let use_pos = k.iter().position(|t| t == "agent.tool_use").unwrap();
+    let results: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["type"] == "agent.tool_result")
+        .collect();
+    assert_eq!(results.len(), 1, "{k:?}");
+    let result = results[0];
+    assert_eq!(result["tool_use_id"], log[use_pos]["id"]);
+    assert_eq!(result["is_error"], true);
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"),
+        "{result}"
+    );
+    assert_eq!(log.last().unwrap()["stop_reason"]["type"], "end_turn");
+    assert!(k.iter().any(|t| t == "agent.message"));
 }
