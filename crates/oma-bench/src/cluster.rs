@@ -8,8 +8,11 @@
 //! - failover (`--failovers` trials on 2 nodes): a turn is caught mid-stream on one node, the
 //!   node is killed with SIGKILL, and the time runs from the kill until a stream open on the
 //!   other node delivers the session's next event (written by the node that took it over).
-//!   It is bounded below by the lease lifetime (`--lease-ttl-ms`): a silent node's sessions
-//!   are free only once their leases run out, and the sweep looks three times per lifetime.
+//!   It is set by the lease lifetime (`--lease-ttl-ms`, L): a silent node's sessions are free
+//!   once their leases run out (L after the last renewal, renewed every L/3, so ⅔L to L after
+//!   the kill), and the sweep looks every L/3: between ⅔L and 4⁄3L. Each trial pauses a
+//!   random fraction of L/3 before the turn and before the kill, so the kill lands anywhere in
+//!   the nodes' cycles, as a real crash does.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -98,8 +101,8 @@ pub fn run(client_rt: &tokio::runtime::Runtime, p: &ClusterPlan) -> Result<Clust
         let s = client_rt.block_on(failovers(p, &fake))?;
         notes.push(format!(
             "failover: kill -9 of the node running a turn → next event of the session on the \
-             other node: p50 {}, p99 {}, max {} over {} trials (lease {} ms: expiry plus at most \
-             a third of it for the sweep)",
+             other node: p50 {}, p99 {}, max {} over {} trials (lease {} ms: between 2/3 and \
+             4/3 of it by design)",
             crate::stats::ms(s.p50_us),
             crate::stats::ms(s.p99_us),
             crate::stats::ms(s.max_us),
@@ -173,6 +176,11 @@ async fn failover(
     survivor: usize,
 ) -> Result<Duration> {
     let (va, sa) = (cluster.nodes[victim].addr, cluster.nodes[survivor].addr);
+    // A crash comes at any moment of the nodes' renewal and sweep cycles (a third of the lease
+    // each): a random pause before the turn and another before the kill keep this loop's own
+    // rhythm (a node restarted just before the trial) out of the figures.
+    let cycle = Duration::from_millis(cluster.lease_ttl_ms / 3);
+    tokio::time::sleep(random_below(cycle)).await;
     let mut api = Api::connect(va, KEY).await?;
     let sid = api
         .create(
@@ -197,6 +205,7 @@ async fn failover(
     tokio::time::timeout(Duration::from_secs(30), gate.reached())
         .await
         .context("the turn never reached the model")?;
+    tokio::time::sleep(random_below(cycle)).await;
     let killed = Instant::now();
     cluster.kill(victim)?;
     gate.open();
@@ -214,6 +223,13 @@ async fn failover(
             return Ok(at.saturating_duration_since(killed));
         }
     }
+}
+
+/// A uniformly random duration in `[0, max)`.
+fn random_below(max: Duration) -> Duration {
+    let mut b = [0u8; 8];
+    oma_core::ids::fill_random(&mut b);
+    max.mul_f64(u64::from_le_bytes(b) as f64 / (u64::MAX as f64 + 1.0))
 }
 
 /// `oma serve` processes on one fresh database.

@@ -217,6 +217,10 @@ async fn listen(
             }
         };
         match note {
+            Note::Events(n) if n.deleted => {
+                // As on the node that deleted it: `session.deleted` ends every stream.
+                rt.hub().session_deleted(&n.session, n.from);
+            }
             Note::Events(n) => {
                 if n.node != rt.node_id() {
                     fan_out(&rt, &store, &n.tenant, &n.session, n.from - 1).await;

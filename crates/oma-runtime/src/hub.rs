@@ -163,6 +163,22 @@ impl Hub {
         }
     }
 
+    /// Tells the session's streams it was deleted (`session.deleted`, never stored, takes
+    /// `seq`, the one after its last event, so resuming clients see it as new), then ends them.
+    pub fn session_deleted(&self, session_id: &str, seq: i64) {
+        let event = oma_core::events::session_deleted();
+        self.publish(
+            session_id,
+            vec![Committed {
+                seq,
+                kind: event.kind,
+                thread_id: None,
+                body: event.body.to_string(),
+            }],
+        );
+        self.close_session(session_id);
+    }
+
     /// Ends every stream of a session (it was deleted).
     pub fn close_session(&self, session_id: &str) {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());

@@ -76,6 +76,44 @@ pub async fn append_in_tx(
     session_id: &str,
     events: Vec<NewEvent>,
 ) -> Result<Vec<StoredEvent>> {
+    append_in_tx_by(store, tx, tenant, session_id, events, "").await
+}
+
+/// [`append_in_tx`] by the host of `node`, which publishes the events to its own streams
+/// itself. On PostgreSQL every append sends an events note inside the transaction (delivered
+/// exactly when the events are visible), so other nodes' streams of the session read them;
+/// the note names `node` so that it alone skips it (empty: nobody does; a duplicate delivery
+/// is dropped by `seq`).
+pub(crate) async fn append_in_tx_by(
+    store: &Store,
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    session_id: &str,
+    events: Vec<NewEvent>,
+    node: &str,
+) -> Result<Vec<StoredEvent>> {
+    let stored = append_rows(store, tx, tenant, session_id, events).await?;
+    if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
+        let note = crate::notify::EventsNote {
+            tenant: tenant.to_string(),
+            session: session_id.to_string(),
+            from: first.seq,
+            to: last.seq,
+            node: node.to_string(),
+            deleted: false,
+        };
+        crate::notify::notify_events_in_tx(store, tx, &note).await?;
+    }
+    Ok(stored)
+}
+
+async fn append_rows(
+    store: &Store,
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    session_id: &str,
+    events: Vec<NewEvent>,
+) -> Result<Vec<StoredEvent>> {
     if events.is_empty() {
         return Ok(Vec::new());
     }

@@ -1,8 +1,8 @@
 //! Notes between nodes over PostgreSQL `LISTEN/NOTIFY` (DESIGN principle 2).
 //!
-//! Two channels. `oma_events`: a step appended events (sent inside the step's transaction, so
-//! it is delivered exactly when the events are visible); nodes with subscribers of the session
-//! read them from the log. `oma_wake`: a session has work for its owner (input queued on
+//! Two channels. `oma_events`: events were appended to a session (sent inside the appending
+//! transaction, so it is delivered exactly when the events are visible), or it was deleted;
+//! nodes with subscribers of the session read them from the log. `oma_wake`: a session has work for its owner (input queued on
 //! another node), or, without a session, "claim orphaned sessions now" (a node drained).
 //! Notes are hints: a lost note delays work until the next periodic sweep and loses nothing,
 //! because the log and the input queue are the truth. SQLite has one node and no channel.
@@ -14,7 +14,8 @@ use crate::{Backend, Result, Store, StoreError};
 pub const EVENTS_CHANNEL: &str = "oma_events";
 pub const WAKE_CHANNEL: &str = "oma_wake";
 
-/// Events `from..=to` of a session were committed by `node`.
+/// Events `from..=to` of a session were committed by `node`; or, with `deleted`, the session
+/// was deleted and `from` is the `seq` its streams' `session.deleted` takes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventsNote {
     #[serde(rename = "t")]
@@ -25,6 +26,8 @@ pub struct EventsNote {
     pub to: i64,
     #[serde(rename = "n")]
     pub node: String,
+    #[serde(rename = "d", default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// Work for `node` (empty: for whichever node claims it) on a session; without a session,
@@ -83,6 +86,22 @@ impl Listener {
     }
 }
 
+/// Sends an events note inside `tx` (PostgreSQL; nothing on SQLite).
+pub(crate) async fn notify_events_in_tx(
+    store: &Store,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    note: &EventsNote,
+) -> Result<()> {
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(EVENTS_CHANNEL)
+            .bind(encode(note))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// A listener on the cluster channels, or `None` on SQLite (one node, nothing to hear).
     pub async fn listener(&self) -> Result<Option<Listener>> {
@@ -124,6 +143,7 @@ mod tests {
             from: 3,
             to: 9,
             node: "a".into(),
+            deleted: false,
         };
         let s = encode(&n);
         assert!(s.len() < 200, "{s}");

@@ -8,8 +8,7 @@ use sqlx::{Any, Transaction};
 use oma_core::Error;
 use oma_core::events::NewEvent;
 
-use crate::Backend;
-use crate::events::{StoredEvent, append_in_tx};
+use crate::events::StoredEvent;
 use crate::leases::{Fence, check_fence};
 use crate::{Result, Store, from_json, to_json};
 
@@ -321,25 +320,10 @@ async fn apply_step(
         .execute(&mut **tx)
         .await?;
     }
-    let stored = append_in_tx(store, tx, tenant, session_id, step.events).await?;
-    if store.backend() == Backend::Postgres
-        && let (Some(first), Some(last)) = (stored.first(), stored.last())
-    {
-        // Nodes with subscribers of this session read the new events (delivered at commit).
-        let node = step.fence.as_ref().map_or("", |f| f.node_id.as_str());
-        let note = crate::notify::EventsNote {
-            tenant: tenant.to_string(),
-            session: session_id.to_string(),
-            from: first.seq,
-            to: last.seq,
-            node: node.to_string(),
-        };
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(crate::notify::EVENTS_CHANNEL)
-            .bind(crate::notify::encode(&note))
-            .execute(&mut **tx)
-            .await?;
-    }
+    // The host publishes its events itself; other nodes hear of them from the note.
+    let node = step.fence.as_ref().map_or("", |f| f.node_id.as_str());
+    let stored =
+        crate::events::append_in_tx_by(store, tx, tenant, session_id, step.events, node).await?;
     let now = oma_core::time::now_micros();
     if let Some(status) = step.status {
         sqlx::query(

@@ -506,6 +506,16 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        // Streams of the session on other nodes see `session.deleted` and end.
+        let note = crate::notify::EventsNote {
+            tenant: tenant.to_string(),
+            session: id.to_string(),
+            from: last_seq + 1,
+            to: last_seq + 1,
+            node: String::new(),
+            deleted: true,
+        };
+        crate::notify::notify_events_in_tx(self, &mut tx, &note).await?;
         tx.commit().await?;
         Ok(DeletedSession {
             body: to_json(&SessionDeleted { id: id.to_string() })?,

@@ -170,12 +170,33 @@ async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
 /// An SSE stream of the session opened on `base`: once this returns the server has subscribed
 /// it, and the task collects `(id, event)` until the session goes idle at `end_turn`.
 async fn stream_until_idle(base: &str, sid: &str) -> tokio::task::JoinHandle<Vec<(i64, Value)>> {
-    let resp = reqwest::Client::new()
+    let handle = open_stream(base, sid, None, |ev| {
+        ev["type"] == "session.status_idle" && ev["stop_reason"]["type"] == "end_turn"
+    })
+    .await;
+    tokio::spawn(async move {
+        let (seen, stopped) = handle.await.unwrap();
+        assert!(stopped, "the stream ended before the turn did: {seen:?}");
+        seen
+    })
+}
+
+/// An SSE stream of the session opened on `base` (resuming after `last_event_id`): once this
+/// returns the server has subscribed it, and the task collects `(id, event)` until `stop`
+/// holds for an event (`true`) or the server ends the stream (`false`).
+async fn open_stream(
+    base: &str,
+    sid: &str,
+    last_event_id: Option<i64>,
+    stop: impl Fn(&Value) -> bool + Send + 'static,
+) -> tokio::task::JoinHandle<(Vec<(i64, Value)>, bool)> {
+    let mut req = reqwest::Client::new()
         .get(format!("{base}/v1/sessions/{sid}/events/stream"))
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap();
+        .header("x-api-key", KEY);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id.to_string());
+    }
+    let resp = req.send().await.unwrap();
     assert_eq!(resp.status(), 200);
     tokio::spawn(async move {
         let mut resp = resp;
@@ -195,16 +216,15 @@ async fn stream_until_idle(base: &str, sid: &str) -> tokio::task::JoinHandle<Vec
                 let data = frame.lines().find_map(|l| l.strip_prefix("data:"));
                 if let (Some(id), Some(data)) = (id, data) {
                     let ev: Value = serde_json::from_str(data.trim()).unwrap();
-                    let done = ev["type"] == "session.status_idle"
-                        && ev["stop_reason"]["type"] == "end_turn";
+                    let done = stop(&ev);
                     out.push((id, ev));
                     if done {
-                        return out;
+                        return (out, true);
                     }
                 }
             }
         }
-        panic!("the stream ended before the turn did: {out:?}");
+        (out, false)
     })
 }
 
@@ -270,6 +290,32 @@ async fn three_nodes_spread_sessions_and_any_node_streams_any_session() {
     assert_eq!(cluster.owner(&sids[0]).await.as_deref(), Some("node-a"));
     let log = events(nodes[0].base(), &sids[0]);
     assert_gapless_and_unique(&cluster, &log, &sids[0]).await;
+
+    // A client resuming on yet another node gets exactly what it missed.
+    let n = log.len() as i64;
+    let (resumed, _) = open_stream(nodes[1].base(), &sids[0], Some(n - 3), move |ev| {
+        ev["type"] == "session.status_idle"
+    })
+    .await
+    .await
+    .unwrap();
+    let ids: Vec<i64> = resumed.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [n - 2, n - 1, n]);
+
+    // Deleting a session on one node ends its streams on the others with `session.deleted`.
+    let logged = events(nodes[1].base(), &sids[1]).len() as i64;
+    let watching = open_stream(nodes[2].base(), &sids[1], None, |_| false).await;
+    http(
+        nodes[0].base(),
+        "DELETE",
+        &format!("/v1/sessions/{}", sids[1]),
+        None,
+    );
+    let (seen, stopped) = watching.await.unwrap();
+    assert!(!stopped, "{seen:?}");
+    let ids: Vec<i64> = seen.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [logged + 1], "{seen:?}");
+    assert_eq!(seen[0].1["type"], "session.deleted");
 
     // Every node knows its peers.
     let h = health(nodes[0].base());

@@ -22,7 +22,6 @@ use super::Id;
 use crate::auth::{Caller, Tenant};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryMap, RawJson, page_body, page_json};
-use crate::hub::Committed;
 use crate::state::AppState;
 
 /// Sessions list page size: default and maximum.
@@ -168,19 +167,8 @@ async fn delete(State(st): State<AppState>, t: Tenant, Id(id): Id) -> ApiResult<
     let deleted = t.store.delete_session(t.id(), &id).await?;
     // Its workspace folder and snapshots go too.
     st.runtime.session_deleted(t.id(), &id);
-    // `session.deleted` is never stored (the log is gone); it takes the next `seq` so resuming
-    // clients see it as new, then the session's streams end.
-    let event = oma_core::events::session_deleted();
-    st.hub.publish(
-        &id,
-        vec![Committed {
-            seq: deleted.last_seq + 1,
-            kind: event.kind,
-            thread_id: None,
-            body: event.body.to_string(),
-        }],
-    );
-    st.hub.close_session(&id);
+    // Its streams here see `session.deleted` and end (other nodes' hear it from the store).
+    st.hub.session_deleted(&id, deleted.last_seq + 1);
     Ok(RawJson(deleted.body))
 }
 
