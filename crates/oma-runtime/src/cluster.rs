@@ -140,7 +140,7 @@ impl Runtime {
         }
     }
 
-    fn lease_ttl_ms(&self) -> i64 {
+    pub(crate) fn lease_ttl_ms(&self) -> i64 {
         i64::try_from(self.inner().config.lease_ttl.as_millis()).unwrap_or(i64::MAX / 1000)
     }
 }

@@ -265,11 +265,14 @@ impl SessionHost {
     /// Takes the session's lease. `false`: another node owns it (the wake-up is passed on to
     /// it, unless this host was started by a sweep) or the database could not be asked.
     async fn claim(&mut self) -> bool {
-        let ttl_ms =
-            i64::try_from(self.rt.inner().config.lease_ttl.as_millis()).unwrap_or(i64::MAX / 1000);
         let claim = self
             .store
-            .claim_lease(&self.tenant, &self.session, self.rt.node_id(), ttl_ms)
+            .claim_lease(
+                &self.tenant,
+                &self.session,
+                self.rt.node_id(),
+                self.rt.lease_ttl_ms(),
+            )
             .await;
         match claim {
             Ok(oma_store::leases::Claim::Won(fence)) => {

@@ -71,6 +71,13 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// A node paused inside a transaction (a frozen VM, a `SIGSTOP`, a partition) would keep its
+/// row locks until TCP gives up on it, and the node that took its sessions over would wait
+/// that long. Our transactions never wait on anything but the database (blobs are written
+/// before the rows that name them), so one idle this long belongs to a node that stopped:
+/// the server ends it, its locks go, and the stalled node's commit fails when it wakes.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "SET idle_in_transaction_session_timeout = '10s'";
+
 impl Store {
     /// Opens the database at `url` (without migrating it).
     pub async fn connect(url: &str) -> Result<Self> {
@@ -104,6 +111,12 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(IDLE_IN_TRANSACTION_TIMEOUT).await?;
+                            Ok(())
+                        })
+                    })
                     .connect(url)
                     .await?;
                 Ok(Self {

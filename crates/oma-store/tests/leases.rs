@@ -231,3 +231,20 @@ async fn a_postgres_step_tells_listeners_which_events_it_committed() {
     assert!(orphan(s.orphaned_sessions().await.unwrap()));
     db.store.close().await;
 }
+
+/// A node paused inside a transaction must not hold the rows of the sessions taken from it
+/// for as long as TCP keeps its connection: every PostgreSQL connection of the store has the
+/// server end a transaction left idle.
+#[tokio::test]
+async fn a_stalled_transaction_is_ended_by_the_server() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let db = open(Backend::Postgres).await;
+    let mut tx = db.store.writer().begin().await.unwrap();
+    let timeout: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(timeout, "10s");
+}

@@ -421,7 +421,7 @@ async fn a_paused_owner_whose_lease_ran_out_cannot_append() {
     let sid = session(a.base(), json!([]));
     say(a.base(), &sid, "go");
     gate.reached().await;
-    a.server.signal("STOP");
+    a.server.pause();
     // The paused node's answer is ready for it when it wakes.
     gate.open();
     until("node-b to finish the turn", async || {

@@ -35,6 +35,30 @@ impl Server {
         assert!(ok, "kill -{signal} failed");
     }
 
+    /// Stops the server with `SIGSTOP` and returns once every thread of it is stopped: the
+    /// signal is delivered asynchronously, and a thread still on a CPU runs on for a moment.
+    pub fn pause(&self) {
+        self.signal("STOP");
+        let tasks = format!("/proc/{}/task", self.pid());
+        let stopped = || {
+            std::fs::read_dir(&tasks).unwrap().all(|t| {
+                let stat =
+                    std::fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
+                // The state follows the parenthesised command name.
+                stat.rsplit_once(") ")
+                    .is_none_or(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !stopped() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Waits for the server to exit (after a `TERM`), failing after `within`.
     pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = std::time::Instant::now() + within;
@@ -93,6 +117,10 @@ pub fn serve_with(
         .unwrap();
     let out = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    // `OMA_TEST_LOG_DIR` keeps every server's log (one file per process) for a post-mortem.
+    let mut log = std::env::var_os("OMA_TEST_LOG_DIR").and_then(|dir| {
+        std::fs::File::create(Path::new(&dir).join(format!("oma-{}.log", child.id()))).ok()
+    });
     std::thread::spawn(move || {
         let url_after = |line: &str, i: usize| -> String {
             line[i..]
@@ -101,6 +129,9 @@ pub fn serve_with(
                 .collect()
         };
         for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(f) = log.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
             // The metrics listener (if any) announces itself before the API does.
             if let Some(i) = line.find("metrics on http://") {
                 let _ = tx.send((true, url_after(&line, i + 11).replace("/metrics", "")));
