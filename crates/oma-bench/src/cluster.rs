@@ -133,6 +133,7 @@ async fn setup(addr: SocketAddr, turns_per_session: u32) -> Result<TurnSetup> {
         agent,
         environment,
         turns_per_session,
+        tool: false,
     })
 }
 

@@ -50,7 +50,7 @@ use serde_json::{Value, json};
 use crate::client::{Api, Headers};
 use crate::load::{Plan, Scenario};
 use crate::model::FakeModel;
-use crate::server::BenchServer;
+use crate::server::{BenchServer, SandboxKind};
 use crate::stats::Summary;
 use crate::turns::TurnSetup;
 
@@ -104,6 +104,13 @@ struct Args {
     /// Events per second the `delivery` scenario commits.
     #[arg(long, default_value_t = 200.0)]
     rate: f64,
+    /// The sandbox backend of the server's boxes (the `tool-turn` scenario runs a tool).
+    #[arg(long, value_enum, default_value_t = SandboxKind::Isolated)]
+    sandbox: SandboxKind,
+    /// Start boxes at the first tool call instead of at session create (the behaviour before
+    /// provisioning at create; for comparison).
+    #[arg(long)]
+    no_provision: bool,
     /// Run only these scenarios (comma separated). Default: all.
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Only>,
@@ -147,6 +154,8 @@ enum Only {
     Turn,
     /// Turns/s with --turn-sessions sessions at once
     Turns16,
+    /// A `bash` tool turn on a session created just before (its box starts with it)
+    ToolTurn,
     /// Commit → SSE delivery latency on --streams streams
     Delivery,
 }
@@ -157,7 +166,7 @@ impl Args {
     }
 
     fn wants_model(&self) -> bool {
-        self.wants(Only::Turn) || self.wants(Only::Turns16)
+        self.wants(Only::Turn) || self.wants(Only::Turns16) || self.wants(Only::ToolTurn)
     }
 
     fn plan(&self) -> Result<Plan> {
@@ -362,7 +371,12 @@ fn run(args: &Args) -> Result<Report> {
         None
     };
     let provider = fake.as_ref().map(FakeModel::provider).transpose()?;
-    let server = server_rt.block_on(BenchServer::start(args.data_parent.as_deref(), provider))?;
+    let server = server_rt.block_on(BenchServer::start(
+        args.data_parent.as_deref(),
+        provider,
+        args.sandbox,
+        !args.no_provision,
+    ))?;
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let preamble = format!(
         "oma-bench {}: oma on SQLite ({}), {} CPU(s); server runtime {} worker thread(s), \
@@ -572,6 +586,31 @@ fn measure(
             rows.push(s);
         }
     }
+    if let Some(setup) = fixtures
+        .tool_turns
+        .as_ref()
+        .filter(|_| args.wants(Only::ToolTurn))
+    {
+        eprintln!("running bash tool turns, each on a new session …");
+        let label = format!(
+            "tool turn: new session, POST user.message → bash → status_idle ({:?} boxes{})",
+            args.sandbox,
+            if args.no_provision {
+                ", no provisioning"
+            } else {
+                ""
+            }
+        )
+        .to_lowercase();
+        let s = client_rt.block_on(turns::run(&[addr], &server.key, &label, 1, setup, plan))?;
+        eprintln!(
+            "  p50 {}, p99 {}, {} errors",
+            stats::ms(s.p50_us),
+            stats::ms(s.p99_us),
+            s.errors
+        );
+        rows.push(s);
+    }
     if let Some(sid) = &fixtures.delivery_session {
         eprintln!(
             "running delivery to {} streams at {} events/s …",
@@ -627,6 +666,8 @@ struct Fixtures {
     page_session: Option<String>,
     /// The agent (on the fake model) and environment of the turn scenarios' sessions.
     turns: Option<TurnSetup>,
+    /// The same with an agent that calls `bash` once per turn, one turn per session.
+    tool_turns: Option<TurnSetup>,
     /// The session the delivery scenario's streams follow.
     delivery_session: Option<String>,
 }
@@ -648,7 +689,7 @@ impl Fixtures {
         let wants_page = args.wants(Only::EventsPage);
         let wants_delivery = args.wants(Only::Delivery);
         let (mut send_session, mut page_session, mut delivery_session) = (None, None, None);
-        let mut turns = None;
+        let (mut turns, mut tool_turns) = (None, None);
         if wants_send || wants_page || wants_delivery || args.wants_model() {
             let env = api
                 .create(
@@ -665,11 +706,33 @@ impl Fixtures {
                     )
                     .await
                     .context("creating the turn agent")?;
-                turns = Some(TurnSetup {
+                let tool_agent = api
+                    .create(
+                        "/v1/agents",
+                        &json!({
+                            "name": "bench-tool-turns",
+                            "model": server::TURN_MODEL,
+                            "tools": [{
+                                "type": "agent_toolset_20260401",
+                                "default_config": {"permission_policy": {"type": "always_allow"}},
+                            }],
+                        }),
+                    )
+                    .await
+                    .context("creating the tool turn agent")?;
+                let plain = TurnSetup {
                     agent,
                     environment: env.clone(),
                     turns_per_session: args.turns_per_session,
+                    tool: false,
+                };
+                tool_turns = Some(TurnSetup {
+                    agent: tool_agent,
+                    turns_per_session: 1,
+                    tool: true,
+                    ..plain.clone()
                 });
+                turns = Some(plain);
             }
             let body = json!({"agent": agents[0], "environment_id": env});
             if wants_delivery {
@@ -699,6 +762,7 @@ impl Fixtures {
             send_session,
             page_session,
             turns,
+            tool_turns,
             delivery_session,
         })
     }

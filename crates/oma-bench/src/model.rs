@@ -42,7 +42,21 @@ impl FakeModel {
         // `block_on` binds the listener here; the accept loop and every request it serves
         // run on the runtime's own worker thread.
         let fake = rt.block_on(FakeAnthropic::start());
-        fake.set_default(Some(Reply::text(ANSWER)));
+        // An agent with tools gets one `bash` call first, then the text once the call's result
+        // is in the conversation; an agent without tools gets the text at once.
+        fake.set_responder(|req| {
+            let has_tools = req["tools"].as_array().is_some_and(|t| !t.is_empty());
+            let answered = req["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .and_then(|m| m["content"].as_array())
+                .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"));
+            if has_tools && !answered {
+                Reply::tool_use("bash", serde_json::json!({"command": "echo hi"}))
+            } else {
+                Reply::text(ANSWER)
+            }
+        });
         Ok(Self { fake, _rt: rt })
     }
 

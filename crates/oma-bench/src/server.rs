@@ -59,6 +59,8 @@ impl BenchServer {
     pub async fn start(
         parent: Option<&Path>,
         model: Option<Arc<dyn ModelProvider>>,
+        sandbox: SandboxKind,
+        provision_at_create: bool,
     ) -> Result<Self> {
         let mut builder = tempfile::Builder::new();
         builder.prefix("oma-bench-");
@@ -97,8 +99,11 @@ impl BenchServer {
             tenants.clone(),
             Arc::new(Hub::default()),
             providers,
-            Arc::new(oma_sandbox::LocalLauncher::new(sandbox_agent_exe())),
-            RuntimeConfig::new(dir.path().join("workspaces")),
+            sandbox.launcher(&dir.path().join("sandbox")),
+            RuntimeConfig {
+                provision_at_create,
+                ..RuntimeConfig::new(dir.path().join("workspaces"))
+            },
             web,
         );
         let state = AppState::new(tenants, sealer, blobs, None, runtime);
@@ -146,6 +151,30 @@ impl Drop for BenchServer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+    }
+}
+
+/// The sandbox backend of the server's boxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxKind {
+    /// bubblewrap, as `oma serve` runs by default (workspace disk quotas off: they are a
+    /// one-time `mkfs` per session and leave loop devices behind a killed benchmark).
+    Isolated,
+    /// Tools run on the host, unisolated.
+    Local,
+}
+
+impl SandboxKind {
+    fn launcher(self, state_dir: &Path) -> Arc<dyn oma_sandbox::SandboxLauncher> {
+        match self {
+            SandboxKind::Isolated => {
+                let mut config =
+                    oma_sandbox::IsolatedConfig::new(sandbox_agent_exe(), state_dir.to_path_buf());
+                config.disk_quota = false;
+                Arc::new(oma_sandbox::IsolatedLauncher::new(config))
+            }
+            SandboxKind::Local => Arc::new(oma_sandbox::LocalLauncher::new(sandbox_agent_exe())),
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct TurnSetup {
     pub environment: String,
     /// Turns on one session before a driver moves to a fresh one.
     pub turns_per_session: u32,
+    /// The agent has the toolset and the model answers with one `bash` call before its text
+    /// (see [`crate::model::FakeModel`]): a turn must show the call's result.
+    pub tool: bool,
 }
 
 #[derive(Default)]
@@ -223,13 +226,22 @@ impl Driver {
         // The echo, the model's answer, then idle: anything else means the turn did not run
         // the model (a failed turn also ends idle, with an error event before it).
         let (mut echoed, mut answered) = (false, false);
+        let mut tool_done = !self.setup.tool;
         loop {
             let Some((frame, at)) = stream.next().await? else {
                 bail!("the event stream closed mid-turn");
             };
             match frame.event.as_str() {
                 "user.message" => echoed = true,
-                "agent.message" if echoed => answered = true,
+                "agent.tool_result" if echoed => {
+                    ensure!(
+                        !frame.data.contains(r#""is_error":true"#),
+                        "the tool call failed: {}",
+                        frame.data
+                    );
+                    tool_done = true;
+                }
+                "agent.message" if echoed && tool_done => answered = true,
                 "session.error" => bail!("the turn failed: {}", frame.data),
                 "session.status_idle" if echoed => {
                     ensure!(

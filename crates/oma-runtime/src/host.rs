@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use oma_core::events::NewEvent;
 use oma_model::types::{Block, Message, ModelRequest, Role, SystemBlock, ToolSpec, Usage};
 use oma_model::{Accumulator, ErrorClass, ModelError, StreamEvent};
-use oma_sandbox::{BoxSpec, Sandbox};
+use oma_sandbox::Sandbox;
 use oma_store::Store;
 use oma_store::events::StoredEvent;
 use oma_store::runtime::{QueuedInput, Step};
@@ -35,6 +35,7 @@ use crate::hub::{Committed, Preview};
 use crate::record::{self, IdleReason};
 
 mod attachments;
+mod boxes;
 mod egress;
 mod mcp;
 mod model;
@@ -77,6 +78,10 @@ pub(crate) struct SessionHost {
     /// The lease this host owns its session by; every step it commits carries it.
     fence: Option<oma_store::leases::Fence>,
     sandbox: Option<Arc<dyn Sandbox>>,
+    /// The box being started ahead of its first use (see `host/boxes.rs`).
+    launching: Option<boxes::Launching>,
+    /// Start the box as soon as the session is loaded (it was just created).
+    provision: bool,
     /// The session's egress proxy while this host runs (see `host/egress.rs`).
     egress: Option<oma_egress::SessionProxy>,
     /// `web_fetch` through that proxy, once it is open.
@@ -140,6 +145,7 @@ impl SessionHost {
         session: &str,
         notify: Arc<Notify>,
         on_held: OnHeld,
+        provision: bool,
     ) -> Self {
         let store = rt.inner().tenants.store_for(tenant).clone();
         let left_behind = rt.inner().config.workspaces_dir.join(session).exists();
@@ -152,6 +158,8 @@ impl SessionHost {
             on_held,
             fence: None,
             sandbox: None,
+            launching: None,
+            provision,
             egress: None,
             web: None,
             mcp_http: None,
@@ -209,9 +217,7 @@ impl SessionHost {
             match e {
                 HostError::Gone => {
                     // A deleted session's workspace and snapshots go with it.
-                    if let Some(sb) = self.sandbox.take() {
-                        sb.shutdown().await;
-                    }
+                    self.stop_box().await;
                     crate::snapshots::forget(&self.rt, &self.tenant, &self.session).await;
                     self.mounts = None;
                     crate::mounts::forget(&self.rt.inner().config.sessions_dir, &self.session)
@@ -237,9 +243,7 @@ impl SessionHost {
             tracing::warn!(op = "mounts", session_id = %self.session, "{note}");
             self.ops_silent("runtime.mounts", &note);
         }
-        if let Some(sb) = self.sandbox.take() {
-            sb.shutdown().await;
-        }
+        self.stop_box().await;
         self.rt.release(&self.session, &self.notify);
         if let Some(fence) = self.fence.take()
             && !fenced
@@ -300,6 +304,9 @@ impl SessionHost {
 
     async fn work(&mut self) -> HostResult<()> {
         let status = self.load().await?;
+        if std::mem::take(&mut self.provision) {
+            self.provision().await;
+        }
         if (status == "running" || status == "rescheduling") && self.log_is_mid_turn().await? {
             // A previous host stopped mid-turn (crash or restart): close what it left open and
             // finish the turn.
@@ -873,168 +880,6 @@ impl SessionHost {
             content.push(text(&note));
         }
         (content, is_error)
-    }
-
-    async fn sandbox(&mut self) -> Result<Arc<dyn Sandbox>, String> {
-        if let Some(sb) = &self.sandbox {
-            return Ok(sb.clone());
-        }
-        self.dirty = true;
-        let workspace = self.workspace_dir();
-        // A workspace that was snapshotted comes back before anything runs in it.
-        self.restore_workspace(&workspace).await?;
-        std::fs::create_dir_all(&workspace)
-            .map_err(|e| format!("cannot create the session workspace: {e}"))?;
-        let mut mounts = self.mount_spec().await?;
-        let (limits, layer) = match self.box_setup().await {
-            Ok(setup) => setup,
-            Err(message) => {
-                tracing::error!(op = "sandbox_launch", session_id = %self.session, "{message}");
-                self.box_events
-                    .push(record::session_error("unknown_error", &message, "retrying"));
-                return Err(message);
-            }
-        };
-        let mut env = Vec::new();
-        if let Some(layer) = layer {
-            mounts.push(layer.mount);
-            env = layer.env;
-        }
-        // An isolated box's only way out: the session's proxy, through its socket.
-        let mut egress = None;
-        if self.rt.inner().launcher.isolated() {
-            match self.egress().await {
-                Ok(Some(proxy)) => {
-                    env.extend(proxy.env.iter().cloned());
-                    egress = Some(oma_sandbox::EgressSpec {
-                        socket: proxy.socket_path.clone(),
-                        ca_bundle: Some(proxy.ca_bundle_path.clone()),
-                    });
-                }
-                Ok(None) => {}
-                Err(message) => {
-                    tracing::error!(op = "sandbox_launch", session_id = %self.session, "{message}");
-                    self.box_events.push(record::session_error(
-                        "unknown_error",
-                        &message,
-                        "retrying",
-                    ));
-                    return Err(message);
-                }
-            }
-        }
-        let spec = BoxSpec {
-            session_id: self.session.clone(),
-            workspace,
-            mounts,
-            limits,
-            env,
-            egress,
-        };
-        let launched = Instant::now();
-        let sb = self.rt.inner().launcher.launch(spec).await;
-        self.ops_sandbox_start(launched, &sb);
-        let sb = match sb {
-            Ok(sb) => sb,
-            Err(e) => {
-                let message = format!("The session's sandbox could not be started: {e}");
-                tracing::error!(op = "sandbox_launch", session_id = %self.session, "{message}");
-                // The next tool call tries again.
-                self.box_events
-                    .push(record::session_error("unknown_error", &message, "retrying"));
-                return Err(message);
-            }
-        };
-        self.sandbox = Some(sb.clone());
-        // The session's repositories are cloned into a new box before anything runs in it.
-        self.clone_repositories(sb.as_ref()).await;
-        Ok(sb)
-    }
-
-    /// The box's limits, from the environment's instance type, and its environment's
-    /// packages (installed on first use, then shared by every session with the same lists).
-    async fn box_setup(
-        &self,
-    ) -> Result<(oma_sandbox::Limits, Option<oma_sandbox::PackageLayer>), String> {
-        let failed = |why: String| format!("The session's sandbox could not be started: {why}");
-        let env = match &self.environment_id {
-            None => None,
-            Some(id) => Some(
-                self.store
-                    .environment(&self.tenant, id)
-                    .await
-                    .map_err(|e| failed(format!("reading the environment: {e}")))?,
-            ),
-        };
-        let instance = env.as_ref().and_then(|e| {
-            e.spec
-                .metadata
-                .get(oma_core::environments::INSTANCE_TYPE_KEY)
-        });
-        let t = oma_core::environments::instance_type(instance.map(String::as_str))
-            .map_err(|e| failed(e.message))?;
-        let limits = oma_sandbox::Limits {
-            millicpus: Some(t.millicpus),
-            memory_bytes: Some(t.memory_bytes),
-            pids: Some(t.pids),
-            disk_bytes: Some(t.disk_bytes),
-        };
-        let packages = match env.map(|e| e.spec.config) {
-            Some(oma_api::environments::EnvironmentConfig::Cloud { packages, .. }) => {
-                oma_sandbox::PackageSet {
-                    apt: packages.apt,
-                    cargo: packages.cargo,
-                    gem: packages.gem,
-                    go: packages.go,
-                    npm: packages.npm,
-                    pip: packages.pip,
-                }
-            }
-            _ => oma_sandbox::PackageSet::default(),
-        };
-        if packages.is_empty() {
-            return Ok((limits, None));
-        }
-        // Installers reach the registries through a proxy session open to them alone, when the
-        // server has an egress; it lives as long as the install.
-        let installer = match self.rt.inner().egress.get() {
-            Some(_) => Some(self.installer_egress().await.map_err(failed)?),
-            None => None,
-        };
-        let via = installer.as_ref().map(|p| oma_sandbox::EgressSpec {
-            socket: p.socket_path.clone(),
-            ca_bundle: Some(p.ca_bundle_path.clone()),
-        });
-        let layer = self
-            .rt
-            .inner()
-            .launcher
-            .package_layer(&packages, via.as_ref())
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        drop(installer);
-        Ok((limits, Some(layer)))
-    }
-
-    /// Turns what happened to the box during a call (an out-of-memory kill) into
-    /// `session.error` events for the session.
-    fn note_box_events(&mut self, sb: &dyn Sandbox) {
-        for event in sb.take_events() {
-            match event {
-                oma_sandbox::BoxEvent::OutOfMemory {
-                    message,
-                    limit_bytes,
-                } => {
-                    tracing::warn!(op = "sandbox_oom", session_id = %self.session, "{message}");
-                    self.ops_sandbox_oom(limit_bytes);
-                    self.box_events.push(record::session_error(
-                        "unknown_error",
-                        &format!("{message} The sandbox keeps running."),
-                        "retrying",
-                    ));
-                }
-            }
-        }
     }
 
     fn tools(&self) -> Vec<Value> {

@@ -64,6 +64,9 @@ pub struct RuntimeConfig {
     pub snapshot_after_idle: Option<Duration>,
     /// How long a snapshot is kept ([`Runtime::expire_snapshots`]). Default 7 days.
     pub snapshot_ttl: Duration,
+    /// Start a session's box when the session is created (its tools need one), so the first
+    /// tool call does not wait for it. Off: the box starts at the first tool call.
+    pub provision_at_create: bool,
     /// This node's name in the cluster: its hosts' leases carry it (see [`cluster`]).
     pub node_id: String,
     /// How long a session lease lasts unless renewed: a node that stops renewing (it crashed,
@@ -89,6 +92,7 @@ impl RuntimeConfig {
             idle_linger: Duration::from_secs(10),
             snapshot_after_idle: Some(Duration::from_secs(10)),
             snapshot_ttl: snapshots::DEFAULT_SNAPSHOT_TTL,
+            provision_at_create: true,
             node_id: "local".into(),
             lease_ttl: cluster::DEFAULT_LEASE_TTL,
         }
@@ -188,16 +192,33 @@ impl Runtime {
     /// Tells the session's host there is work (queued input). Starts a host if none runs;
     /// when another node owns the session, the new host passes the wake-up on to it.
     pub fn wake(&self, tenant: &str, session_id: &str) {
-        self.start_or_notify(tenant, session_id, host::OnHeld::Forward);
+        self.start_or_notify(tenant, session_id, host::OnHeld::Forward, false);
+    }
+
+    /// A session was just created: its host starts now and launches the session's box (when
+    /// its tools need one) in the background, so the first tool call does not wait for it.
+    /// Its initial events, if any, are processed meanwhile. With provisioning off, a host
+    /// starts only for initial events.
+    pub fn session_created(&self, tenant: &str, session_id: &str, has_initial_events: bool) {
+        let provision = self.inner.config.provision_at_create;
+        if provision || has_initial_events {
+            self.start_or_notify(tenant, session_id, host::OnHeld::Forward, provision);
+        }
     }
 
     /// Like [`Runtime::wake`], for a session found without a live owner (the orphan sweep, a
     /// wake-up note from another node): if some node claimed it meanwhile, nothing is sent.
     pub(crate) fn wake_quietly(&self, tenant: &str, session_id: &str) {
-        self.start_or_notify(tenant, session_id, host::OnHeld::LetGo);
+        self.start_or_notify(tenant, session_id, host::OnHeld::LetGo, false);
     }
 
-    fn start_or_notify(&self, tenant: &str, session_id: &str, on_held: host::OnHeld) {
+    fn start_or_notify(
+        &self,
+        tenant: &str,
+        session_id: &str,
+        on_held: host::OnHeld,
+        provision: bool,
+    ) {
         if self
             .inner
             .draining
@@ -215,8 +236,14 @@ impl Runtime {
             tokio::spawn(cluster::keep_leases(Arc::downgrade(&self.inner)));
         });
         let notify = Arc::new(Notify::new());
-        let host =
-            host::SessionHost::new(self.clone(), tenant, session_id, notify.clone(), on_held);
+        let host = host::SessionHost::new(
+            self.clone(),
+            tenant,
+            session_id,
+            notify.clone(),
+            on_held,
+            provision,
+        );
         // Every line the host logs carries its tenant and session (and agent, once loaded).
         let span = tracing::info_span!(
             "session",

@@ -381,10 +381,15 @@ pub(crate) fn resolve(reply: Reply) -> Resolved {
     Resolved::Stream(plan)
 }
 
+/// Answers a request from its body (once the script is empty): for load that needs replies
+/// depending on where each conversation is, such as a tool call and then its answer.
+pub type Responder = Arc<dyn Fn(&Value) -> Reply + Send + Sync>;
+
 /// State shared by a fake's handler and its test-facing handle.
 pub(crate) struct Shared {
     script: Mutex<VecDeque<Reply>>,
     default_reply: Mutex<Option<Reply>>,
+    responder: Mutex<Option<Responder>>,
     requests: Mutex<Vec<RecordedRequest>>,
     request_count: watch::Sender<usize>,
     counts: watch::Sender<StreamCounts>,
@@ -404,6 +409,7 @@ impl Shared {
         Shared {
             script: Mutex::new(VecDeque::new()),
             default_reply: Mutex::new(None),
+            responder: Mutex::new(None),
             requests: Mutex::new(Vec::new()),
             request_count: watch::channel(0).0,
             counts: watch::channel(StreamCounts::default()).0,
@@ -440,11 +446,18 @@ impl Shared {
         self.request_count.send_modify(|n| *n += 1);
     }
 
-    /// The next scripted reply, or the default one, or `None` when the script ran out.
-    pub fn next_reply(&self) -> Option<Reply> {
-        lock(&self.script)
-            .pop_front()
-            .or_else(|| lock(&self.default_reply).clone())
+    /// The next scripted reply, else the responder's answer to `req`, else the default one;
+    /// `None` when there is none of them.
+    pub fn next_reply(&self, req: &Value) -> Option<Reply> {
+        if let Some(r) = lock(&self.script).pop_front() {
+            return Some(r);
+        }
+        // Cloned out so that the responder runs without the lock held.
+        let responder = lock(&self.responder).clone();
+        match responder {
+            Some(f) => Some(f(req)),
+            None => lock(&self.default_reply).clone(),
+        }
     }
 
     fn count(&self, f: impl FnOnce(&mut StreamCounts)) {
@@ -502,6 +515,11 @@ impl FakeModelServer {
     /// `invalid_request_error` naming the problem, so a test fails fast instead of retrying.
     pub fn set_default(&self, reply: Option<Reply>) {
         *lock(&self.shared.default_reply) = reply;
+    }
+
+    /// Answers every unscripted request from its body (before the default reply is used).
+    pub fn set_responder(&self, f: impl Fn(&Value) -> Reply + Send + Sync + 'static) {
+        *lock(&self.shared.responder) = Some(Arc::new(f));
     }
 
     /// Whether requests are checked like the real API checks them (default on): a malformed

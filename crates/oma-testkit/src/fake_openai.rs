@@ -85,7 +85,7 @@ async fn handle(
     {
         return error_response(400, "invalid_request_error", &msg, None);
     }
-    let Some(reply) = shared.next_reply() else {
+    let Some(reply) = shared.next_reply(&req) else {
         return error_response(
             400,
             "invalid_request_error",

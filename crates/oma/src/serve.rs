@@ -262,6 +262,14 @@ fn build_runtime(
     if let Some(secs) = env_u64("OMA_SNAPSHOT_AFTER_IDLE_SECS")? {
         config.snapshot_after_idle = (secs > 0).then(|| Duration::from_secs(secs));
     }
+    // Boxes start at session create (the documented behaviour); off, at the first tool call.
+    if let Ok(v) = std::env::var("OMA_PROVISION_AT_CREATE") {
+        config.provision_at_create = match v.trim() {
+            "" | "1" | "on" | "true" | "yes" => true,
+            "0" | "off" | "false" | "no" => false,
+            other => anyhow::bail!("OMA_PROVISION_AT_CREATE must be on or off, got `{other}`"),
+        };
+    }
     if let Some(days) = env_u64("OMA_SNAPSHOT_TTL_DAYS")? {
         config.snapshot_ttl = Duration::from_secs(days.saturating_mul(24 * 60 * 60));
     }

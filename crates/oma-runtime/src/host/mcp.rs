@@ -13,6 +13,13 @@ use super::{HostResult, SessionHost};
 use crate::mcp::{McpTools, Reach};
 
 impl SessionHost {
+    /// Whether the agent declares a `stdio` MCP server (it runs in the session's box).
+    pub(super) fn has_stdio_mcp_servers(&self) -> bool {
+        crate::mcp::declared(&self.agent)
+            .iter()
+            .any(|d| matches!(d.server, McpServer::Stdio { .. }))
+    }
+
     /// Connects to the agent's MCP servers for this turn (closing the previous turn's, except
     /// unchanged `stdio` servers still running in the box), and records a non-blocking
     /// `session.error` for each server that failed.

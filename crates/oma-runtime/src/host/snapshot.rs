@@ -30,7 +30,7 @@ impl SessionHost {
                 .filter(|_| self.dirty)
                 .map(|d| idle_since + d);
             let wake_at = match snapshot_at {
-                Some(at) if self.sandbox.is_some() && exit_at < at => exit_at,
+                Some(at) if self.has_box() && exit_at < at => exit_at,
                 Some(at) => at,
                 None => exit_at,
             };
@@ -42,11 +42,7 @@ impl SessionHost {
             }
             match snapshot_at {
                 Some(at) if tokio::time::Instant::now() >= at => self.snapshot_workspace().await,
-                Some(_) => {
-                    if let Some(sb) = self.sandbox.take() {
-                        sb.shutdown().await;
-                    }
-                }
+                Some(_) => self.stop_box().await,
                 None => return false,
             }
         }
@@ -64,9 +60,7 @@ impl SessionHost {
             return;
         };
         // Nothing may write to the workspace while it is packed.
-        if let Some(sb) = self.sandbox.take() {
-            sb.shutdown().await;
-        }
+        self.stop_box().await;
         // A workspace disk left unmounted (by a reboot) holds the files: mount it first, or
         // the snapshot would be of the empty folder under it and the removal would lose them.
         let ws = workspace.clone();

@@ -79,14 +79,14 @@ async fn create(
     JsonBody(params): JsonBody<CreateSessionParams>,
 ) -> ApiResult<RawJson> {
     let req = CreateSession::parse(params)?;
-    let starts_running = !req.initial_events.is_empty();
+    let has_initial_events = !req.initial_events.is_empty();
     let (id, body, events) = t.store.create_session(t.id(), req, &st.sealer).await?;
     publish(&st, &id, events);
     // A self-hosted session's work item is waiting: wake the long polls.
     st.work.queued();
-    if starts_running {
-        st.runtime.wake(t.id(), &id);
-    }
+    // Its box starts now (semantics: provisioning begins at create), and its initial events,
+    // if any, are processed.
+    st.runtime.session_created(t.id(), &id, has_initial_events);
     Ok(RawJson(body))
 }
 

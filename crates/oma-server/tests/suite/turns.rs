@@ -105,3 +105,61 @@ pub fn tool_results(log: &[Value]) -> Vec<(String, bool)> {
 pub fn bash(command: &str) -> Reply {
     Reply::tool_use("bash", json!({"command": command}))
 }
+
+/// The pids of the box agents running in `workspace` (a local box's agent runs there).
+fn box_agents_in(workspace: &std::path::Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cwd = std::fs::read_link(entry.path().join("cwd"));
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if cwd.is_ok_and(|c| c == workspace)
+            && String::from_utf8_lossy(&cmdline).contains("sandbox-agent")
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Provisioning begins when the session is created (semantics): the box runs before the
+/// first message is sent, and the first tool call uses that box rather than starting one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_box_starts_when_the_session_is_created() {
+    for backend in oma_testkit::backends() {
+        let fake = FakeAnthropic::start().await;
+        let s = TestServer::start_with(backend, providers(&fake))
+            .await
+            .unwrap();
+        let sid = new_session(
+            &s,
+            json!({"name": "p", "config": {"type": "cloud"}}),
+            json!({}),
+        )
+        .await;
+        let workspace = s.data_dir().join("workspaces").join(&sid);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let started = loop {
+            let pids = box_agents_in(&workspace);
+            if !pids.is_empty() {
+                break pids;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no box was started for the new session"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(started.len(), 1, "{started:?}");
+        assert!(fake.requests().is_empty(), "the box waited for a turn");
+
+        fake.push_all([bash("echo hi"), Reply::text("done")]);
+        say(&s, &sid, "go").await;
+        let log = wait_idle(&s, &sid, 1).await;
+        assert_eq!(tool_results(&log), vec![("hi".to_string(), false)]);
+        // The same box ran the call (the host lingers after the turn, its box with it).
+        assert_eq!(box_agents_in(&workspace), started);
+    }
+}
