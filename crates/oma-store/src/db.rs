@@ -73,9 +73,10 @@ impl std::fmt::Debug for Store {
 
 /// A node paused inside a transaction (a frozen VM, a `SIGSTOP`, a partition) would keep its
 /// row locks until TCP gives up on it, and the node that took its sessions over would wait
-/// that long. Our transactions never wait on anything but the database (blobs are written
-/// before the rows that name them), so one idle this long belongs to a node that stopped:
-/// the server ends it, its locks go, and the stalled node's commit fails when it wakes.
+/// that long. Our transactions wait on nothing but the database (a step's or an API append's
+/// large bodies go to the blob store before its transaction opens, see `events::prepare`),
+/// so one idle this long belongs to a node that stopped: the server ends it, its locks go,
+/// and the stalled node's commit fails when it wakes.
 const IDLE_IN_TRANSACTION_TIMEOUT: &str = "SET idle_in_transaction_session_timeout = '10s'";
 
 impl Store {

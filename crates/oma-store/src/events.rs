@@ -76,6 +76,7 @@ pub async fn append_in_tx(
     session_id: &str,
     events: Vec<NewEvent>,
 ) -> Result<Vec<StoredEvent>> {
+    let events = prepare(store, tenant, session_id, events).await?;
     append_in_tx_by(store, tx, tenant, session_id, events, "").await
 }
 
@@ -89,10 +90,10 @@ pub(crate) async fn append_in_tx_by(
     tx: &mut Transaction<'static, Any>,
     tenant: &str,
     session_id: &str,
-    events: Vec<NewEvent>,
+    events: Prepared,
     node: &str,
 ) -> Result<Vec<StoredEvent>> {
-    let stored = append_rows(store, tx, tenant, session_id, events).await?;
+    let stored = append_rows(tx, tenant, session_id, events).await?;
     if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
         let note = crate::notify::EventsNote {
             tenant: tenant.to_string(),
@@ -107,17 +108,20 @@ pub(crate) async fn append_in_tx_by(
     Ok(stored)
 }
 
-async fn append_rows(
+/// Events serialized for their rows, with the bodies over the spill threshold already
+/// durable in the blob store: prepared before a transaction opens where the caller can, so
+/// that no transaction (and the session row it locks) waits on the blob store.
+pub(crate) struct Prepared(Vec<(NewEvent, String, Option<Spill>)>);
+
+/// Serializes `events` and writes the large bodies to the blob store. Should the
+/// transaction fail after this, those blobs are unreferenced orphans: harmless, and removed
+/// with the session's prefix by the blob lifecycle rules.
+pub(crate) async fn prepare(
     store: &Store,
-    tx: &mut Transaction<'static, Any>,
     tenant: &str,
     session_id: &str,
     events: Vec<NewEvent>,
-) -> Result<Vec<StoredEvent>> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let n = events.len() as i64;
+) -> Result<Prepared> {
     let mut prepared = Vec::with_capacity(events.len());
     for e in events {
         let body = to_json(&e.body)?;
@@ -130,9 +134,6 @@ async fn append_rows(
         };
         prepared.push((e, body, spill));
     }
-    // Blobs are durable before the rows that point at them can commit. Should the
-    // transaction fail after this, they are unreferenced orphans: harmless, and removed with
-    // the session's prefix by the blob lifecycle rules.
     if let Some(blobs) = store.blobs() {
         // The futures are collected before awaiting (not built lazily by an iterator
         // adapter), which keeps this future provably `Send` for the runtime's spawned hosts.
@@ -145,6 +146,20 @@ async fn append_rows(
             .try_collect::<Vec<u64>>()
             .await?;
     }
+    Ok(Prepared(prepared))
+}
+
+async fn append_rows(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    session_id: &str,
+    events: Prepared,
+) -> Result<Vec<StoredEvent>> {
+    let prepared = events.0;
+    if prepared.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = prepared.len() as i64;
     let last: Option<i64> = sqlx::query_scalar(
         "UPDATE sessions SET last_seq = last_seq + $1 WHERE tenant_id = $2 AND id = $3 RETURNING last_seq",
     )
@@ -435,9 +450,10 @@ impl Store {
         session_id: &str,
         events: Vec<NewEvent>,
     ) -> Result<Vec<StoredEvent>> {
+        let events = prepare(self, tenant, session_id, events).await?;
         let mut tx = self.writer().begin().await?;
         ensure_accepts_events(&mut tx, tenant, session_id).await?;
-        let stored = append_in_tx(self, &mut tx, tenant, session_id, events).await?;
+        let stored = append_in_tx_by(self, &mut tx, tenant, session_id, events, "").await?;
         tx.commit().await?;
         Ok(stored)
     }

@@ -144,10 +144,13 @@ impl Store {
         &self,
         tenant: &str,
         session_id: &str,
-        step: Step,
+        mut step: Step,
     ) -> Result<Vec<StoredEvent>> {
+        let events =
+            crate::events::prepare(self, tenant, session_id, std::mem::take(&mut step.events))
+                .await?;
         let mut tx = self.writer().begin().await?;
-        let stored = apply_step(self, &mut tx, tenant, session_id, step).await?;
+        let stored = apply_step(self, &mut tx, tenant, session_id, step, events).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -306,6 +309,7 @@ async fn apply_step(
     tenant: &str,
     session_id: &str,
     step: Step,
+    events: crate::events::Prepared,
 ) -> Result<Vec<StoredEvent>> {
     if let Some(fence) = &step.fence {
         check_fence(store, tx, session_id, fence).await?;
@@ -323,7 +327,7 @@ async fn apply_step(
     // The host publishes its events itself; other nodes hear of them from the note.
     let node = step.fence.as_ref().map_or("", |f| f.node_id.as_str());
     let stored =
-        crate::events::append_in_tx_by(store, tx, tenant, session_id, step.events, node).await?;
+        crate::events::append_in_tx_by(store, tx, tenant, session_id, events, node).await?;
     let now = oma_core::time::now_micros();
     if let Some(status) = step.status {
         sqlx::query(
