@@ -58,6 +58,8 @@ pub struct Store {
     spill_threshold: usize,
     /// PostgreSQL's URL, for the one connection that listens for notes between nodes.
     pg_url: Option<std::sync::Arc<str>>,
+    /// The writer task that commits host steps in groups, started with the first step.
+    committer: std::sync::Arc<std::sync::OnceLock<crate::group_commit::Committer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,6 +108,7 @@ impl Store {
                     blobs: None,
                     spill_threshold: SPILL_THRESHOLD_BYTES,
                     pg_url: None,
+                    committer: Default::default(),
                 })
             }
             Backend::Postgres => {
@@ -128,6 +131,7 @@ impl Store {
                     blobs: None,
                     spill_threshold: SPILL_THRESHOLD_BYTES,
                     pg_url: Some(std::sync::Arc::from(url)),
+                    committer: Default::default(),
                 })
             }
         }
@@ -159,6 +163,21 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The group committer of this store's host steps (started on first use); `None` when
+    /// `OMA_GROUP_COMMIT=off` (each step its own transaction, as before; for comparison).
+    pub(crate) fn committer(&self) -> Option<&crate::group_commit::Committer> {
+        if !crate::group_commit::enabled() {
+            return None;
+        }
+        Some(self.committer.get_or_init(|| {
+            // The task's store has a committer of its own (never used), so the channel
+            // closes, and the task ends, with the last of this store's clones.
+            let mut own = self.clone();
+            own.committer = Default::default();
+            crate::group_commit::start(own)
+        }))
     }
 
     pub(crate) fn pg_url(&self) -> Option<&str> {

@@ -9,6 +9,7 @@
 //! and sort on, so a read returns the stored bytes without re-serialising.
 
 mod db;
+mod group_commit;
 pub mod migrate;
 pub mod page;
 pub mod router;
@@ -56,6 +57,10 @@ pub enum StoreError {
     /// expired. The host must stop without writing anything more.
     #[error("the session's lease is no longer this host's")]
     Fenced,
+    /// The transaction a step was part of did not commit (see `group_commit`): the step did
+    /// not happen.
+    #[error("the step's transaction did not commit: {0}")]
+    Aborted(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

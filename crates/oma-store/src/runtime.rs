@@ -149,8 +149,33 @@ impl Store {
         let events =
             crate::events::prepare(self, tenant, session_id, std::mem::take(&mut step.events))
                 .await?;
+        // Committed with the steps other sessions' hosts made meanwhile (`group_commit`).
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = crate::group_commit::Job {
+            tenant: tenant.to_string(),
+            session: session_id.to_string(),
+            step,
+            events,
+            reply,
+        };
+        let sent = match self.committer() {
+            Some(committer) => committer.send(job).await,
+            None => Err(tokio::sync::mpsc::error::SendError(job)),
+        };
+        let job = match sent {
+            Ok(()) => {
+                return answer.await.unwrap_or_else(|_| {
+                    Err(crate::StoreError::Aborted(
+                        "the writer stopped before the step committed".into(),
+                    ))
+                });
+            }
+            // Group commit is off, or the writer task is gone (its runtime stopped): the
+            // step commits alone.
+            Err(tokio::sync::mpsc::error::SendError(job)) => job,
+        };
         let mut tx = self.writer().begin().await?;
-        let stored = apply_step(self, &mut tx, tenant, session_id, step, events).await?;
+        let stored = apply_step(self, &mut tx, tenant, session_id, job.step, job.events).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -303,7 +328,7 @@ pub async fn enqueue_in_tx(
     Ok(echoes)
 }
 
-async fn apply_step(
+pub(crate) async fn apply_step(
     store: &Store,
     tx: &mut Transaction<'static, Any>,
     tenant: &str,
