@@ -68,25 +68,13 @@ async fn commit_batch(store: &Store, batch: Vec<Job>) {
     let mut replies = Vec::with_capacity(batch.len());
     let outcome = async {
         let mut tx = store.writer().begin().await?;
-        let single = batch.len() == 1;
+        // A step alone needs no savepoint: the transaction is the step's.
+        let apart = batch.len() > 1;
         for job in batch {
             replies.push(job.reply);
-            if single {
-                // Nothing to keep apart: the transaction is the step's.
-                results.push(
-                    apply_step(
-                        store,
-                        &mut tx,
-                        &job.tenant,
-                        &job.session,
-                        job.step,
-                        job.events,
-                    )
-                    .await,
-                );
-                continue;
+            if apart {
+                sqlx::query("SAVEPOINT step").execute(&mut *tx).await?;
             }
-            sqlx::query("SAVEPOINT step").execute(&mut *tx).await?;
             let r = apply_step(
                 store,
                 &mut tx,
@@ -96,12 +84,14 @@ async fn commit_batch(store: &Store, batch: Vec<Job>) {
                 job.events,
             )
             .await;
-            let end = if r.is_ok() {
-                "RELEASE SAVEPOINT step"
-            } else {
-                "ROLLBACK TO SAVEPOINT step"
-            };
-            sqlx::query(end).execute(&mut *tx).await?;
+            if apart {
+                let end = if r.is_ok() {
+                    "RELEASE SAVEPOINT step"
+                } else {
+                    "ROLLBACK TO SAVEPOINT step"
+                };
+                sqlx::query(end).execute(&mut *tx).await?;
+            }
             results.push(r);
         }
         if results.iter().any(Result::is_ok) {
