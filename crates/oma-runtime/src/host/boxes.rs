@@ -48,6 +48,15 @@ impl SessionHost {
         if self.sandbox.is_some() || self.launching.is_some() || !self.wants_box() {
             return;
         }
+        // An environment's packages may take minutes to install the first time, which the
+        // session's first turn must not wait for unless it calls a tool: those boxes start at
+        // the first tool call.
+        if let Some(id) = &self.environment_id
+            && let Ok(env) = self.store.environment(&self.tenant, id).await
+            && !packages_of(&env).is_empty()
+        {
+            return;
+        }
         let noted = self.box_events.len();
         match self.box_spec().await {
             Ok(spec) => {
@@ -144,19 +153,7 @@ impl SessionHost {
             pids: Some(t.pids),
             disk_bytes: Some(t.disk_bytes),
         };
-        let packages = match env.map(|e| e.spec.config) {
-            Some(oma_api::environments::EnvironmentConfig::Cloud { packages, .. }) => {
-                oma_sandbox::PackageSet {
-                    apt: packages.apt,
-                    cargo: packages.cargo,
-                    gem: packages.gem,
-                    go: packages.go,
-                    npm: packages.npm,
-                    pip: packages.pip,
-                }
-            }
-            _ => oma_sandbox::PackageSet::default(),
-        };
+        let packages = env.as_ref().map(packages_of).unwrap_or_default();
         if packages.is_empty() {
             return Ok((limits, None));
         }
@@ -259,5 +256,22 @@ impl SessionHost {
             env,
             egress,
         })
+    }
+}
+
+/// The packages an environment installs into its boxes.
+fn packages_of(env: &oma_store::environments::StoredEnvironment) -> oma_sandbox::PackageSet {
+    match &env.spec.config {
+        oma_api::environments::EnvironmentConfig::Cloud { packages, .. } => {
+            oma_sandbox::PackageSet {
+                apt: packages.apt.clone(),
+                cargo: packages.cargo.clone(),
+                gem: packages.gem.clone(),
+                go: packages.go.clone(),
+                npm: packages.npm.clone(),
+                pip: packages.pip.clone(),
+            }
+        }
+        _ => oma_sandbox::PackageSet::default(),
     }
 }
