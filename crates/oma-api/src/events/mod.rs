@@ -124,7 +124,7 @@ pub enum SessionEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum StreamEvent {
-    Event(SessionEvent),
+    Event(Box<SessionEvent>),
     Preview(PreviewEvent),
 }
 

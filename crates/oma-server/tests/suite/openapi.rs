@@ -157,3 +157,133 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// Real sessions (a plain turn, a bash turn, a custom tool round trip, a model error) whose
+/// every history event must validate against the document's `SessionEvent`: this fails as
+/// soon as what the runtime writes and the typed events drift apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_events_validate_against_the_document() {
+    use super::turns::{bash, new_session, providers, say, wait_idle};
+    use oma_testkit::fake_anthropic::FakeAnthropic;
+    use oma_testkit::fake_model::Reply;
+    use serde_json::json;
+
+    let mut root = oma_server::openapi::document();
+    root["$ref"] = json!("#/components/schemas/SessionEvent");
+    let validator = jsonschema::draft202012::new(&root).unwrap();
+    let fake = FakeAnthropic::start().await;
+    let s = TestServer::start_with(Backend::Sqlite, providers(&fake))
+        .await
+        .unwrap();
+    let mut logs = Vec::new();
+
+    let sid = new_session(
+        &s,
+        json!({"name": "plain", "config": {"type": "cloud"}}),
+        json!({}),
+    )
+    .await;
+    fake.push_all([Reply::text("hello")]);
+    say(&s, &sid, "hi").await;
+    wait_idle(&s, &sid, 1).await;
+    fake.push_all([bash("echo hi"), Reply::text("done")]);
+    say(&s, &sid, "run it").await;
+    logs.push(wait_idle(&s, &sid, 2).await);
+
+    // A custom tool: the session idles on it until the client answers.
+    let (_, agent) = s
+        .post(
+            "/v1/agents",
+            json!({"name": "custom", "model": "claude-opus-4-8", "tools": [{"type": "custom",
+                "name": "lookup", "description": "looks up", "input_schema": {"type": "object"}}]}),
+        )
+        .await
+        .unwrap();
+    let (_, env) = s
+        .post("/v1/environments", json!({"name": "custom"}))
+        .await
+        .unwrap();
+    let (_, session) = s
+        .post(
+            "/v1/sessions",
+            json!({"agent": agent["id"], "environment_id": env["id"]}),
+        )
+        .await
+        .unwrap();
+    let sid = session["id"].as_str().unwrap().to_string();
+    fake.push_all([
+        Reply::tool_use("lookup", json!({"q": "x"})),
+        Reply::text("thanks"),
+    ]);
+    say(&s, &sid, "look it up").await;
+    let log = wait_idle(&s, &sid, 1).await;
+    let use_id = log
+        .iter()
+        .find(|e| e["type"] == "agent.custom_tool_use")
+        .and_then(|e| e["id"].as_str())
+        .unwrap()
+        .to_string();
+    let (status, v) = s
+        .post(
+            &format!("/v1/sessions/{sid}/events"),
+            json!({"events": [{"type": "user.custom_tool_result", "custom_tool_use_id": use_id,
+                "content": [{"type": "text", "text": "42"}]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{v}");
+    logs.push(wait_idle(&s, &sid, 2).await);
+
+    // A model error that is not retried: `session.error`, then idle.
+    let sid = new_session(
+        &s,
+        json!({"name": "error", "config": {"type": "cloud"}}),
+        json!({}),
+    )
+    .await;
+    fake.push_all([Reply::error(400, "invalid_request_error")]);
+    say(&s, &sid, "fail").await;
+    let log = wait_idle(&s, &sid, 1).await;
+    assert!(log.iter().any(|e| e["type"] == "session.error"), "{log:#?}");
+    logs.push(log);
+
+    let mut seen = BTreeSet::new();
+    for event in logs.iter().flatten() {
+        seen.insert(event["type"].as_str().unwrap_or_default().to_string());
+        let errors: Vec<String> = validator
+            .iter_errors(event)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{event:#}\ndoes not match the document: {errors:#?}"
+        );
+    }
+    // The check has teeth: a drifted shape is rejected.
+    let mut drifted = logs[0]
+        .iter()
+        .find(|e| e["type"] == "session.status_idle")
+        .cloned()
+        .unwrap();
+    drifted["stop_reason"] = json!({"type": "end_turn_v2"});
+    assert!(!validator.is_valid(&drifted));
+    for kind in [
+        "user.message",
+        "session.status_running",
+        "span.model_request_start",
+        "span.model_request_end",
+        "agent.message",
+        "agent.tool_use",
+        "agent.tool_result",
+        "agent.custom_tool_use",
+        "user.custom_tool_result",
+        "session.error",
+        "session.status_idle",
+    ] {
+        assert!(
+            seen.contains(kind),
+            "no {kind} event was validated: {seen:?}"
+        );
+    }
+    s.stop().await;
+}
