@@ -145,8 +145,9 @@ fn responses(op: &Op, schema: Option<Value>) -> Value {
                    "content": {"text/event-stream": {"schema": {"type": "string"},
                                                      "x-event-schema": schema}}})
         }
-        Success::Binary => json!({"description": "The raw bytes",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}}),
+        // Files come back with the media type they were uploaded with, skills as a zip.
+        Success::Binary => json!({"description": "The raw bytes, with their own media type",
+            "content": {"*/*": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}}),
     };
     let mut r = Map::new();
     r.insert("200".into(), ok);

@@ -163,7 +163,7 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
 /// soon as what the runtime writes and the typed events drift apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_events_validate_against_the_document() {
-    use super::turns::{bash, new_session, providers, say, wait_idle};
+    use super::turns::{bash, new_session, providers, say, session_of, wait_idle};
     use oma_testkit::fake_anthropic::FakeAnthropic;
     use oma_testkit::fake_model::Reply;
     use serde_json::json;
@@ -191,26 +191,9 @@ async fn recorded_events_validate_against_the_document() {
     logs.push(wait_idle(&s, &sid, 2).await);
 
     // A custom tool: the session idles on it until the client answers.
-    let (_, agent) = s
-        .post(
-            "/v1/agents",
-            json!({"name": "custom", "model": "claude-opus-4-8", "tools": [{"type": "custom",
-                "name": "lookup", "description": "looks up", "input_schema": {"type": "object"}}]}),
-        )
-        .await
-        .unwrap();
-    let (_, env) = s
-        .post("/v1/environments", json!({"name": "custom"}))
-        .await
-        .unwrap();
-    let (_, session) = s
-        .post(
-            "/v1/sessions",
-            json!({"agent": agent["id"], "environment_id": env["id"]}),
-        )
-        .await
-        .unwrap();
-    let sid = session["id"].as_str().unwrap().to_string();
+    let custom = json!({"name": "custom", "model": "claude-opus-4-8", "tools": [{"type": "custom",
+        "name": "lookup", "description": "looks up", "input_schema": {"type": "object"}}]});
+    let sid = session_of(&s, custom, json!({"name": "custom"}), json!({})).await;
     fake.push_all([
         Reply::tool_use("lookup", json!({"q": "x"})),
         Reply::text("thanks"),
