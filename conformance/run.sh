@@ -19,20 +19,13 @@ work=$(mktemp -d)
 server_pid=""
 moto_pid=""
 
+source conformance/lib.sh
 cleanup() {
     if [ -n "$moto_pid" ]; then
         kill "$moto_pid" 2>/dev/null || true
         wait "$moto_pid" 2>/dev/null || true
     fi
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    # Workspace disks the server did not get to unmount (it was killed) would keep rm out.
-    { grep -o " $work/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do
-        umount -l "$m" 2>/dev/null || true
-    done
-    rm -rf "$work"
+    stop_server_and_clean
 }
 trap cleanup EXIT
 
@@ -42,8 +35,6 @@ if [ "$backend" = postgres ]; then
     storage+=(--database-url "$url")
 fi
 
-# A free port: bind to 0 and read back what the kernel chose.
-free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 # The model the server talks to is a scripted fake served by the pytest process itself
 # (conformance/fake_model.py), on a port chosen here.
@@ -85,18 +76,7 @@ env "${s3_env[@]}" OMA_API_KEY="$key" OMA_ROOT_SECRET="${OMA_ROOT_SECRET:-}" \
     >"$work/server.log" 2>&1 &
 server_pid=$!
 
-# Wait for /health with a deadline (no fixed sleeps).
-for _ in $(seq 1 300); do
-    if "$PYTHON" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null; then
-        break
-    fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "oma serve exited early:" >&2
-        cat "$work/server.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
+wait_healthy "http://127.0.0.1:$port"
 
 "$OMA_BIN" tenants create conformance-b "${storage[@]}" >/dev/null
 key2=$("$OMA_BIN" keys create --tenant conformance-b "${storage[@]}" | tail -n 1)

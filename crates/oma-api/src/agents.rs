@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// `BetaManagedAgentsAgent`: one version of an agent as the API returns it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Agent {
     pub id: String,
     /// Always `"agent"`.
@@ -39,7 +39,7 @@ pub struct Agent {
 
 /// `BetaManagedAgentsModelConfig`. Responses always carry the object form; `effort` and `speed`
 /// are resolved at save time, `inference_geo` stays `null` when unpinned.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ModelConfig {
     pub id: String,
     pub effort: Option<Effort>,
@@ -48,13 +48,13 @@ pub struct ModelConfig {
 }
 
 /// `Effort`: `{"type": level}` (requests may also send the bare level string).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Effort {
     #[serde(rename = "type")]
     pub level: EffortLevel,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EffortLevel {
     Low,
@@ -88,7 +88,7 @@ impl EffortLevel {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Speed {
     Standard,
@@ -100,7 +100,7 @@ pub enum Speed {
 // ---------------------------------------------------------------------------------------------
 
 /// `AgentTool`: the union of tool entries in `tools[]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum AgentTool {
     /// `BetaManagedAgentsAgentToolset20260401`.
@@ -126,7 +126,7 @@ impl AgentTool {
 }
 
 /// The built-in toolset with its per-tool overrides, each resolved against `default_config`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct AgentToolset {
     pub configs: Vec<AgentToolConfig>,
     pub default_config: ToolsetDefaultConfig,
@@ -134,14 +134,14 @@ pub struct AgentToolset {
 
 /// `BetaManagedAgentsAgentToolsetDefaultConfig` / `BetaManagedAgentsMCPToolsetDefaultConfig`
 /// (identical shapes).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ToolsetDefaultConfig {
     pub enabled: bool,
     pub permission_policy: PermissionPolicy,
 }
 
 /// `PermissionPolicy`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum PermissionPolicy {
     #[serde(rename = "always_allow")]
@@ -153,7 +153,19 @@ pub enum PermissionPolicy {
 }
 
 /// The tools of `agent_toolset_20260401`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BuiltinTool {
     Bash,
@@ -198,7 +210,7 @@ impl BuiltinTool {
 
 /// `BetaManagedAgentsAgentToolConfig`: one resolved per-tool override. `name` always equals
 /// the `type` literal.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum AgentToolConfig {
     #[serde(rename = "bash")]
@@ -262,7 +274,7 @@ impl AgentToolConfig {
 
 /// Resolved config of a built-in tool without extra settings (bash, edit, read, write, glob,
 /// grep).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct BasicToolConfig {
     pub name: String,
     pub enabled: bool,
@@ -270,7 +282,7 @@ pub struct BasicToolConfig {
 }
 
 /// `BetaManagedAgentsWebFetchToolConfig`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct WebFetchToolConfig {
     pub name: String,
     pub enabled: bool,
@@ -282,7 +294,7 @@ pub struct WebFetchToolConfig {
 }
 
 /// `BetaManagedAgentsWebSearchToolConfig`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct WebSearchToolConfig {
     pub name: String,
     pub enabled: bool,
@@ -294,7 +306,7 @@ pub struct WebSearchToolConfig {
 
 /// `BetaManagedAgentsWebFetchURLSources`, always in object form. A `null` key was not set and
 /// allows every URL from that source.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct WebFetchUrlSources {
     pub client_tool_results: Option<UrlSourceToolFilter>,
     pub server_tool_results: Option<UrlSourceToolFilter>,
@@ -302,7 +314,7 @@ pub struct WebFetchUrlSources {
 }
 
 /// `BetaManagedAgentsWebFetchURLSourceToolFilter`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum UrlSourceToolFilter {
     #[serde(rename = "all")]
@@ -316,7 +328,7 @@ pub enum UrlSourceToolFilter {
 }
 
 /// `BetaManagedAgentsWebFetchURLSourceUserInput`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum UrlSourceUserInput {
     #[serde(rename = "all")]
@@ -326,14 +338,14 @@ pub enum UrlSourceUserInput {
 }
 
 /// `BetaManagedAgentsWebFetchURLSourceToolReference`: `{"type":"tool_reference","name":…}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "tool_reference")]
 pub struct ToolReference {
     pub name: String,
 }
 
 /// `BetaManagedAgentsUserLocation`: `{"type":"approximate",…}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "approximate")]
 pub struct UserLocation {
     pub city: Option<String>,
@@ -343,7 +355,7 @@ pub struct UserLocation {
 }
 
 /// `BetaManagedAgentsMCPToolset`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct McpToolset {
     pub mcp_server_name: String,
     pub configs: Vec<McpToolConfig>,
@@ -351,7 +363,7 @@ pub struct McpToolset {
 }
 
 /// `BetaManagedAgentsMCPToolConfig`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct McpToolConfig {
     pub name: String,
     pub enabled: bool,
@@ -359,7 +371,7 @@ pub struct McpToolConfig {
 }
 
 /// `BetaManagedAgentsCustomTool`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CustomTool {
     pub name: String,
     pub description: String,
@@ -368,7 +380,7 @@ pub struct CustomTool {
 
 /// `BetaManagedAgentsCustomToolInputSchema`: a JSON Schema object. Keys beyond `type`,
 /// `properties` and `required` (`additionalProperties`, `$defs`, …) are kept as sent.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CustomToolInputSchema {
     /// Always `"object"`.
     #[serde(rename = "type")]
@@ -384,7 +396,7 @@ pub struct CustomToolInputSchema {
 // ---------------------------------------------------------------------------------------------
 
 /// An MCP server of an agent.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum McpServer {
     /// `BetaManagedAgentsMCPServerURLDefinition`: `{"type":"url","name","url"}`, reached over
@@ -419,7 +431,7 @@ impl McpServer {
 }
 
 /// `AgentSkill`: a skill with its version resolved to a concrete string.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum AgentSkill {
     /// `BetaManagedAgentsAnthropicSkill`.
@@ -454,7 +466,7 @@ impl AgentSkill {
 }
 
 /// `BetaManagedAgentsExecutionIdentity`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum ExecutionIdentity {
     /// `BetaManagedAgentsServiceAccountExecutionIdentity`: the default principal.
@@ -471,7 +483,7 @@ pub enum ExecutionIdentity {
 // ---------------------------------------------------------------------------------------------
 
 /// `BetaManagedAgentsMultiagent`: resolved orchestration configuration.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum Multiagent {
     /// `BetaManagedAgentsMultiagentCoordinator` (legacy).
@@ -487,7 +499,7 @@ pub enum Multiagent {
 }
 
 /// `CoordinatorRosterEntry`: an agent pinned to a version, or the platform advisor.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum CoordinatorRosterEntry {
     /// `BetaManagedAgentsAgentReference`.
@@ -499,7 +511,7 @@ pub enum CoordinatorRosterEntry {
 }
 
 /// `BetaManagedAgentsAgentReference`: `{"type":"agent","id","version"}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "agent")]
 pub struct AgentReference {
     pub id: String,
@@ -507,7 +519,7 @@ pub struct AgentReference {
 }
 
 /// `BetaManagedAgentsMultiagentAdvisor`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum MultiagentAdvisor {
     #[serde(rename = "enabled")]
@@ -518,7 +530,7 @@ pub enum MultiagentAdvisor {
 
 /// `BetaManagedAgentsMultiagentSubagents` / `BetaManagedAgentsMultiagentWorkflows` (identical
 /// shapes).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum MultiagentMember {
     #[serde(rename = "enabled")]
@@ -531,7 +543,7 @@ pub enum MultiagentMember {
 }
 
 /// `BetaManagedAgentsMultiagentInlineAgents`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum InlineAgents {
     #[serde(rename = "enabled")]

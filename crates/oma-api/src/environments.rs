@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// `BetaEnvironment`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Environment {
     pub id: String,
     /// Always `"environment"`.
@@ -26,7 +26,7 @@ pub struct Environment {
 }
 
 /// `EnvironmentConfig`: `{"type":"cloud",…}` or `{"type":"self_hosted"}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum EnvironmentConfig {
     /// `BetaCloudConfig`.
@@ -51,7 +51,7 @@ impl EnvironmentConfig {
 }
 
 /// `CloudNetworking`: `BetaUnrestrictedNetwork` | `BetaLimitedNetwork`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum CloudNetworking {
     #[serde(rename = "unrestricted")]
@@ -65,7 +65,7 @@ pub enum CloudNetworking {
 }
 
 /// `BetaPackages`: every manager's list is always present (empty when unused).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Packages {
     /// Always `"packages"` in our responses (the SDK types it optional and nullable).
     #[serde(rename = "type")]
@@ -109,7 +109,7 @@ impl Packages {
 }
 
 /// `BetaEnvironmentDeleteResponse`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct EnvironmentDeleted {
     pub id: String,
     /// Always `"environment_deleted"`.

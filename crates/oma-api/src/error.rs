@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ErrorEnvelope {
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -11,7 +11,7 @@ pub struct ErrorEnvelope {
     pub request_id: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     /// `invalid_request_error`, `not_found_error`, … (spec §7.1).
     #[serde(rename = "type")]

@@ -14,7 +14,7 @@ pub const SCOPE_SESSION: &str = "session";
 
 /// `BetaFileMetadata`. Every key is emitted (`null` when unset) even though the SDK marks
 /// `downloadable`, `expires_at` and `scope` optional, so SDKs that type them `T | null` agree.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FileMetadata {
     pub id: String,
     /// Always `"file"`.
@@ -30,7 +30,7 @@ pub struct FileMetadata {
 }
 
 /// `BetaFileScope`: the resource a file was produced in (today always a session).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FileScope {
     /// Always `"session"`.
     #[serde(rename = "type")]
@@ -48,7 +48,7 @@ impl FileScope {
 }
 
 /// `BetaDeletedFile`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct FileDeleted {
     pub id: String,
     /// Always `"file_deleted"`.

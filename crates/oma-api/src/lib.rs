@@ -8,10 +8,12 @@
 pub mod agents;
 pub mod environments;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod json;
 pub mod memory;
 pub mod page;
+pub mod params;
 pub mod sessions;
 pub mod skills;
 pub mod vaults;

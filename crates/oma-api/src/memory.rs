@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// `BetaManagedAgentsMemoryStore`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemoryStore {
     pub id: String,
     /// Always `"memory_store"`.
@@ -25,7 +25,7 @@ pub struct MemoryStore {
 }
 
 /// `BetaManagedAgentsDeletedMemoryStore`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct MemoryStoreDeleted {
     pub id: String,
     /// Always `"memory_store_deleted"`.
@@ -43,7 +43,7 @@ impl MemoryStoreDeleted {
 }
 
 /// `BetaManagedAgentsMemory`: a text document at a path inside a store.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Memory {
     pub id: String,
     /// Always `"memory"`.
@@ -61,7 +61,7 @@ pub struct Memory {
 }
 
 /// `BetaManagedAgentsMemoryPrefix`: a "directory" marker in a `depth`-limited listing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct MemoryPrefix {
     /// Always `"memory_prefix"`.
     #[serde(rename = "type")]
@@ -81,7 +81,7 @@ impl MemoryPrefix {
 
 /// `BetaManagedAgentsMemoryListItem`: the items of `GET …/memories`. Each variant carries its
 /// own `type`, so the union serialises without an extra tag.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum MemoryListItem {
     Memory(Memory),
@@ -89,7 +89,7 @@ pub enum MemoryListItem {
 }
 
 /// `BetaManagedAgentsDeletedMemory`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct MemoryDeleted {
     pub id: String,
     /// Always `"memory_deleted"`.
@@ -107,7 +107,7 @@ impl MemoryDeleted {
 }
 
 /// `BetaManagedAgentsMemoryVersionOperation`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MemoryVersionOperation {
     Created,
@@ -136,7 +136,7 @@ impl MemoryVersionOperation {
 }
 
 /// `BetaManagedAgentsActor`: who wrote or redacted a memory version.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Actor {
     /// An agent writing through a session's mounted store.
@@ -191,7 +191,7 @@ impl Actor {
 }
 
 /// `BetaManagedAgentsMemoryVersion`: one recorded change to a memory.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct MemoryVersion {
     pub id: String,
     /// Always `"memory_version"`.
@@ -215,7 +215,7 @@ pub struct MemoryVersion {
 }
 
 /// `BetaManagedAgentsMemoryView`: whether responses carry `content`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MemoryView {
     Basic,
@@ -224,7 +224,7 @@ pub enum MemoryView {
 
 /// `POST /v1/memory_stores` body. Values are checked by `oma_core::memory`, which gives
 /// precise messages; only the JSON types are enforced here.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct CreateMemoryStoreParams {
     pub name: String,
     #[serde(default)]
@@ -235,7 +235,7 @@ pub struct CreateMemoryStoreParams {
 
 /// `POST /v1/memory_stores/{id}/memories` body. `content` is typed `string | null` by the SDK
 /// but a memory always has text; `null` (or a missing key) is rejected by the domain rules.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct CreateMemoryParams {
     #[serde(default)]
     pub content: Option<String>,

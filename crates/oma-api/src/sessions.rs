@@ -24,7 +24,7 @@ use crate::agents::{
 // ---------------------------------------------------------------------------------------------
 
 /// `BetaManagedAgentsSession`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Session {
     pub id: String,
     /// Always `"session"`.
@@ -48,7 +48,7 @@ pub struct Session {
 }
 
 /// Session and thread status (`BetaManagedAgentsSessionThreadStatus` has the same literals).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     Rescheduling,
@@ -86,7 +86,7 @@ impl SessionStatus {
 }
 
 /// `BetaManagedAgentsSessionAgent`: the resolved agent snapshot of a session.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "agent")]
 pub struct SessionAgent {
     pub id: String,
@@ -121,7 +121,7 @@ impl SessionAgent {
 }
 
 /// `BetaManagedAgentsSessionThreadAgent`: a saved agent's full definition at one version.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "agent")]
 pub struct SessionThreadAgent {
     pub id: String,
@@ -137,14 +137,14 @@ pub struct SessionThreadAgent {
 }
 
 /// `BetaManagedAgentsAdvisor`: `{"type":"advisor","model"}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "advisor")]
 pub struct Advisor {
     pub model: String,
 }
 
 /// `BetaManagedAgentsInlineAgent`: an agent defined inline (no id, no version).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "inline")]
 pub struct InlineAgent {
     pub description: Option<String>,
@@ -158,7 +158,7 @@ pub struct InlineAgent {
 }
 
 /// `BetaManagedAgentsSessionMultiagent`: the resolved roster, with full agent definitions.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum SessionMultiagent {
     /// `BetaManagedAgentsSessionMultiagentCoordinator`.
@@ -174,7 +174,7 @@ pub enum SessionMultiagent {
 }
 
 /// `SessionCoordinatorRosterEntry`: a full agent definition or the advisor.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SessionRosterEntry {
     Agent(Box<SessionThreadAgent>),
@@ -182,7 +182,7 @@ pub enum SessionRosterEntry {
 }
 
 /// `BetaManagedAgentsSessionMultiagentSubagents` / `…Workflows` (identical shapes).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum SessionMultiagentMember {
     #[serde(rename = "enabled")]
@@ -195,21 +195,21 @@ pub enum SessionMultiagentMember {
 }
 
 /// `BetaManagedAgentsBudgetLimit`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "limit")]
 pub struct BudgetLimit {
     pub max_list_cost: MonetaryAmount,
 }
 
 /// `BetaMonetaryAmount`: an integer number of minor units as a decimal string.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct MonetaryAmount {
     pub amount: String,
     pub currency: String,
 }
 
 /// `BetaManagedAgentsOutcomeEvaluationResource`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "outcome_evaluation")]
 pub struct OutcomeEvaluation {
     pub completed_at: Option<String>,
@@ -221,14 +221,14 @@ pub struct OutcomeEvaluation {
 }
 
 /// `BetaManagedAgentsSessionStats`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 pub struct SessionStats {
     pub active_seconds: Option<f64>,
     pub duration_seconds: Option<f64>,
 }
 
 /// `BetaManagedAgentsSessionUsage`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 pub struct SessionUsage {
     pub active_seconds: Option<f64>,
     pub cache_creation: Option<CacheCreationUsage>,
@@ -240,21 +240,21 @@ pub struct SessionUsage {
 }
 
 /// `BetaManagedAgentsCacheCreationUsage`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 pub struct CacheCreationUsage {
     pub ephemeral_1h_input_tokens: Option<i64>,
     pub ephemeral_5m_input_tokens: Option<i64>,
 }
 
 /// `BetaManagedAgentsServerToolUsage`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 pub struct ServerToolUsage {
     pub web_fetch_requests: Option<i64>,
     pub web_search_requests: Option<i64>,
 }
 
 /// `BetaManagedAgentsDeletedSession`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "session_deleted")]
 pub struct SessionDeleted {
     pub id: String,
@@ -265,7 +265,7 @@ pub struct SessionDeleted {
 // ---------------------------------------------------------------------------------------------
 
 /// `BetaManagedAgentsSessionResource`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum SessionResource {
     GithubRepository(GithubRepositoryResource),
@@ -293,7 +293,7 @@ impl SessionResource {
 
 /// `BetaManagedAgentsGitHubRepositoryResource`. The authorization token is write-only and
 /// has no field here.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "github_repository")]
 pub struct GithubRepositoryResource {
     pub id: String,
@@ -305,7 +305,7 @@ pub struct GithubRepositoryResource {
 }
 
 /// `Checkout`: a branch or a commit.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum Checkout {
     /// `BetaManagedAgentsBranchCheckout`.
@@ -317,7 +317,7 @@ pub enum Checkout {
 }
 
 /// `BetaManagedAgentsFileResource`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "file")]
 pub struct FileResource {
     pub id: String,
@@ -330,7 +330,7 @@ pub struct FileResource {
 /// `BetaManagedAgentsMemoryStoreResource`. The SDK shape has no `id`, `created_at` or
 /// `updated_at`; oma addresses the attachment by its `memory_store_id` (a store is attached to a
 /// session at most once).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "memory_store")]
 pub struct MemoryStoreResource {
     pub memory_store_id: String,
@@ -342,7 +342,7 @@ pub struct MemoryStoreResource {
 }
 
 /// Access mode of a mounted memory store.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MemoryAccess {
     ReadWrite,
@@ -359,7 +359,7 @@ impl MemoryAccess {
 }
 
 /// `BetaManagedAgentsDeleteSessionResource`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type", rename = "session_resource_deleted")]
 pub struct SessionResourceDeleted {
     pub id: String,
@@ -370,7 +370,7 @@ pub struct SessionResourceDeleted {
 // ---------------------------------------------------------------------------------------------
 
 /// `BetaManagedAgentsSessionThread`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SessionThread {
     pub id: String,
     /// Always `"session_thread"`.
@@ -389,7 +389,7 @@ pub struct SessionThread {
 }
 
 /// `SessionThreadAgentUnion`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ThreadAgent {
     Agent(SessionThreadAgent),
@@ -398,7 +398,7 @@ pub enum ThreadAgent {
 }
 
 /// `BetaManagedAgentsSessionThreadStats`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 pub struct ThreadStats {
     pub active_seconds: Option<f64>,
     pub duration_seconds: Option<f64>,

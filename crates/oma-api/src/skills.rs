@@ -28,7 +28,7 @@ pub const SOURCES: [&str; 4] = [
 ];
 
 /// `BetaSkill`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Skill {
     pub id: String,
     /// Always `"skill"`.
@@ -42,7 +42,7 @@ pub struct Skill {
 }
 
 /// `BetaSkillSource`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SkillSource {
     #[serde(rename = "type")]
     pub kind: String,
@@ -57,7 +57,7 @@ impl SkillSource {
 }
 
 /// `BetaDeletedSkill`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SkillDeleted {
     pub id: String,
     /// Always `"skill_deleted"`.
@@ -75,7 +75,7 @@ impl SkillDeleted {
 }
 
 /// `BetaSkillVersion`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SkillVersion {
     pub id: String,
     /// Always `"skill_version"`.
@@ -89,7 +89,7 @@ pub struct SkillVersion {
 }
 
 /// `BetaDeletedSkillVersion`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SkillVersionDeleted {
     pub id: String,
     /// Always `"skill_version_deleted"`.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// `BetaManagedAgentsVault`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Vault {
     pub id: String,
     /// Always `"vault"`.
@@ -23,7 +23,7 @@ pub struct Vault {
 }
 
 /// `BetaManagedAgentsDeletedVault`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct VaultDeleted {
     pub id: String,
     /// Always `"vault_deleted"`.
@@ -41,7 +41,7 @@ impl VaultDeleted {
 }
 
 /// `BetaManagedAgentsCredential`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Credential {
     pub id: String,
     /// Always `"vault_credential"`.
@@ -57,7 +57,7 @@ pub struct Credential {
 }
 
 /// `BetaManagedAgentsDeletedCredential`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct CredentialDeleted {
     pub id: String,
     /// Always `"vault_credential_deleted"`.
@@ -75,7 +75,7 @@ impl CredentialDeleted {
 }
 
 /// `CredentialAuth`: the public part of a credential's authentication settings.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum CredentialAuth {
     /// `BetaManagedAgentsMCPOAuthAuthResponse`.
@@ -110,7 +110,7 @@ impl CredentialAuth {
 }
 
 /// `BetaManagedAgentsMCPOAuthRefreshResponse`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct McpOAuthRefresh {
     pub client_id: String,
     pub token_endpoint: String,
@@ -121,7 +121,7 @@ pub struct McpOAuthRefresh {
 
 /// `TokenEndpointAuth`: how the client authenticates at the token endpoint (the
 /// `client_secret` itself is sealed, never part of this type).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum TokenEndpointAuth {
     #[serde(rename = "none")]
@@ -139,7 +139,7 @@ impl TokenEndpointAuth {
 }
 
 /// `CredentialNetworking`: the hosts an environment-variable secret is substituted on.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum CredentialNetworking {
     #[serde(rename = "unrestricted")]
@@ -149,7 +149,7 @@ pub enum CredentialNetworking {
 }
 
 /// `BetaManagedAgentsInjectionLocationResponse`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct InjectionLocation {
     pub body: bool,
     pub header: bool,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// `BetaSelfHostedWork`: one unit of work for an environment's workers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Work {
     pub id: String,
     /// Always `"work"`.
@@ -27,7 +27,7 @@ pub struct Work {
 }
 
 /// `BetaSessionWorkData`: the session a work item runs.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SessionWorkData {
     pub id: String,
     /// Always `"session"`.
@@ -36,7 +36,7 @@ pub struct SessionWorkData {
 }
 
 /// `BetaSelfHostedWorkHeartbeatResponse`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct WorkHeartbeat {
     /// The newest heartbeat (RFC 3339), or `""` when none was recorded.
     pub last_heartbeat: String,
@@ -49,7 +49,7 @@ pub struct WorkHeartbeat {
 }
 
 /// `BetaSelfHostedWorkQueueStats`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct WorkQueueStats {
     /// Items waiting to be picked up (queued, not offered to a worker right now).
     pub depth: i64,
@@ -64,7 +64,7 @@ pub struct WorkQueueStats {
 }
 
 /// The payload of a work item's `secret`, before base64 (§3.2.3).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct WorkSecret {
     pub sessions_token: String,
 }

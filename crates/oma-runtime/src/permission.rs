@@ -8,9 +8,10 @@
 //! network (`high_risk`), and asks the user about everything else (`indeterminate`). The
 //! sandbox contains the session either way; `auto` decides what needs a human first.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use oma_api::agents::PermissionPolicy;
+use oma_api::events::AgentToolEvaluation;
 
 /// What the server decided for one call, as the tool-use event reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,18 +35,39 @@ impl Evaluated {
     }
 
     /// `evaluation` of the event: which policy produced the permission, and `auto`'s grounds.
-    pub fn evaluation(&self) -> Value {
+    pub fn evaluation_typed(&self) -> AgentToolEvaluation {
+        use oma_api::events::{
+            AgentAutoEvaluatedPermission as Auto, AgentAutoEvaluatedPermissionAllow,
+            AgentAutoEvaluatedPermissionAsk, AgentAutoEvaluatedPermissionDeny,
+            AgentToolEvaluationAlwaysAllow, AgentToolEvaluationAlwaysAsk, AgentToolEvaluationAuto,
+        };
+        let auto = |evaluated_permission| {
+            AgentToolEvaluation::Auto(AgentToolEvaluationAuto {
+                evaluated_permission,
+            })
+        };
         match self {
-            Evaluated::Allow { auto: false } => json!({"type": "always_allow"}),
-            Evaluated::Ask { auto: false } => json!({"type": "always_ask"}),
-            Evaluated::Allow { auto: true } => {
-                json!({"type": "auto", "evaluated_permission": {"type": "allow"}})
+            Evaluated::Allow { auto: false } => {
+                AgentToolEvaluation::AlwaysAllow(AgentToolEvaluationAlwaysAllow {})
             }
-            Evaluated::Ask { auto: true } => json!({"type": "auto",
-                "evaluated_permission": {"type": "ask", "reason_code": "indeterminate"}}),
-            Evaluated::Deny => json!({"type": "auto",
-                "evaluated_permission": {"type": "deny", "reason_code": "high_risk"}}),
+            Evaluated::Ask { auto: false } => {
+                AgentToolEvaluation::AlwaysAsk(AgentToolEvaluationAlwaysAsk {})
+            }
+            Evaluated::Allow { auto: true } => {
+                auto(Auto::Allow(AgentAutoEvaluatedPermissionAllow {}))
+            }
+            Evaluated::Ask { auto: true } => auto(Auto::Ask(AgentAutoEvaluatedPermissionAsk {
+                reason_code: "indeterminate".into(),
+            })),
+            Evaluated::Deny => auto(Auto::Deny(AgentAutoEvaluatedPermissionDeny {
+                reason_code: "high_risk".into(),
+            })),
         }
+    }
+
+    /// [`Evaluated::evaluation_typed`] as JSON.
+    pub fn evaluation(&self) -> Value {
+        serde_json::to_value(self.evaluation_typed()).unwrap_or(Value::Null)
     }
 }
 
@@ -305,6 +327,7 @@ fn high_risk(command: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn bash(c: &str) -> Evaluated {
         judge_builtin("bash", &json!({"command": c}))

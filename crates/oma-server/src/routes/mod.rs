@@ -27,6 +27,10 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .route(
+            "/v1/openapi.json",
+            axum::routing::get(crate::openapi::serve),
+        )
         .merge(agents::routes())
         .merge(environments::routes())
         .merge(work::routes())

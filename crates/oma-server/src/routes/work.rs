@@ -30,15 +30,27 @@ use crate::state::AppState;
 const POLL_RECHECK: Duration = Duration::from_millis(200);
 
 pub fn routes() -> Router<AppState> {
-    let base = "/v1/environments/{environment_id}/work";
+    // Literal paths (not built from a prefix) so the OpenAPI catalogue test can read them.
     Router::new()
-        .route(base, get(list))
-        .route(&format!("{base}/poll"), get(poll))
-        .route(&format!("{base}/stats"), get(stats))
-        .route(&format!("{base}/{{work_id}}"), get(retrieve).post(update))
-        .route(&format!("{base}/{{work_id}}/ack"), post(ack))
-        .route(&format!("{base}/{{work_id}}/heartbeat"), post(heartbeat))
-        .route(&format!("{base}/{{work_id}}/stop"), post(stop))
+        .route("/v1/environments/{environment_id}/work", get(list))
+        .route("/v1/environments/{environment_id}/work/poll", get(poll))
+        .route("/v1/environments/{environment_id}/work/stats", get(stats))
+        .route(
+            "/v1/environments/{environment_id}/work/{work_id}",
+            get(retrieve).post(update),
+        )
+        .route(
+            "/v1/environments/{environment_id}/work/{work_id}/ack",
+            post(ack),
+        )
+        .route(
+            "/v1/environments/{environment_id}/work/{work_id}/heartbeat",
+            post(heartbeat),
+        )
+        .route(
+            "/v1/environments/{environment_id}/work/{work_id}/stop",
+            post(stop),
+        )
 }
 
 /// The environment must exist in the caller's tenant (its key may outlive it).

@@ -3,6 +3,7 @@ mod egress;
 mod mcp;
 mod metrics;
 mod mounts;
+mod openapi;
 mod routes;
 mod runtime;
 mod sandbox;

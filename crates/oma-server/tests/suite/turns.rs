@@ -23,14 +23,14 @@ pub fn providers(fake: &FakeAnthropic) -> Providers {
 /// `environment` (`{"name": …, "config": …, "metadata": …}`), with `extra` merged into the
 /// session's create body (`vault_ids`, …).
 pub async fn new_session(s: &TestServer, environment: Value, extra: Value) -> String {
-    let (status, agent) = s
-        .post(
-            "/v1/agents",
-            json!({"name": "turns", "model": "claude-opus-4-8",
-                   "tools": [{"type": "agent_toolset_20260401"}]}),
-        )
-        .await
-        .unwrap();
+    let agent = json!({"name": "turns", "model": "claude-opus-4-8",
+                       "tools": [{"type": "agent_toolset_20260401"}]});
+    session_of(s, agent, environment, extra).await
+}
+
+/// A session of a new agent made of `agent`, otherwise like [`new_session`].
+pub async fn session_of(s: &TestServer, agent: Value, environment: Value, extra: Value) -> String {
+    let (status, agent) = s.post("/v1/agents", agent).await.unwrap();
     assert_eq!(status, 200, "{agent}");
     let (status, env) = s.post("/v1/environments", environment).await.unwrap();
     assert_eq!(status, 200, "{env}");
