@@ -896,9 +896,13 @@ mod tests {
         ]);
         let report = run(&a).unwrap();
         let labels: Vec<&str> = report.rows.iter().map(|r| r.label.as_str()).collect();
-        // API scenarios, two first pages at two sizes, turn + floor, turns at once, delivery
-        // + its writer's commits.
-        assert_eq!(labels.len(), 3 + 2 * 2 + 2 + 1 + 2, "{labels:?}");
+        // API scenarios, two first pages at two sizes, turn + floor, turns at once, a tool
+        // turn, delivery + its writer's commits.
+        assert_eq!(labels.len(), 3 + 2 * 2 + 2 + 1 + 1 + 2, "{labels:?}");
+        assert!(
+            labels.iter().any(|l| l.starts_with("tool turn")),
+            "{labels:?}"
+        );
         for r in &report.rows {
             assert!(r.ok > 0, "{}: no successful requests", r.label);
             assert_eq!(r.errors, 0, "{}: {:?}", r.label, r.first_error);

@@ -10,7 +10,7 @@
 //! the session host, the log) and never wait on, or pay for, a model.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -169,27 +169,18 @@ impl SandboxKind {
     fn launcher(self, state_dir: &Path) -> Arc<dyn oma_sandbox::SandboxLauncher> {
         match self {
             SandboxKind::Isolated => {
-                let mut config =
-                    oma_sandbox::IsolatedConfig::new(sandbox_agent_exe(), state_dir.to_path_buf());
+                let mut config = oma_sandbox::IsolatedConfig::new(
+                    oma_testkit::sandbox_agent_exe(),
+                    state_dir.to_path_buf(),
+                );
                 config.disk_quota = false;
                 Arc::new(oma_sandbox::IsolatedLauncher::new(config))
             }
-            SandboxKind::Local => Arc::new(oma_sandbox::LocalLauncher::new(sandbox_agent_exe())),
+            SandboxKind::Local => Arc::new(oma_sandbox::LocalLauncher::new(
+                oma_testkit::sandbox_agent_exe(),
+            )),
         }
     }
-}
-
-/// The in-box agent binary sandboxes would run: `OMA_SANDBOX_AGENT`, else `oma-sandbox-agent`
-/// beside this binary. Sandboxes start only when a tool runs, which never happens here (no
-/// agent has tools and the fake model never calls one), so it need not exist.
-fn sandbox_agent_exe() -> PathBuf {
-    if let Some(p) = std::env::var_os("OMA_SANDBOX_AGENT") {
-        return p.into();
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("oma-sandbox-agent")))
-        .unwrap_or_else(|| PathBuf::from("oma-sandbox-agent"))
 }
 
 /// A `user.message` as a client would send it; `n` makes every text distinct.
