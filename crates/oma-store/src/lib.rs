@@ -29,15 +29,18 @@ pub mod repositories;
 pub mod retention;
 pub mod runtime;
 pub mod sessions;
+pub mod shards;
 pub mod skills;
 pub mod stats;
+pub mod tenant_copy;
+pub mod tenant_move;
 pub mod tenants;
 pub mod vaults;
 pub mod work;
 
 pub use db::{Backend, Store, redact_url as db_url_redacted};
 pub use page::{ListQuery, Listed};
-pub use router::TenantRouter;
+pub use router::{ShardStore, TenantRouter};
 
 /// Errors of the storage layer. Domain errors (not found, conflicts, validation) pass through
 /// unchanged; database errors are internal failures.
@@ -46,7 +49,7 @@ pub enum StoreError {
     #[error(transparent)]
     Domain(#[from] oma_core::Error),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is not valid: {0}")]
@@ -61,6 +64,25 @@ pub enum StoreError {
     /// not happen.
     #[error("the step's transaction did not commit: {0}")]
     Aborted(String),
+    /// The tenant's rows on this shard are fenced: the tenant is being moved to another shard
+    /// or lives there already (see `shards`). Nothing was written; the caller re-routes and
+    /// tries again once the move has switched.
+    #[error("the tenant is being moved to another shard; try again in a moment")]
+    TenantFenced,
+}
+
+/// The message the fence triggers abort a write with (both backends; migration 0018).
+const FENCED_MARK: &str = "oma_tenant_fenced";
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.message().contains(FENCED_MARK) => {
+                StoreError::TenantFenced
+            }
+            _ => StoreError::Database(e),
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
