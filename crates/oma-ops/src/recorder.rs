@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use oma_store::Store;
+use oma_store::{Store, StoreError, TenantRouter};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 
@@ -63,6 +63,12 @@ impl std::fmt::Debug for OpsRecorder {
 impl OpsRecorder {
     /// Starts the writer task (on the current Tokio runtime) over `store`.
     pub fn start(store: Store, config: OpsConfig) -> Self {
+        Self::start_routed(TenantRouter::single(store), config)
+    }
+
+    /// Starts the writer task over the shards of `router`: each event is stored with its
+    /// tenant's rows (one without a tenant in the router database).
+    pub fn start_routed(router: TenantRouter, config: OpsConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let shared = Arc::new(Shared {
             tx,
@@ -70,7 +76,7 @@ impl OpsRecorder {
             written: AtomicU64::new(0),
         });
         let writer = Writer {
-            store,
+            router,
             batch: Vec::with_capacity(config.batch_max),
             config,
             shared: Arc::downgrade(&shared),
@@ -139,7 +145,7 @@ impl OpsRecorder {
 }
 
 struct Writer {
-    store: Store,
+    router: TenantRouter,
     config: OpsConfig,
     batch: Vec<OpsEvent>,
     /// Weak, so that dropping every handle closes the channel and ends the task.
@@ -195,20 +201,52 @@ impl Writer {
         if self.batch.is_empty() {
             return;
         }
-        let n = self.batch.len() as u64;
-        match self.store.insert_ops_events(&self.batch).await {
-            Ok(()) => {
-                if let Some(s) = self.shared.upgrade() {
-                    s.written.fetch_add(n, Ordering::Relaxed);
-                }
-            }
-            Err(e) => {
-                // Retrying would let a broken database grow the buffer without bound; the
-                // events are lost, and the log says how many.
-                tracing::warn!(op = "ops_events", events = n, error = %e, "could not store operational events");
+        // One insert per tenant (a tenant's events go where its rows live; a batch of two
+        // tenants on one shard could not follow one of them to a new shard).
+        let mut by_tenant: Vec<(Option<String>, Vec<OpsEvent>)> = Vec::new();
+        for e in self.batch.drain(..) {
+            match by_tenant.iter_mut().find(|(t, _)| *t == e.tenant_id) {
+                Some((_, events)) => events.push(e),
+                None => by_tenant.push((e.tenant_id.clone(), vec![e])),
             }
         }
-        self.batch.clear();
+        for (_, events) in by_tenant {
+            let n = events.len() as u64;
+            match self.insert(&events).await {
+                Ok(()) => {
+                    if let Some(s) = self.shared.upgrade() {
+                        s.written.fetch_add(n, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    // Retrying would let a broken database grow the buffer without bound;
+                    // the events are lost, and the log says how many.
+                    tracing::warn!(op = "ops_events", events = n, error = %e, "could not store operational events");
+                }
+            }
+        }
+    }
+
+    /// Inserts one tenant's events; a batch that meets a moving tenant's fence
+    /// waits for the switch and goes to the tenant's new shard.
+    async fn insert(&self, events: &[OpsEvent]) -> Result<(), StoreError> {
+        let store = |r: &TenantRouter| -> std::sync::Arc<Store> {
+            match events.iter().find_map(|e| e.tenant_id.as_deref()) {
+                Some(t) => r.store_for(t),
+                None => r.control().clone(),
+            }
+        };
+        match store(&self.router).insert_ops_events(events).await {
+            Err(StoreError::TenantFenced) => {
+                if let Some(t) = events.iter().find_map(|e| e.tenant_id.as_deref()) {
+                    self.router
+                        .wait_until_writable(t, std::time::Duration::from_secs(30))
+                        .await;
+                }
+                store(&self.router).insert_ops_events(events).await
+            }
+            other => other,
+        }
     }
 
     fn report_drops(&mut self) {

@@ -28,8 +28,11 @@ const FORGET_SILENT_NODES_AFTER: Duration = Duration::from_secs(3600);
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// The node's background tasks; dropping the handle stops them.
+#[derive(Default)]
 pub struct ClusterTasks {
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The shards with a listener among `tasks`.
+    listened: std::collections::HashSet<String>,
 }
 
 impl Drop for ClusterTasks {
@@ -40,7 +43,42 @@ impl Drop for ClusterTasks {
     }
 }
 
+impl ClusterTasks {
+    /// Starts a listener (PostgreSQL shards only: notes travel within one database) for each
+    /// shard that has none yet.
+    async fn listen_to_new_shards(&mut self, rt: &Runtime) -> Result<(), StoreError> {
+        for shard in rt.inner().tenants.shards() {
+            if !self.listened.insert(shard.name.clone()) {
+                continue;
+            }
+            if let Some(listener) = shard.store.listener().await? {
+                self.tasks.push(tokio::spawn(listen(
+                    rt.clone(),
+                    shard.name.clone(),
+                    listener,
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Runtime {
+    /// Sessions that need a host and have no live owner, on every shard; a shard's rows of a
+    /// tenant that lives elsewhere now (the old copy of a move) are not looked at.
+    pub(crate) async fn orphans(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let router = &self.inner().tenants;
+        let mut out = Vec::new();
+        for shard in router.shards() {
+            for (tenant, session) in shard.store.orphaned_sessions().await? {
+                if router.shard_of(&tenant) == shard.name {
+                    out.push((tenant, session));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// This node's name.
     pub fn node_id(&self) -> &str {
         &self.inner().config.node_id
@@ -53,11 +91,17 @@ impl Runtime {
         store
             .register_node(self.node_id(), address, env!("CARGO_PKG_VERSION"))
             .await?;
-        let mut tasks = vec![tokio::spawn(node_loop(self.clone(), store.clone()))];
-        if let Some(listener) = store.listener().await? {
-            tasks.push(tokio::spawn(listen(self.clone(), store, listener)));
-        }
-        Ok(ClusterTasks { tasks })
+        // The node loop owns the listeners (and adds one for each shard added later).
+        let mut listeners = ClusterTasks::default();
+        listeners.listen_to_new_shards(self).await?;
+        Ok(ClusterTasks {
+            tasks: vec![tokio::spawn(node_loop(
+                self.clone(),
+                store.clone(),
+                listeners,
+            ))],
+            listened: Default::default(),
+        })
     }
 
     /// Hands this node's sessions over (graceful shutdown): no new host starts here, running
@@ -82,14 +126,16 @@ impl Runtime {
         if let Err(e) = store.node_heartbeat(node, "draining").await {
             tracing::warn!(op = "drain", error = %e, "could not mark the node draining");
         }
-        let released = match store.release_node_leases(node).await {
-            Ok(n) => n,
-            Err(e) => {
-                // The leases run out by themselves; the sessions move a TTL later.
-                tracing::warn!(op = "drain", error = %e, "could not release the node's leases");
-                0
+        let mut released = 0;
+        for shard in self.inner().tenants.shards() {
+            match shard.store.release_node_leases(node).await {
+                Ok(n) => released += n,
+                Err(e) => {
+                    // The leases run out by themselves; the sessions move a TTL later.
+                    tracing::warn!(op = "drain", shard = %shard.name, error = %e, "could not release the node's leases");
+                }
             }
-        };
+        }
         oma_metrics::LEASES_HELD.set(0);
         let sweep = WakeNote {
             tenant: String::new(),
@@ -113,9 +159,8 @@ impl Runtime {
 
     /// Claims and resumes every session that needs a host and has no live owner.
     pub async fn sweep(&self) -> Result<usize, StoreError> {
-        let orphans = self.inner().tenants.control().orphaned_sessions().await?;
         let mut started = 0;
-        for (tenant, session) in orphans {
+        for (tenant, session) in self.orphans().await? {
             // A local host that lost its lease finds out at its next step and hands over.
             if !self.is_active(&session) {
                 tracing::info!(op = "sweep", tenant_id = %tenant, session_id = %session, "claiming a session without an owner");
@@ -161,18 +206,21 @@ pub(crate) async fn keep_leases(inner: std::sync::Weak<crate::Inner>) {
         };
         let rt = Runtime { inner };
         let hosted = rt.hosted_sessions();
-        match rt
-            .inner()
-            .tenants
-            .control()
-            .renew_leases(rt.node_id(), &hosted, rt.lease_ttl_ms())
-            .await
-        {
-            Ok(n) => oma_metrics::LEASES_HELD.set(i64::try_from(n).unwrap_or(i64::MAX)),
-            Err(e) => {
-                tracing::warn!(op = "lease", error = %e, "could not renew this node's leases")
+        // Each shard renews the leases it holds (a session's lease lives with its tenant).
+        let mut held = 0;
+        for shard in rt.inner().tenants.shards() {
+            match shard
+                .store
+                .renew_leases(rt.node_id(), &hosted, rt.lease_ttl_ms())
+                .await
+            {
+                Ok(n) => held += n,
+                Err(e) => {
+                    tracing::warn!(op = "lease", shard = %shard.name, error = %e, "could not renew this node's leases")
+                }
             }
         }
+        oma_metrics::LEASES_HELD.set(i64::try_from(held).unwrap_or(i64::MAX));
     }
 }
 
@@ -182,11 +230,15 @@ fn renew_period(config: &crate::RuntimeConfig) -> Duration {
 
 /// Records the node's heartbeat and sweeps for orphans three times per lease lifetime: an
 /// orphan waits at most a third of a TTL once its lease ran out.
-async fn node_loop(rt: Runtime, store: std::sync::Arc<Store>) {
+async fn node_loop(rt: Runtime, store: std::sync::Arc<Store>, mut listeners: ClusterTasks) {
     let mut tick = tokio::time::interval(renew_period(&rt.inner().config));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // A shard added since (`oma shards add`) gets its listener.
+        if let Err(e) = listeners.listen_to_new_shards(&rt).await {
+            tracing::warn!(op = "cluster", error = %e, "could not listen to a new shard");
+        }
         if let Err(e) = store.node_heartbeat(rt.node_id(), "serving").await {
             tracing::warn!(op = "cluster", error = %e, "could not record the node's heartbeat");
         }
@@ -201,11 +253,7 @@ async fn node_loop(rt: Runtime, store: std::sync::Arc<Store>) {
 }
 
 /// Acts on the other nodes' notes until the task is stopped.
-async fn listen(
-    rt: Runtime,
-    store: std::sync::Arc<Store>,
-    mut listener: oma_store::notify::Listener,
-) {
+async fn listen(rt: Runtime, shard: String, mut listener: oma_store::notify::Listener) {
     loop {
         let note = match listener.recv().await {
             Ok(n) => n,
@@ -223,6 +271,7 @@ async fn listen(
             }
             Note::Events(n) => {
                 if n.node != rt.node_id() {
+                    let store = rt.inner().tenants.store_for(&n.tenant);
                     fan_out(&rt, &store, &n.tenant, &n.session, n.from - 1).await;
                 }
             }
@@ -240,7 +289,10 @@ async fn listen(
                 // Notes sent while the connection was down are lost: every watched session
                 // catches up from its log, and orphans are looked for.
                 for (tenant, session, _) in rt.hub().watched_sessions() {
-                    fan_out(&rt, &store, &tenant, &session, 0).await;
+                    if rt.inner().tenants.shard_of(&tenant) == shard {
+                        let store = rt.inner().tenants.store_for(&tenant);
+                        fan_out(&rt, &store, &tenant, &session, 0).await;
+                    }
                 }
                 if let Err(e) = rt.sweep().await {
                     tracing::warn!(op = "sweep", error = %e, "could not look for sessions without an owner");

@@ -34,6 +34,10 @@ use crate::context::{Projection, from_stored, project};
 use crate::hub::{Committed, Preview};
 use crate::record::{self, IdleReason};
 
+/// How long a host that met its tenant's move waits for the switch before leaving the
+/// session to the sweep.
+const MOVE_WAIT: Duration = Duration::from_secs(60);
+
 mod attachments;
 mod boxes;
 mod egress;
@@ -213,6 +217,7 @@ impl SessionHost {
         }
         let result = self.work().await;
         let mut fenced = false;
+        let mut moved = false;
         if let Err(e) = &result {
             match e {
                 HostError::Gone => {
@@ -229,6 +234,15 @@ impl SessionHost {
                     fenced = true;
                     oma_metrics::LEASE_FENCING_REJECTIONS.inc();
                     tracing::warn!(op = "lease", session_id = %self.session, "this host lost the session's lease; stopping");
+                    self.mounts = None;
+                }
+                HostError::Store(oma_store::StoreError::TenantFenced) => {
+                    // The tenant is moving to another shard: this step did not commit. Stop
+                    // writing here; once the move switches, the session resumes from its log
+                    // on the new shard (below), as after a crash.
+                    fenced = true;
+                    moved = true;
+                    tracing::info!(op = "shards", tenant_id = %self.tenant, session_id = %self.session, "the tenant is moving; the session resumes on its new shard");
                     self.mounts = None;
                 }
                 HostError::Store(err) => {
@@ -254,7 +268,18 @@ impl SessionHost {
         }
         // Input that arrived while we were leaving must not wait for the next wake-up; a
         // fenced host wakes the session so that whoever owns it now (or nobody) takes it.
-        if fenced
+        if moved {
+            let (rt, tenant, session) =
+                (self.rt.clone(), self.tenant.clone(), self.session.clone());
+            tokio::spawn(async move {
+                let router = &rt.inner().tenants;
+                if !router.wait_until_writable(&tenant, MOVE_WAIT).await {
+                    // The sweep of the tenant's shard picks it up when the move completes.
+                    tracing::warn!(op = "shards", tenant_id = %tenant, session_id = %session, "the tenant's move has not switched yet; leaving the session to the sweep");
+                }
+                rt.wake(&tenant, &session);
+            });
+        } else if fenced
             || matches!(result, Ok(()))
                 && self
                     .store

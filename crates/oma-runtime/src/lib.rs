@@ -272,11 +272,16 @@ impl Runtime {
         }
         // Sessions nobody owns (their owner crashed or stopped, or they predate leases) and
         // the ones this node owned before it restarted; the others' sessions stay theirs.
-        let store = self.inner.tenants.control();
-        let mut sessions = store.orphaned_sessions().await?;
-        for s in store.leased_sessions(&self.inner.config.node_id).await? {
-            if !sessions.contains(&s) {
-                sessions.push(s);
+        let mut sessions = self.orphans().await?;
+        for shard in self.inner.tenants.shards() {
+            for s in shard
+                .store
+                .leased_sessions(&self.inner.config.node_id)
+                .await?
+            {
+                if self.inner.tenants.shard_of(&s.0) == shard.name && !sessions.contains(&s) {
+                    sessions.push(s);
+                }
             }
         }
         let n = sessions.len();

@@ -101,13 +101,16 @@ impl AuthCache {
     ) -> Result<Option<Credential>, ApiError> {
         if key.starts_with(work::ENVIRONMENT_KEY_PREFIX) {
             let hash = hash_key(key);
-            let control = tenants.control();
+            // The key's row lives with its tenant, on whichever shard that is.
+            let shards = tenants.shards();
             return self
                 .cached(&hash, || async {
-                    Ok(control
-                        .environment_key_owner(&hash)
-                        .await?
-                        .map(Credential::EnvironmentKey))
+                    for shard in &shards {
+                        if let Some(owner) = shard.store.environment_key_owner(&hash).await? {
+                            return Ok(Some(Credential::EnvironmentKey(owner)));
+                        }
+                    }
+                    Ok(None)
                 })
                 .await;
         }
@@ -273,6 +276,7 @@ impl FromRequestParts<AppState> for Caller {
             ),
         };
         let store = state.tenants.store_for(&tenant).clone();
+        crate::moving::note_tenant(parts, &tenant);
         Ok(Caller {
             tenant: Tenant {
                 id: tenant,

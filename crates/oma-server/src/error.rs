@@ -19,6 +19,15 @@ impl From<oma_store::StoreError> for ApiError {
     fn from(e: oma_store::StoreError) -> Self {
         match e {
             oma_store::StoreError::Domain(e) => ApiError(e),
+            // `moving::layer` waits for the move and retries; this is what a client sees
+            // when the move takes longer than that wait.
+            oma_store::StoreError::TenantFenced => ApiError(
+                Error::new(
+                    ErrorKind::Unavailable,
+                    "this tenant is being moved to another shard; try again in a moment",
+                )
+                .with_code(crate::moving::TENANT_MOVING),
+            ),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError(Error::internal("internal storage error"))
@@ -79,6 +88,10 @@ impl IntoResponse for ApiError {
         let (status, _) = status_and_type(self.0.kind);
         let body = envelope(&self.0);
         let mut resp = (status, axum::Json(body)).into_response();
+        if self.0.code == Some(crate::moving::TENANT_MOVING) {
+            resp.extensions_mut()
+                .insert(crate::moving::TenantMovingMark);
+        }
         // Deterministic conflicts must not be retried by the SDK (it retries 409 by default).
         if matches!(
             self.0.kind,

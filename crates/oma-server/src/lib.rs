@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod moving;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;

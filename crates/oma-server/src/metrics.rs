@@ -81,29 +81,33 @@ pub async fn render(state: &AppState) -> String {
     e.header("oma_build_info", "gauge", "The running oma version.");
     e.sample("oma_build_info", &[("version", state.info.version)], 1);
     oma_metrics::render_known(&mut e);
-    let store = state.tenants.control();
-    match store.queued_inputs().await {
-        Ok(n) => e.gauge_value(
-            "oma_queued_inputs",
-            "Client events waiting in session input queues.",
-            n,
-        ),
-        Err(err) => tracing::warn!(op = "metrics", error = %err, "cannot count queued inputs"),
-    }
-    match store.database_bytes().await {
-        Ok(n) => {
-            e.header(
-                "oma_database_bytes",
-                "gauge",
-                "Size of the database (SQLite pages, or pg_database_size).",
-            );
-            e.sample(
-                "oma_database_bytes",
-                &[("backend", store.backend().name())],
-                n,
-            );
+    let shards = state.tenants.shards();
+    let mut queued = 0;
+    for shard in &shards {
+        match shard.store.queued_inputs().await {
+            Ok(n) => queued += n,
+            Err(err) => tracing::warn!(op = "metrics", shard = %shard.name, error = %err, "cannot count queued inputs"),
         }
-        Err(err) => tracing::warn!(op = "metrics", error = %err, "cannot read the database size"),
+    }
+    e.gauge_value(
+        "oma_queued_inputs",
+        "Client events waiting in session input queues.",
+        queued,
+    );
+    e.header(
+        "oma_database_bytes",
+        "gauge",
+        "Size of each shard's database (SQLite pages, or pg_database_size).",
+    );
+    for shard in &shards {
+        match shard.store.database_bytes().await {
+            Ok(n) => e.sample(
+                "oma_database_bytes",
+                &[("backend", shard.store.backend().name()), ("shard", shard.name.as_str())],
+                n,
+            ),
+            Err(err) => tracing::warn!(op = "metrics", shard = %shard.name, error = %err, "cannot read the database size"),
+        }
     }
     // Counted for a local folder; a bucket's size is the object store's own metric.
     if let Some(root) = state.blobs.root() {

@@ -334,6 +334,78 @@ impl Store {
     }
 }
 
+impl crate::TenantRouter {
+    /// The shards an ops query must read: the tenant's own when the filter names one.
+    fn ops_shards(&self, filter: &OpsFilter) -> Vec<std::sync::Arc<Store>> {
+        match &filter.tenant {
+            Some(t) => vec![self.store_for(t)],
+            None => self.shards().into_iter().map(|s| s.store).collect(),
+        }
+    }
+
+    /// [`Store::query_ops_events`] over every shard: the pages are merged in the same order
+    /// (`at`, then `id`, newest first), so the cursor works across shards.
+    pub async fn query_ops_events(
+        &self,
+        filter: &OpsFilter,
+        page: &OpsPage,
+    ) -> Result<(Vec<OpsEvent>, bool)> {
+        let mut rows = Vec::new();
+        let mut more = false;
+        for store in self.ops_shards(filter) {
+            let (r, m) = store.query_ops_events(filter, page).await?;
+            rows.extend(r);
+            more |= m;
+        }
+        rows.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+        let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+        if rows.len() > limit {
+            rows.truncate(limit);
+            more = true;
+        }
+        Ok((rows, more))
+    }
+
+    /// [`Store::group_ops_events`] over every shard: counts add up, means are weighted.
+    pub async fn group_ops_events(
+        &self,
+        filter: &OpsFilter,
+        keys: &[String],
+        limit: i64,
+    ) -> Result<Vec<OpsGroup>> {
+        let mut groups: Vec<(OpsGroup, f64, i64)> = Vec::new();
+        for store in self.ops_shards(filter) {
+            // Every shard's groups, not its top `limit`: a group may rank differently on each.
+            for g in store.group_ops_events(filter, keys, i64::MAX / 2).await? {
+                let weight = if g.avg_duration_ms.is_some() {
+                    g.count
+                } else {
+                    0
+                };
+                let sum = g.avg_duration_ms.unwrap_or(0.0) * weight as f64;
+                match groups.iter_mut().find(|(x, _, _)| x.values == g.values) {
+                    Some((x, s, w)) => {
+                        x.count += g.count;
+                        *s += sum;
+                        *w += weight;
+                    }
+                    None => groups.push((g, sum, weight)),
+                }
+            }
+        }
+        let mut out: Vec<OpsGroup> = groups
+            .into_iter()
+            .map(|(mut g, sum, weight)| {
+                g.avg_duration_ms = (weight > 0).then(|| sum / weight as f64);
+                g
+            })
+            .collect();
+        out.sort_by_key(|g| std::cmp::Reverse(g.count));
+        out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

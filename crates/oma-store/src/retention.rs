@@ -122,9 +122,28 @@ impl Store {
         self.prune_at(policy, SystemTime::now()).await
     }
 
+    /// Prunes this shard by `policy`; the blob store is shared with `siblings` (the other
+    /// shards), so a blob counts as an orphan only when none of them references it either.
+    pub async fn prune_sharded(
+        &self,
+        policy: &Policy,
+        siblings: &[std::sync::Arc<Store>],
+    ) -> Result<Pruned> {
+        self.prune_among(policy, SystemTime::now(), siblings).await
+    }
+
     /// Prunes by `policy` as if the time were `now` (tests and benchmarks look ahead instead
     /// of waiting).
     pub async fn prune_at(&self, policy: &Policy, now: SystemTime) -> Result<Pruned> {
+        self.prune_among(policy, now, &[]).await
+    }
+
+    async fn prune_among(
+        &self,
+        policy: &Policy,
+        now: SystemTime,
+        siblings: &[std::sync::Arc<Store>],
+    ) -> Result<Pruned> {
         let mut out = Pruned::default();
         let batch = policy.batch_rows.max(1);
         if let Some(window) = policy.events {
@@ -148,8 +167,10 @@ impl Store {
         // objects with the bucket's own lifecycle rules instead.
         if let Some(root) = self.blobs().and_then(|b| b.root()).map(Path::to_path_buf) {
             let grace_cutoff = now.checked_sub(policy.orphan_grace).unwrap_or(UNIX_EPOCH);
-            out.orphaned_event_blobs = self.sweep_event_blobs(&root, grace_cutoff).await?;
-            out.orphaned_snapshots = self.sweep_snapshots(&root, grace_cutoff).await?;
+            out.orphaned_event_blobs = self
+                .sweep_event_blobs(&root, grace_cutoff, siblings)
+                .await?;
+            out.orphaned_snapshots = self.sweep_snapshots(&root, grace_cutoff, siblings).await?;
             for rule in &policy.blob_ttls {
                 let cutoff = now.checked_sub(rule.ttl).unwrap_or(UNIX_EPOCH);
                 for (key, modified) in walk(&root, &rule.prefix).await? {
@@ -298,7 +319,12 @@ impl Store {
 
     /// `events/<tenant>/<session>/<event id>` blobs older than the grace cutoff whose event row
     /// is gone.
-    async fn sweep_event_blobs(&self, root: &Path, grace_cutoff: SystemTime) -> Result<u64> {
+    async fn sweep_event_blobs(
+        &self,
+        root: &Path,
+        grace_cutoff: SystemTime,
+        siblings: &[std::sync::Arc<Store>],
+    ) -> Result<u64> {
         let mut n = 0;
         for (key, modified) in walk(root, "events").await? {
             let Some(event_id) = key.rsplit('/').next() else {
@@ -307,10 +333,13 @@ impl Store {
             if modified >= grace_cutoff {
                 continue;
             }
-            let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE id = $1")
-                .bind(event_id)
-                .fetch_one(self.reader())
-                .await?;
+            let mut rows = 0i64;
+            for store in std::iter::once(self).chain(siblings.iter().map(|s| &**s)) {
+                rows += sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM events WHERE id = $1")
+                    .bind(event_id)
+                    .fetch_one(store.reader())
+                    .await?;
+            }
             if rows == 0 && self.delete_blob(&key).await {
                 n += 1;
             }
@@ -320,7 +349,12 @@ impl Store {
 
     /// `snapshots/<session id>/…` blobs older than the grace cutoff of sessions that no longer
     /// exist.
-    async fn sweep_snapshots(&self, root: &Path, grace_cutoff: SystemTime) -> Result<u64> {
+    async fn sweep_snapshots(
+        &self,
+        root: &Path,
+        grace_cutoff: SystemTime,
+        siblings: &[std::sync::Arc<Store>],
+    ) -> Result<u64> {
         let mut n = 0;
         let mut known: Option<(String, bool)> = None;
         for (key, modified) in walk(root, "snapshots").await? {
@@ -333,11 +367,15 @@ impl Store {
             let exists = match &known {
                 Some((id, exists)) if id == session => *exists,
                 _ => {
-                    let rows: i64 =
-                        sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE id = $1")
-                            .bind(session)
-                            .fetch_one(self.reader())
-                            .await?;
+                    let mut rows = 0i64;
+                    for store in std::iter::once(self).chain(siblings.iter().map(|s| &**s)) {
+                        rows += sqlx::query_scalar::<_, i64>(
+                            "SELECT COUNT(*) FROM sessions WHERE id = $1",
+                        )
+                        .bind(session)
+                        .fetch_one(store.reader())
+                        .await?;
+                    }
                     known = Some((session.to_string(), rows > 0));
                     rows > 0
                 }

@@ -117,10 +117,20 @@ pub async fn run(args: PruneArgs) -> Result<()> {
     let store = resolved.open_migrated_store().await?;
     let blobs = resolved.open_blobs()?;
     let store = store.with_blobs(blobs);
-    let started = std::time::Instant::now();
-    let pruned = store.prune(&policy).await;
-    store.close().await;
-    print_report(&pruned?, started.elapsed());
+    let router = oma_store::TenantRouter::open(store.clone()).await?;
+    let shards = router.shards();
+    for shard in &shards {
+        let started = std::time::Instant::now();
+        let siblings = siblings_of(&shards, &shard.name);
+        let pruned = shard.store.prune_sharded(&policy, &siblings).await?;
+        if shards.len() > 1 {
+            println!("shard {}:", shard.name);
+        }
+        print_report(&pruned, started.elapsed());
+    }
+    for shard in &shards {
+        shard.store.close().await;
+    }
     Ok(())
 }
 
@@ -140,8 +150,17 @@ fn print_report(p: &Pruned, took: Duration) {
 
 /// Starts the janitor of `oma serve`: prunes at start and then every `interval`. `None` when
 /// the configuration turns it off (`interval = "off"`).
+/// The other shards' stores (they share the blob store with `name`).
+fn siblings_of(shards: &[oma_store::ShardStore], name: &str) -> Vec<std::sync::Arc<Store>> {
+    shards
+        .iter()
+        .filter(|s| s.name != name)
+        .map(|s| s.store.clone())
+        .collect()
+}
+
 pub fn start_janitor(
-    store: Store,
+    router: oma_store::TenantRouter,
     file: &RetentionFileConfig,
 ) -> Result<Option<tokio::task::JoinHandle<()>>> {
     let policy = policy(file, [None; 3])?;
@@ -158,23 +177,27 @@ pub fn start_janitor(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let started = std::time::Instant::now();
-            match store.prune(&policy).await {
-                Ok(p) => tracing::info!(
-                    op = "retention",
-                    events = p.events,
-                    sessions = p.sessions,
-                    spilled_blobs = p.spilled_blobs,
-                    model_streams = p.model_streams,
-                    ops_events = p.ops_events,
-                    orphaned_event_blobs = p.orphaned_event_blobs,
-                    orphaned_snapshots = p.orphaned_snapshots,
-                    expired_blobs = p.expired_blobs,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "pruned"
-                ),
-                Err(e) => {
-                    tracing::warn!(op = "retention", error = %e, "prune failed; retrying at the next interval")
+            let shards = router.shards();
+            for shard in &shards {
+                let siblings = siblings_of(&shards, &shard.name);
+                let started = std::time::Instant::now();
+                match shard.store.prune_sharded(&policy, &siblings).await {
+                    Ok(p) => tracing::info!(
+                        op = "retention",
+                        events = p.events,
+                        sessions = p.sessions,
+                        spilled_blobs = p.spilled_blobs,
+                        model_streams = p.model_streams,
+                        ops_events = p.ops_events,
+                        orphaned_event_blobs = p.orphaned_event_blobs,
+                        orphaned_snapshots = p.orphaned_snapshots,
+                        expired_blobs = p.expired_blobs,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "pruned"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(op = "retention", shard = %shard.name, error = %e, "prune failed; retrying at the next interval")
+                    }
                 }
             }
         }

@@ -11,6 +11,10 @@ use oma_runtime::{Hub, Providers, Runtime, RuntimeConfig};
 use oma_sandbox::{IsolatedConfig, IsolatedLauncher, LocalLauncher, SandboxLauncher};
 use oma_server::AppState;
 use oma_store::TenantRouter;
+
+/// How often a node re-reads the shard map (a move also re-reads it at once when a write
+/// meets the fence, and waits longer than this before it deletes the old copy).
+const SHARD_MAP_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
 use oma_tools::{WebFetchClient, WebFetchOptions};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,10 +98,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Events too large for a row spill to the blob store; every read resolves them.
     let store = store.with_blobs(blobs.clone());
     // Retention by the `[retention]` policy, on a timer (the same prune as `oma prune`).
-    let janitor = crate::prune::start_janitor(store.clone(), &resolved.file.retention)?;
-    let tenants = TenantRouter::single(store.clone());
-    // Operational events (tool calls, model requests, transitions, …), written in batches.
-    let ops = oma_ops::OpsRecorder::start(store.clone(), oma_ops::OpsConfig::default());
+    // Which shard holds which tenant; a shard that cannot be reached or whose schema is not
+    // this binary's stops the start, named. The map is re-read as tenants are moved.
+    let tenants = TenantRouter::open(store.clone()).await?;
+    let _refresher = tenants.start_refresher(SHARD_MAP_REFRESH);
+    let janitor = crate::prune::start_janitor(tenants.clone(), &resolved.file.retention)?;
+    // Operational events (tool calls, model requests, transitions, …), written in batches,
+    // each with its tenant's rows.
+    let ops = oma_ops::OpsRecorder::start_routed(tenants.clone(), oma_ops::OpsConfig::default());
     // Who this node is among the others on the database, and how long its leases last.
     let node = crate::cluster::node_identity(
         &resolved.data_dir,

@@ -159,7 +159,7 @@ async fn ops_events(
     q: QueryMap,
 ) -> ApiResult<RawJson> {
     let filter = filter_of(&q)?;
-    let store = st.tenants.control();
+    let store = &st.tenants;
     let limit = q.limit(100, 1000)?;
     if let Some(g) = q.get("group_by").filter(|g| !g.is_empty()) {
         let keys = parse_group_by(g).map_err(invalid)?;

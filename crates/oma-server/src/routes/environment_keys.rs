@@ -70,11 +70,15 @@ async fn create(
 }
 
 async fn list(State(st): State<AppState>, _: AdminCaller, q: QueryMap) -> ApiResult<Json<Value>> {
-    let keys = st
-        .tenants
-        .control()
-        .list_environment_keys(q.get("tenant"), q.get("environment_id"))
-        .await?;
+    let mut keys = Vec::new();
+    for shard in st.tenants.shards() {
+        keys.extend(
+            shard
+                .store
+                .list_environment_keys(q.get("tenant"), q.get("environment_id"))
+                .await?,
+        );
+    }
     let data: Vec<Value> = keys.iter().map(listing).collect();
     Ok(Json(json!({"data": data, "next_page": null})))
 }
@@ -84,12 +88,16 @@ async fn revoke(
     _: AdminCaller,
     Id(key_id): Id,
 ) -> ApiResult<Json<Value>> {
-    let control = st.tenants.control();
-    control.revoke_environment_key(None, &key_id).await?;
-    let keys = control.list_environment_keys(None, None).await?;
-    let key = keys
-        .iter()
-        .find(|k| k.id == key_id)
-        .ok_or_else(|| ApiError(Error::missing("environment key", &key_id)))?;
-    Ok(Json(listing(key)))
+    // The key lives on its tenant's shard; the admin does not say which tenant.
+    for shard in st.tenants.shards() {
+        let keys = shard.store.list_environment_keys(None, None).await?;
+        if keys.iter().any(|k| k.id == key_id) {
+            shard.store.revoke_environment_key(None, &key_id).await?;
+            let keys = shard.store.list_environment_keys(None, None).await?;
+            if let Some(key) = keys.iter().find(|k| k.id == key_id) {
+                return Ok(Json(listing(key)));
+            }
+        }
+    }
+    Err(ApiError(Error::missing("environment key", &key_id)))
 }
