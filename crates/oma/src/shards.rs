@@ -411,11 +411,19 @@ async fn drain(storage: StorageArgs, name: &str, no_move: bool, moves: &MoveArgs
         .await
         .context("connecting the shards")?;
     for (i, tenant) in tenants.iter().enumerate() {
-        // A move already journalled for the tenant is resumed to its own target.
-        let to = match control.move_of(tenant).await? {
-            Some(m) => m.to_shard,
-            None => control.least_loaded_open_shard().await?,
-        };
+        // A move already journalled for the tenant is finished first (to its own target);
+        // one that was bringing the tenant here leaves it here, so it moves on after.
+        if let Some(m) = control.move_of(tenant).await? {
+            println!(
+                "finishing the move of tenant {tenant} from {} to {} in progress",
+                m.from_shard, m.to_shard
+            );
+            tenants::move_tenant(&router, tenant, &m.to_shard, moves).await?;
+            if control.shard_of(tenant).await? != name {
+                continue;
+            }
+        }
+        let to = control.least_loaded_open_shard().await?;
         println!(
             "moving tenant {tenant} ({}/{}) from {name} to {to}",
             i + 1,

@@ -309,6 +309,7 @@ struct ProgressBar {
     /// Whether a bar is drawn on the current terminal line (to end it before the next).
     drawn: usize,
     last_draw: Option<Instant>,
+    last_line: String,
     from: String,
     to: String,
 }
@@ -322,6 +323,7 @@ impl ProgressBar {
             phase: None,
             drawn: 0,
             last_draw: None,
+            last_line: String::new(),
             from: plan.from_shard.clone(),
             to: plan.to_shard.clone(),
         }
@@ -386,7 +388,7 @@ impl ProgressBar {
             let due = self
                 .last_draw
                 .is_none_or(|t| t.elapsed() >= Duration::from_millis(50));
-            if !(changed || complete || due) {
+            if line == self.last_line || !(changed || complete || due) {
                 return;
             }
             if changed && self.drawn > 0 {
@@ -398,6 +400,7 @@ impl ProgressBar {
             let _ = err.flush();
             self.drawn = line.chars().count();
             self.last_draw = Some(Instant::now());
+            self.last_line = line;
         } else if changed {
             // Without a terminal the bar would only say 0%: say what the phase is about.
             let plain = match p {
