@@ -11,7 +11,9 @@ mod listeners;
 mod migrate;
 mod prune;
 mod serve;
+mod shards;
 mod tail;
+mod tenants;
 mod web_search;
 mod worker;
 
@@ -40,10 +42,15 @@ enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
-    /// Manage tenants.
+    /// Manage tenants: create, list, move between shards.
     Tenants {
         #[command(subcommand)]
-        action: TenantAction,
+        action: tenants::TenantAction,
+    },
+    /// The databases tenants live in: add, list, drain, rebalance.
+    Shards {
+        #[command(subcommand)]
+        action: shards::ShardsAction,
     },
     /// Self-hosted environments: the keys their workers use.
     Environments {
@@ -108,18 +115,6 @@ enum BackupAction {
     Create(backup::CreateArgs),
     /// Restore a backup into an empty data directory that no server is using.
     Restore(backup::RestoreArgs),
-}
-
-#[derive(Subcommand)]
-enum TenantAction {
-    /// Create a tenant (an existing name is left as it is).
-    Create {
-        name: String,
-        #[command(flatten)]
-        storage: StorageArgs,
-    },
-    /// List tenants.
-    List(StorageArgs),
 }
 
 #[derive(Subcommand)]
@@ -210,25 +205,8 @@ async fn run(cli: Cli) -> Result<()> {
             MigrateAction::Up(s) => migrate::up(s).await,
             MigrateAction::StampBaseline(s) => migrate::stamp_baseline(s).await,
         },
-        Command::Tenants { action } => match action {
-            TenantAction::Create { name, storage } => {
-                let store = storage.resolve()?.open_migrated_store().await?;
-                match store.create_tenant(&name).await? {
-                    oma_store::tenants::Created::New => println!("created tenant {name}"),
-                    oma_store::tenants::Created::AlreadyExisted => {
-                        println!("tenant {name} already exists; nothing to do")
-                    }
-                }
-                Ok(())
-            }
-            TenantAction::List(storage) => {
-                let store = storage.resolve()?.open_migrated_store().await?;
-                for t in store.list_tenants().await? {
-                    println!("{t}");
-                }
-                Ok(())
-            }
-        },
+        Command::Tenants { action } => tenants::run(action).await,
+        Command::Shards { action } => shards::run(action).await,
         Command::Keys { action } => match action {
             KeyAction::Create(a) => {
                 let store = a.storage.resolve()?.open_migrated_store().await?;
