@@ -86,7 +86,9 @@ pub async fn render(state: &AppState) -> String {
     for shard in &shards {
         match shard.store.queued_inputs().await {
             Ok(n) => queued += n,
-            Err(err) => tracing::warn!(op = "metrics", shard = %shard.name, error = %err, "cannot count queued inputs"),
+            Err(err) => {
+                tracing::warn!(op = "metrics", shard = %shard.name, error = %err, "cannot count queued inputs")
+            }
         }
     }
     e.gauge_value(
@@ -103,10 +105,15 @@ pub async fn render(state: &AppState) -> String {
         match shard.store.database_bytes().await {
             Ok(n) => e.sample(
                 "oma_database_bytes",
-                &[("backend", shard.store.backend().name()), ("shard", shard.name.as_str())],
+                &[
+                    ("backend", shard.store.backend().name()),
+                    ("shard", shard.name.as_str()),
+                ],
                 n,
             ),
-            Err(err) => tracing::warn!(op = "metrics", shard = %shard.name, error = %err, "cannot read the database size"),
+            Err(err) => {
+                tracing::warn!(op = "metrics", shard = %shard.name, error = %err, "cannot read the database size")
+            }
         }
     }
     // Counted for a local folder; a bucket's size is the object store's own metric.
