@@ -70,7 +70,9 @@ pub async fn query(args: QueryArgs) -> Result<()> {
         equals,
     };
     let limit = args.limit.clamp(1, 100_000);
-    let store = args.storage.resolve()?.open_migrated_store().await?;
+    let control = args.storage.resolve()?.open_migrated_store().await?;
+    // Each tenant's operational events live on its shard: the query reads them all.
+    let store = oma_store::TenantRouter::open(control.clone()).await?;
     let out = match &args.group_by {
         Some(g) => {
             let keys = parse_group_by(g).map_err(|e| anyhow!("--group-by: {e}"))?;
@@ -112,7 +114,9 @@ pub async fn query(args: QueryArgs) -> Result<()> {
             Ok(())
         }
     };
-    store.close().await;
+    for shard in store.shards() {
+        shard.store.close().await;
+    }
     out
 }
 

@@ -496,6 +496,12 @@ async fn migrate_status_names_a_shard_that_is_behind_and_up_migrates_it() {
         refused.contains("shard `old`") && refused.contains("oma migrate up"),
         "{refused}"
     );
+    // So does `oma serve`: it exits at start, naming the shard and the fix.
+    let serve = d.fails(&["serve", "--listen", "127.0.0.1:0"], &[("OMA_API_KEY", "sk-x")]);
+    assert!(
+        serve.contains("shard `old`") && serve.contains("oma migrate up"),
+        "{serve}"
+    );
     let up = d.ok(&["migrate", "up"]);
     assert!(up.contains("shard old: applied  0018 shards"), "{up}");
     assert!(up.contains("shard(s) that were behind: old ("), "{up}");

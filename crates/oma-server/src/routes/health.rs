@@ -1,5 +1,6 @@
 //! `GET /health`: no key needed; names the backends, checks the database answers, and shows
-//! this node, its leases and its peers (the nodes sharing the database).
+//! every shard answers, and shows this node, its leases and its peers (the nodes sharing the
+//! database).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,7 +16,19 @@ pub fn routes() -> Router<AppState> {
 
 async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
     let control = st.tenants.control();
-    let db_ok = control.ping().await.is_ok();
+    let mut db_ok = control.ping().await.is_ok();
+    // Every shard must answer too: its tenants are unavailable otherwise.
+    let mut shards = Vec::new();
+    for shard in st.tenants.shards() {
+        let reachable = shard.store.ping().await.is_ok();
+        db_ok &= reachable;
+        shards.push(json!({
+            "name": shard.name,
+            "backend": shard.store.backend().name(),
+            "url": shard.store.url_redacted(),
+            "reachable": reachable,
+        }));
+    }
     let info = &st.info;
     let status = if db_ok {
         StatusCode::OK
@@ -56,6 +69,7 @@ async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
             "status": if db_ok { "ok" } else { "degraded" },
             "version": info.version,
             "database": {"backend": info.database_backend, "url": info.database_url, "reachable": db_ok},
+            "shards": shards,
             "blobs": {"backend": info.blob_backend, "location": info.blob_location},
             "node": {
                 "node_id": rt.node_id(),
