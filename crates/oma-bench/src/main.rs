@@ -984,12 +984,25 @@ mod tests {
             "5",
             "--rate",
             "100",
+            "--move-rate",
+            "100",
         ]);
         let report = run(&a).unwrap();
         let labels: Vec<&str> = report.rows.iter().map(|r| r.label.as_str()).collect();
+        // The tenant move's baseline and move rows, per target (SQLite, and PostgreSQL when
+        // OMA_BENCH_DATABASE_URL is set).
+        let moves = if a.move_plan(a.plan().unwrap()).postgres.is_some() {
+            4
+        } else {
+            2
+        };
         // API scenarios, two first pages at two sizes, turn + floor, turns at once, a tool
-        // turn, delivery + its writer's commits, the tenant move's baseline and move rows.
-        assert_eq!(labels.len(), 3 + 2 * 2 + 2 + 1 + 1 + 2 + 2, "{labels:?}");
+        // turn, delivery + its writer's commits, the tenant move.
+        assert_eq!(
+            labels.len(),
+            3 + 2 * 2 + 2 + 1 + 1 + 2 + moves,
+            "{labels:?}"
+        );
         assert!(
             labels.iter().any(|l| l.starts_with("tool turn")),
             "{labels:?}"
@@ -1041,7 +1054,7 @@ mod tests {
             "100",
         ]);
         let report = run(&a).unwrap();
-        let want = if a.move_postgres.as_deref().is_some_and(|u| !u.is_empty()) {
+        let want = if a.move_plan(a.plan().unwrap()).postgres.is_some() {
             4
         } else {
             2
