@@ -20,6 +20,12 @@
 //! - `turns16`: turns/s and turn latency with 16 sessions driven at once;
 //! - `delivery`: commit-to-frame latency of events on 100 open SSE streams.
 //!
+//! and, without the server (see `moves.rs`):
+//!
+//! - `tenant-move`: the online move of a tenant of `--events` events to another shard, and
+//!   the append latency (p50, p99, max = the longest write pause) of its sessions' writers
+//!   during the move, next to the same with no move running.
+//!
 //! Sessions' logs are filled straight through the store (validated by the same rules as the
 //! API) rather than over HTTP, so a 100k-event session takes seconds to prepare.
 //!
@@ -32,6 +38,7 @@ mod delivery;
 mod load;
 mod metrics;
 mod model;
+mod moves;
 mod server;
 mod sse;
 mod stats;
@@ -138,6 +145,24 @@ struct Args {
     /// With --cluster: the `oma` binary to run (default: the one beside this executable).
     #[arg(long)]
     oma_bin: Option<PathBuf>,
+    /// `tenant-move`: sessions the moving tenant's --events events are spread over.
+    #[arg(long, default_value_t = 100)]
+    move_sessions: usize,
+    /// `tenant-move`: writer tasks (one session each) appending one event at a time through
+    /// the router during the move.
+    #[arg(long, default_value_t = 4)]
+    move_writers: usize,
+    /// `tenant-move`: appends per second of each writer; 0 = back to back, as fast as the
+    /// store takes them (the worst case for the mover's catch-up).
+    #[arg(long, default_value_t = 0.0)]
+    move_rate: f64,
+    /// `tenant-move`: the mover's grace period between the switch and the purge, in ms.
+    #[arg(long, default_value_t = 500)]
+    move_grace_ms: u64,
+    /// `tenant-move`: also move to a PostgreSQL shard, a fresh database created (and
+    /// dropped) beside the one this URL names.
+    #[arg(long, value_name = "POSTGRES_URL", env = "OMA_BENCH_DATABASE_URL")]
+    move_postgres: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -158,11 +183,31 @@ enum Only {
     ToolTurn,
     /// Commit → SSE delivery latency on --streams streams
     Delivery,
+    /// Moving a tenant of --events events to another shard while --move-writers append
+    TenantMove,
 }
 
 impl Args {
     fn wants(&self, s: Only) -> bool {
         self.only.is_empty() || self.only.contains(&s)
+    }
+
+    /// Whether any scenario on the benchmark's server is selected (`tenant-move` needs none).
+    fn wants_server(&self) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| *o != Only::TenantMove)
+    }
+
+    fn move_plan(&self, plan: Plan) -> moves::MovePlan {
+        moves::MovePlan {
+            events: self.events,
+            sessions: self.move_sessions,
+            writers: self.move_writers,
+            grace: Duration::from_millis(self.move_grace_ms),
+            baseline: moves::MovePlan::baseline_for(plan.measure),
+            rate: self.move_rate,
+            threads: self.server_threads,
+            postgres: self.move_postgres.clone().filter(|u| !u.is_empty()),
+        }
     }
 
     fn wants_model(&self) -> bool {
@@ -355,6 +400,48 @@ fn run(args: &Args) -> Result<Report> {
         args.client_threads > 0,
         "--client-threads must be at least 1"
     );
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    // The tenant move runs first, on its own databases and runtime, with no server.
+    let moved = if args.wants(Only::TenantMove) {
+        let mp = args.move_plan(plan);
+        eprintln!(
+            "oma-bench {}: tenant-move, {} CPU(s); mover and writers on one runtime of {} \
+             worker thread(s)",
+            env!("CARGO_PKG_VERSION"),
+            cores,
+            mp.threads
+        );
+        Some(moves::run(args.data_parent.as_deref(), &mp)?)
+    } else {
+        None
+    };
+    if !args.wants_server() {
+        let moved = moved.context("the tenant move did not run")?;
+        let mp = args.move_plan(plan);
+        let preamble = format!(
+            "oma-bench {}: tenant-move, {} CPU(s); a SQLite router database (the source shard) \
+             and a target shard ({}); the mover and {} writers on one runtime of {} worker \
+             thread(s); baseline {:.1} s with no move, then the move (grace {} ms)\n",
+            env!("CARGO_PKG_VERSION"),
+            cores,
+            if mp.postgres.is_some() {
+                "SQLite, then PostgreSQL"
+            } else {
+                "SQLite"
+            },
+            mp.writers,
+            mp.threads,
+            mp.baseline.as_secs_f64(),
+            mp.grace.as_millis(),
+        );
+        return Ok(Report {
+            preamble,
+            rows: moved.rows,
+            pages: Vec::new(),
+            notes: moved.notes,
+            cluster: false,
+        });
+    }
 
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.server_threads)
@@ -377,7 +464,6 @@ fn run(args: &Args) -> Result<Report> {
         args.sandbox,
         !args.no_provision,
     ))?;
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let preamble = format!(
         "oma-bench {}: oma on SQLite ({}), {} CPU(s); server runtime {} worker thread(s), \
          client runtime {} thread(s); {} keep-alive HTTP/1.1 connections on loopback; \
@@ -423,11 +509,16 @@ fn run(args: &Args) -> Result<Report> {
         Ok(r) => r?,
         Err(_) => bail!("the server did not stop within 10 s"),
     }
+    let (mut rows, mut notes) = (measured.rows, measured.notes);
+    if let Some(m) = moved {
+        rows.extend(m.rows);
+        notes.extend(m.notes);
+    }
     Ok(Report {
         preamble,
-        rows: measured.rows,
+        rows,
         pages: measured.pages,
-        notes: measured.notes,
+        notes,
         cluster: false,
     })
 }
@@ -893,12 +984,25 @@ mod tests {
             "5",
             "--rate",
             "100",
+            "--move-rate",
+            "100",
         ]);
         let report = run(&a).unwrap();
         let labels: Vec<&str> = report.rows.iter().map(|r| r.label.as_str()).collect();
+        // The tenant move's baseline and move rows, per target (SQLite, and PostgreSQL when
+        // OMA_BENCH_DATABASE_URL is set).
+        let moves = if a.move_plan(a.plan().unwrap()).postgres.is_some() {
+            4
+        } else {
+            2
+        };
         // API scenarios, two first pages at two sizes, turn + floor, turns at once, a tool
-        // turn, delivery + its writer's commits.
-        assert_eq!(labels.len(), 3 + 2 * 2 + 2 + 1 + 1 + 2, "{labels:?}");
+        // turn, delivery + its writer's commits, the tenant move.
+        assert_eq!(
+            labels.len(),
+            3 + 2 * 2 + 2 + 1 + 1 + 2 + moves,
+            "{labels:?}"
+        );
         assert!(
             labels.iter().any(|l| l.starts_with("tool turn")),
             "{labels:?}"
@@ -912,6 +1016,59 @@ mod tests {
         assert!(text.contains("GET /v1/agents/{id}"));
         assert!(
             text.contains("turn overhead over the model floor"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn only_tenant_move_needs_no_server() {
+        let a = args(&["--only", "tenant-move"]);
+        assert!(a.wants(Only::TenantMove) && !a.wants_server() && !a.wants_model());
+        assert!(args(&["--only", "tenant-move,agent-get"]).wants_server());
+        assert!(args(&[]).wants(Only::TenantMove));
+        let p = a.move_plan(a.plan().unwrap());
+        assert_eq!((p.events, p.sessions, p.writers), (100_000, 100, 4));
+        assert_eq!(p.grace, Duration::from_millis(500));
+        assert_eq!(p.baseline, Duration::from_secs(2));
+    }
+
+    /// `--only tenant-move`, tiny: the tenant moves while its writers append, nothing is lost
+    /// (the scenario checks the new shard's log), and the report has the baseline and move rows
+    /// (and, with `OMA_BENCH_DATABASE_URL` set, the PostgreSQL target's too).
+    #[test]
+    fn tenant_move_smoke() {
+        let a = args(&[
+            "--only",
+            "tenant-move",
+            "--seconds",
+            "0.3",
+            "--events",
+            "3000",
+            "--move-sessions",
+            "10",
+            "--move-grace-ms",
+            "20",
+            // Paced, so that a PostgreSQL target's catch-up (slower per change in a debug
+            // build) converges quickly.
+            "--move-rate",
+            "100",
+        ]);
+        let report = run(&a).unwrap();
+        let want = if a.move_plan(a.plan().unwrap()).postgres.is_some() {
+            4
+        } else {
+            2
+        };
+        assert_eq!(report.rows.len(), want, "{:?}", report.rows);
+        for r in &report.rows {
+            assert!(r.label.starts_with("tenant-move"), "{}", r.label);
+            assert!(r.ok > 0, "{}: no appends", r.label);
+            assert_eq!(r.errors, 0, "{}: {:?}", r.label, r.first_error);
+            assert!(r.max_us >= r.p99_us && r.p99_us >= r.p50_us);
+        }
+        let text = report.render();
+        assert!(
+            text.contains("rows copied") && text.contains("longest write pause"),
             "{text}"
         );
     }

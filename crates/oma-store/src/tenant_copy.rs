@@ -290,6 +290,51 @@ impl Store {
             t.key = key.into_iter().map(|(_, i)| i).collect();
             out.push(t);
         }
+        self.order_by_references(out).await
+    }
+
+    /// `tables` with every table after the tables its foreign keys reference (by name
+    /// otherwise): copies insert parents first (`vaults` before `vault_credentials`), and
+    /// deletes, which walk the list backwards, remove children first.
+    async fn order_by_references(&self, tables: Vec<Table>) -> Result<Vec<Table>> {
+        let edges: Vec<(String, String)> = match self.backend() {
+            Backend::Sqlite => {
+                sqlx::query_as(
+                    "SELECT m.name, f.\"table\" FROM sqlite_master m, pragma_foreign_key_list(m.name) f \
+                     WHERE m.type = 'table'",
+                )
+                .fetch_all(self.reader())
+                .await?
+            }
+            Backend::Postgres => {
+                sqlx::query_as(
+                    "SELECT DISTINCT tc.table_name::text, ccu.table_name::text \
+                     FROM information_schema.table_constraints tc \
+                     JOIN information_schema.constraint_column_usage ccu \
+                       ON tc.constraint_name = ccu.constraint_name AND tc.table_schema = ccu.table_schema \
+                     WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = current_schema()",
+                )
+                .fetch_all(self.reader())
+                .await?
+            }
+        };
+        let names: HashSet<String> = tables.iter().map(|t| t.name.clone()).collect();
+        let mut left = tables;
+        let mut out: Vec<Table> = Vec::with_capacity(left.len());
+        while !left.is_empty() {
+            let placed: HashSet<&str> = out.iter().map(|t| t.name.as_str()).collect();
+            let ready = left.iter().position(|t| {
+                edges.iter().all(|(child, parent)| {
+                    child != &t.name
+                        || parent == &t.name
+                        || !names.contains(parent)
+                        || placed.contains(parent.as_str())
+                })
+            });
+            // A cycle (none in oma's schema) keeps the remaining tables by name.
+            let i = ready.unwrap_or(0);
+            out.push(left.remove(i));
+        }
         Ok(out)
     }
 
@@ -315,7 +360,8 @@ impl Store {
     /// copy; the old copy after a move, see [`TenantCopy::purge_source`]).
     pub async fn delete_tenant_rows(&self, tenant: &str, tables: &[Table]) -> Result<u64> {
         let mut deleted = 0;
-        for t in tables {
+        // Children before the tables they reference.
+        for t in tables.iter().rev() {
             loop {
                 let n = self.delete_batch(tenant, t, false).await?;
                 deleted += n;
@@ -610,7 +656,7 @@ impl<'a> TenantCopy<'a> {
     /// node with stale routing that writes there is refused and re-routes).
     pub async fn purge_source(&self, progress: &mut dyn FnMut(u64)) -> Result<u64> {
         let mut deleted = 0;
-        for t in &self.tables {
+        for t in self.tables.iter().rev() {
             loop {
                 let n = self.from.delete_batch(self.tenant, t, true).await?;
                 deleted += n;

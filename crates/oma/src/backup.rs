@@ -19,6 +19,17 @@
 //!
 //! With PostgreSQL the database is not in the file: it is backed up with PostgreSQL's own
 //! base backups and point-in-time recovery; the file then holds blobs and the root key only.
+//!
+//! **One tenant** (`--tenant NAME`): the same format, with `"tenant": NAME` in the manifest.
+//! `oma.db` is then a fresh SQLite database (this binary's schema) holding the tenant's
+//! `tenants` row and every row of its data, copied from whichever shard holds it (SQLite or
+//! PostgreSQL) through one read transaction there, so the copy is one consistent point of
+//! the tenant (SQLite: a deferred transaction made a snapshot by its first read; PostgreSQL:
+//! `REPEATABLE READ`). The blobs are the ones the copied rows name (spilled events, files,
+//! skill versions' files) and the workspace snapshots of the tenant's sessions, again read
+//! after the rows; `root.key` as for a full backup. The tenant's API keys are NOT included:
+//! they are the router's secrets (a restored deployment gets a key with `oma keys create`).
+//! Restoring it like any backup gives a single-tenant deployment.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -48,6 +59,12 @@ pub struct CreateArgs {
     /// sealed credentials (vault secrets, model route keys) unless the key is restored apart.
     #[arg(long)]
     pub exclude_root_key: bool,
+    /// Back up this tenant only (online, from whichever shard holds it, SQLite or
+    /// PostgreSQL): its rows in a fresh embedded database, the blobs they use, and root.key.
+    /// Its API keys are left out (they stay with the router); after a restore, make one with
+    /// `oma keys create`.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -65,6 +82,9 @@ pub struct RestoreArgs {
 }
 
 pub async fn create(args: CreateArgs) -> Result<()> {
+    if let Some(tenant) = args.tenant.clone() {
+        return create_tenant(args, &tenant).await;
+    }
     let resolved = args.storage.resolve()?;
     let data_dir = &resolved.data_dir;
     let out = &args.out;
@@ -130,8 +150,10 @@ pub async fn create(args: CreateArgs) -> Result<()> {
         &partial,
         data_dir,
         include_db.then_some(snapshot.as_path()),
+        &Blobs::All,
         !args.exclude_root_key,
         resolved.backend,
+        None,
     );
     let _ = fs::remove_file(&snapshot);
     let summary = match written {
@@ -164,15 +186,183 @@ pub async fn create(args: CreateArgs) -> Result<()> {
 
 struct Summary {
     blobs: usize,
+    /// Blobs named by the backup's rows that were gone when read (deleted since).
+    missing: usize,
     root_key: bool,
 }
 
+/// Which blobs go in the archive.
+enum Blobs {
+    /// Every blob under `DATA_DIR/blobs` (a full backup).
+    All,
+    /// Nothing (the blobs are elsewhere, e.g. S3).
+    None,
+    /// These keys of the local blob store rooted at `root`, and every blob under these
+    /// prefixes (directories) there.
+    Keys {
+        root: PathBuf,
+        keys: Vec<String>,
+        prefixes: Vec<String>,
+    },
+}
+
+/// `oma backup create --tenant NAME`.
+async fn create_tenant(args: CreateArgs, tenant: &str) -> Result<()> {
+    let resolved = args.storage.resolve()?;
+    let out = &args.out;
+    let out_dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = out
+        .file_name()
+        .with_context(|| format!("--out {} does not name a file", out.display()))?
+        .to_string_lossy()
+        .into_owned();
+    if resolved.backend == Backend::Sqlite
+        && let Some(db) = sqlite_file(&resolved.database_url)
+        && !db.exists()
+    {
+        bail!(
+            "there is no database at {}: check --data-dir / --database-url (nothing to back up)",
+            db.display()
+        );
+    }
+    let pid = std::process::id();
+    let snapshot = out_dir.join(format!(".{file_name}.db-{pid}"));
+    let store = resolved.open_migrated_store().await?;
+    let exists = store.tenant_exists(tenant).await;
+    let taken = match exists {
+        Ok(true) => {
+            let _ = fs::remove_file(&snapshot);
+            store
+                .snapshot_tenant_into(tenant, &snapshot)
+                .await
+                .with_context(|| format!("copying tenant {tenant}"))
+        }
+        Ok(false) => {
+            let known = store.list_tenants().await.unwrap_or_default();
+            Err(anyhow::anyhow!(
+                "there is no tenant `{tenant}` (tenants: {}); see `oma tenants list`",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        }
+        Err(e) => Err(e.into()),
+    };
+    store.close().await;
+    let taken = match taken {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = fs::remove_file(&snapshot);
+            return Err(e);
+        }
+    };
+
+    let blobs = if resolved.blob_url.starts_with("s3://") {
+        eprintln!(
+            "note: blobs are in {}: back the bucket up with its own tools; this file holds no \
+             blobs of tenant {tenant}.",
+            resolved.blob_url
+        );
+        Blobs::None
+    } else {
+        let root = resolved
+            .open_blobs()?
+            .root()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| resolved.data_dir.join(BLOBS));
+        Blobs::Keys {
+            root,
+            keys: taken.blob_keys,
+            prefixes: taken
+                .sessions
+                .iter()
+                .map(|sid| format!("snapshots/{sid}"))
+                .collect(),
+        }
+    };
+    let partial = out_dir.join(format!(".{file_name}.partial-{pid}"));
+    let written = write_archive(
+        &partial,
+        &resolved.data_dir,
+        Some(&snapshot),
+        &blobs,
+        !args.exclude_root_key,
+        Backend::Sqlite,
+        Some(tenant),
+    );
+    let _ = fs::remove_file(&snapshot);
+    let summary = match written {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    fs::rename(&partial, out).with_context(|| format!("moving the backup to {}", out.display()))?;
+    println!(
+        "wrote {} (tenant {tenant}: database snapshot of {} row(s), {} blob(s){}; no API keys)",
+        out.display(),
+        taken.rows,
+        summary.blobs,
+        if summary.root_key { ", root.key" } else { "" }
+    );
+    if summary.missing > 0 {
+        eprintln!(
+            "warning: {} blob(s) the tenant's rows name were deleted before they could be read \
+             (files or sessions deleted during the backup); those rows restore without their \
+             bytes",
+            summary.missing
+        );
+    }
+    if summary.root_key {
+        println!(
+            "this file contains root.key, which opens every sealed secret (of every tenant): \
+             store it as safely as the secrets themselves (or use --exclude-root-key and back \
+             the key up apart)"
+        );
+    }
+    Ok(())
+}
+
+/// A blob key as a relative path under the blob root (keys are '/'-separated; anything that
+/// could leave the root is refused).
+fn key_path(key: &str) -> Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in key.split('/') {
+        if part.is_empty() || part == "." || part == ".." || part.contains('\\') {
+            bail!("the blob key `{key}` cannot be backed up");
+        }
+        out.push(part);
+    }
+    Ok(out)
+}
+
+/// Writes one blob (`blobs/<key>`) from `path`; `false` when it is gone.
+fn write_blob(w: &mut impl Write, path: &Path, key: &str) -> Result<bool> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let len = f.metadata()?.len();
+    write_entry(w, &format!("{BLOBS}/{key}"), len, &mut f)?;
+    Ok(true)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn write_archive(
     path: &Path,
     data_dir: &Path,
     db_snapshot: Option<&Path>,
+    which_blobs: &Blobs,
     with_root_key: bool,
     backend: Backend,
+    tenant: Option<&str>,
 ) -> Result<Summary> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     #[cfg(unix)]
@@ -186,15 +376,20 @@ fn write_archive(
 
     let root_key = data_dir.join(ROOT_KEY);
     let root_key_present = with_root_key && root_key.is_file();
-    let manifest = serde_json::json!({
+    let mut manifest = serde_json::json!({
         "format": 1,
         "oma_version": env!("CARGO_PKG_VERSION"),
         "created_at": oma_core::time::format_micros(oma_core::time::now_micros()),
         "backend": backend.name(),
         "database": db_snapshot.is_some(),
         "root_key": root_key_present,
-    })
-    .to_string();
+    });
+    if let Some(t) = tenant {
+        // A backup of one tenant (no API keys); restores as a single-tenant deployment.
+        manifest["tenant"] = serde_json::Value::from(t);
+        manifest["api_keys"] = serde_json::Value::from(false);
+    }
+    let manifest = manifest.to_string();
     write_entry(
         &mut w,
         MANIFEST,
@@ -209,8 +404,47 @@ fn write_archive(
     }
 
     let mut blobs = 0;
+    let mut missing = 0;
     let blob_root = data_dir.join(BLOBS);
-    let mut pending = vec![blob_root.clone()];
+    let mut pending = match which_blobs {
+        Blobs::All => vec![blob_root.clone()],
+        Blobs::None => Vec::new(),
+        Blobs::Keys {
+            root,
+            keys,
+            prefixes,
+        } => {
+            for key in keys {
+                if write_blob(&mut w, &root.join(key_path(key)?), key)? {
+                    blobs += 1;
+                } else {
+                    missing += 1;
+                }
+            }
+            for prefix in prefixes {
+                let dir = root.join(key_path(prefix)?);
+                let entries = match fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+                };
+                let mut names: Vec<String> = entries
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.contains(".tmp-"))
+                    .collect();
+                names.sort();
+                for n in names {
+                    let key = format!("{prefix}/{n}");
+                    if write_blob(&mut w, &dir.join(&n), &key)? {
+                        blobs += 1;
+                    }
+                }
+            }
+            Vec::new()
+        }
+    };
     while let Some(dir) = pending.pop() {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -258,6 +492,7 @@ fn write_archive(
     file.sync_all()?;
     Ok(Summary {
         blobs,
+        missing,
         root_key: root_key_present,
     })
 }
@@ -433,6 +668,12 @@ pub async fn restore(args: RestoreArgs) -> Result<()> {
         println!(
             "this backup holds no database (it was taken from a PostgreSQL deployment): restore \
              the database with PostgreSQL's own tools (base backup / point-in-time recovery)"
+        );
+    }
+    if let Some(t) = manifest["tenant"].as_str() {
+        println!(
+            "this is a backup of tenant {t} alone, without its API keys: create one with \
+             `oma keys create --tenant {t}` (or start the server with OMA_API_KEY)"
         );
     }
     if !root_key {

@@ -267,3 +267,184 @@ async fn backup_under_write_load_restores_every_committed_event() {
         .map(|e| e["content"][0]["text"].as_str().unwrap().len());
     assert_eq!(first_text, Some(big.len()));
 }
+
+/// The last line of a command's stdout (where `oma keys create` prints the key).
+fn last_line(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// `(table, rows of tenant)` for every table of tenant data in a database.
+async fn rows_by_table(store: &oma_store::Store, tenant: &str) -> Vec<(String, i64)> {
+    let tables = store.tenant_tables().await.unwrap();
+    let counts = store.count_tenant_rows(tenant, &tables).await.unwrap();
+    tables.into_iter().map(|t| t.name).zip(counts).collect()
+}
+
+/// `backup create --tenant a` of a running two-tenant server: the restored database holds
+/// every row tenant a has (table by table) and none of tenant b's, nor any API key; the blob of
+/// a's spilled event comes with it and b's does not; a restored server serves a's session with
+/// a key made for it. An unknown tenant is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_backup_restores_that_tenant_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let mut keys = Vec::new();
+    for t in ["a", "b"] {
+        let o = oma(&["tenants", "create", t, "--data-dir", d]);
+        assert!(o.status.success(), "tenants create: {}", stderr(&o));
+        let o = oma(&["keys", "create", "--tenant", t, "--data-dir", d]);
+        assert!(o.status.success(), "keys create: {}", stderr(&o));
+        keys.push(last_line(&o));
+    }
+    let fake = FakeAnthropic::start().await;
+    fake.set_default(Some(Reply::text("noted")));
+    let server = serve(&data, &fake.base_url);
+    let big = "b".repeat(600 * 1024);
+    let mut sids = Vec::new();
+    for key in &keys {
+        let sid = common::session(&server.base, key, json!([]));
+        common::say(&server.base, key, &sid, "hello");
+        // Spills to the blob store.
+        common::say(&server.base, key, &sid, &big);
+        let vault = common::http(
+            &server.base,
+            key,
+            "POST",
+            "/v1/vaults",
+            Some(json!({"display_name": "v"})),
+        );
+        let vid = vault["id"].as_str().unwrap();
+        common::http(
+            &server.base,
+            key,
+            "POST",
+            &format!("/v1/vaults/{vid}/credentials"),
+            Some(json!({"auth": {"type": "static_bearer",
+                "mcp_server_url": "https://a.example.com/mcp", "token": "secret-token"}})),
+        );
+        sids.push(sid);
+    }
+
+    let file = dir.path().join("a.backup");
+    let o = oma(&[
+        "backup",
+        "create",
+        "--tenant",
+        "nobody",
+        "--out",
+        file.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("there is no tenant `nobody`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!file.exists());
+
+    // Online: the server keeps running (and writing) meanwhile.
+    let o = oma(&[
+        "backup",
+        "create",
+        "--tenant",
+        "a",
+        "--out",
+        file.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]);
+    assert!(o.status.success(), "backup create --tenant: {}", stderr(&o));
+    let created = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        created.contains("tenant a") && !created.contains(" 0 blob(s)"),
+        "{created}"
+    );
+    drop(server);
+
+    let restored = dir.path().join("restored");
+    let o = oma(&[
+        "backup",
+        "restore",
+        file.to_str().unwrap(),
+        "--data-dir",
+        restored.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "restore: {}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("backup of tenant a alone"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(
+        std::fs::read(restored.join("root.key")).unwrap(),
+        std::fs::read(data.join("root.key")).unwrap()
+    );
+
+    let src = oma_store::Store::connect(&format!("sqlite://{}", data.join("oma.db").display()))
+        .await
+        .unwrap();
+    let dst = oma_store::Store::connect(&format!("sqlite://{}", restored.join("oma.db").display()))
+        .await
+        .unwrap();
+    let want = rows_by_table(&src, "a").await;
+    let got = rows_by_table(&dst, "a").await;
+    assert_eq!(got, want, "tenant a's rows, table by table");
+    for table in [
+        "agents",
+        "environments",
+        "sessions",
+        "events",
+        "vaults",
+        "vault_credentials",
+    ] {
+        assert!(
+            got.iter().any(|(t, n)| t == table && *n > 0),
+            "tenant a has rows in {table}: {got:?}"
+        );
+    }
+    for (t, n) in rows_by_table(&dst, "b").await {
+        assert_eq!(n, 0, "tenant b's rows in {t}");
+    }
+    let tenants: Vec<String> = sqlx::query_scalar("SELECT id FROM tenants")
+        .fetch_all(dst.reader())
+        .await
+        .unwrap();
+    assert_eq!(tenants, vec!["a".to_string()]);
+    let api_keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
+        .fetch_one(dst.reader())
+        .await
+        .unwrap();
+    assert_eq!(api_keys, 0, "API keys stay with the router");
+    src.close().await;
+    dst.close().await;
+    let a_blobs = restored.join("blobs").join("events").join("a");
+    assert!(a_blobs.is_dir(), "a's spilled event's blob is restored");
+    assert!(!restored.join("blobs").join("events").join("b").exists());
+
+    // A working single-tenant deployment: a key for a, and its session is served whole.
+    let r = restored.to_str().unwrap();
+    let o = oma(&["keys", "create", "--tenant", "a", "--data-dir", r]);
+    assert!(o.status.success(), "keys create: {}", stderr(&o));
+    let key = last_line(&o);
+    // The bootstrap key (the `default` tenant's) is another one.
+    let second = serve(&restored, &fake.base_url);
+    let served = common::events(&second.base, &key, &sids[0]);
+    let texts: Vec<usize> = served
+        .iter()
+        .filter(|e| e["type"] == "user.message")
+        .map(|e| e["content"][0]["text"].as_str().unwrap().len())
+        .collect();
+    assert_eq!(
+        texts,
+        vec![5, big.len()],
+        "both of a's messages, the spilled one whole"
+    );
+}
