@@ -443,6 +443,50 @@ async fn read_batch(
     rows.iter().map(|r| t.decode(r)).collect()
 }
 
+/// The rows of `t` with the given keys (those that exist).
+async fn read_by_keys(
+    conn: &mut AnyConnection,
+    t: &Table,
+    keys: &[Vec<Value>],
+) -> Result<Vec<Vec<Value>>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let width = t.key.len();
+    let tuples: Vec<String> = (0..keys.len())
+        .map(|r| {
+            let ph: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
+            format!("({})", ph.join(", "))
+        })
+        .collect();
+    let sql = if width == 1 {
+        let ph: Vec<String> = (1..=keys.len()).map(|c| format!("${c}")).collect();
+        format!(
+            "SELECT {} FROM {} WHERE {} IN ({})",
+            t.column_list(),
+            quote(&t.name),
+            t.key_list(),
+            ph.join(", ")
+        )
+    } else {
+        format!(
+            "SELECT {} FROM {} WHERE ({}) IN (VALUES {})",
+            t.column_list(),
+            quote(&t.name),
+            t.key_list(),
+            tuples.join(", ")
+        )
+    };
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for key in keys {
+        for (v, &i) in key.iter().zip(&t.key) {
+            q = bind(q, v.clone(), t.columns[i].kind);
+        }
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| t.decode(r)).collect()
+}
+
 /// Writes `rows` of `t` (skipping keys already there, or overwriting them).
 async fn write_rows(
     conn: &mut AnyConnection,
@@ -580,39 +624,54 @@ impl<'a> TenantCopy<'a> {
         if log.is_empty() {
             return Ok(0);
         }
+        // The distinct keys changed, by table, in the tables' (foreign-key) order.
         let mut seen = HashSet::new();
-        let mut w = self.to.writer().begin().await?;
-        let mut r = self.from.reader().acquire().await?;
+        let mut changed: Vec<Vec<Vec<Value>>> = vec![Vec::new(); self.tables.len()];
         for (_, tbl, pk) in &log {
             if !seen.insert((tbl.as_str(), pk.as_str())) {
                 continue;
             }
-            let Some(t) = self.tables.iter().find(|t| &t.name == tbl) else {
+            let Some(i) = self.tables.iter().position(|t| &t.name == tbl) else {
                 return Err(StoreError::Corrupt(format!(
                     "a change of an unknown table {tbl}"
                 )));
             };
-            let key = t.parse_key(pk)?;
-            let sql = format!(
-                "SELECT {} FROM {} WHERE {}",
-                t.column_list(),
-                quote(&t.name),
-                t.key_match(1)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (v, &i) in key.iter().zip(&t.key) {
-                q = bind(q, v.clone(), t.columns[i].kind);
-            }
-            match q.fetch_optional(&mut *r).await? {
-                Some(row) => write_rows(&mut w, t, vec![t.decode(&row)?], true).await?,
-                None => {
-                    let sql = format!("DELETE FROM {} WHERE {}", quote(&t.name), t.key_match(1));
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for (v, &i) in key.into_iter().zip(&t.key) {
-                        q = bind(q, v, t.columns[i].kind);
-                    }
-                    q.execute(&mut *w).await?;
+            changed[i].push(self.tables[i].parse_key(pk)?);
+        }
+        // Each table's rows as the source has them now, a batch of keys per query; a key
+        // the source no longer has was deleted there.
+        let mut w = self.to.writer().begin().await?;
+        let mut r = self.from.reader().acquire().await?;
+        let mut gone: Vec<(usize, Vec<Vec<Value>>)> = Vec::new();
+        for (i, keys) in changed.iter().enumerate() {
+            let t = &self.tables[i];
+            for chunk in keys.chunks(t.batch_rows().min(200)) {
+                let rows = read_by_keys(&mut r, t, chunk).await?;
+                let found: HashSet<String> = rows
+                    .iter()
+                    .map(|row| format!("{:?}", t.key.iter().map(|&k| &row[k]).collect::<Vec<_>>()))
+                    .collect();
+                let missing: Vec<Vec<Value>> = chunk
+                    .iter()
+                    .filter(|k| !found.contains(&format!("{:?}", k.iter().collect::<Vec<_>>())))
+                    .cloned()
+                    .collect();
+                write_rows(&mut w, t, rows, true).await?;
+                if !missing.is_empty() {
+                    gone.push((i, missing));
                 }
+            }
+        }
+        // Deletions go children first.
+        for (i, keys) in gone.into_iter().rev() {
+            let t = &self.tables[i];
+            for key in keys {
+                let sql = format!("DELETE FROM {} WHERE {}", quote(&t.name), t.key_match(1));
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (v, &k) in key.into_iter().zip(&t.key) {
+                    q = bind(q, v, t.columns[k].kind);
+                }
+                q.execute(&mut *w).await?;
             }
         }
         w.commit().await?;

@@ -497,7 +497,10 @@ async fn migrate_status_names_a_shard_that_is_behind_and_up_migrates_it() {
         "{refused}"
     );
     // So does `oma serve`: it exits at start, naming the shard and the fix.
-    let serve = d.fails(&["serve", "--listen", "127.0.0.1:0"], &[("OMA_API_KEY", "sk-x")]);
+    let serve = d.fails(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("OMA_API_KEY", "sk-x")],
+    );
     assert!(
         serve.contains("shard `old`") && serve.contains("oma migrate up"),
         "{serve}"

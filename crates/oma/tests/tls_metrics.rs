@@ -167,7 +167,7 @@ async fn tls_and_metrics_from_oma_toml() {
     );
     assert!(text.contains("process_resident_memory_bytes "), "{text}");
     assert!(
-        text.contains("oma_database_bytes{backend=\"sqlite\"} "),
+        text.contains("oma_database_bytes{backend=\"sqlite\",shard=\"main\"} "),
         "{text}"
     );
 

@@ -189,7 +189,7 @@ async fn a_scripted_turn_shows_up_in_the_metrics() {
         assert!(
             at(
                 &after,
-                &format!(r#"oma_database_bytes{{backend="{backend}"}}"#)
+                &format!(r#"oma_database_bytes{{backend="{backend}",shard="main"}}"#)
             ) > 0.0,
             "{text}"
         );
