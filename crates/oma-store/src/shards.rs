@@ -419,14 +419,7 @@ impl Store {
         phase: FencePhase,
         moved_to: Option<&str>,
     ) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
-        if self.backend() == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                .bind(FENCE_LOCK_CLASS)
-                .bind(tenant)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let mut tx = self.fence_transaction(tenant).await?;
         sqlx::query(
             "INSERT INTO tenant_fences (tenant_id, phase, moved_to, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id) DO UPDATE SET phase = excluded.phase, moved_to = excluded.moved_to, \
@@ -442,8 +435,13 @@ impl Store {
         Ok(())
     }
 
-    /// Lifts `tenant`'s fence on this shard (and forgets its logged changes).
-    pub async fn clear_fence(&self, tenant: &str) -> Result<()> {
+    /// A transaction that may change `tenant`'s fence: on PostgreSQL it holds the tenant's
+    /// advisory lock exclusively, so it begins once every writer holding it shared (each
+    /// write's trigger takes it) has committed.
+    async fn fence_transaction(
+        &self,
+        tenant: &str,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         let mut tx = self.writer().begin().await?;
         if self.backend() == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
@@ -452,6 +450,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        Ok(tx)
+    }
+
+    /// Lifts `tenant`'s fence on this shard (and forgets its logged changes).
+    pub async fn clear_fence(&self, tenant: &str) -> Result<()> {
+        let mut tx = self.fence_transaction(tenant).await?;
         sqlx::query("DELETE FROM tenant_fences WHERE tenant_id = $1")
             .bind(tenant)
             .execute(&mut *tx)
