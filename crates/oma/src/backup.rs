@@ -155,15 +155,7 @@ pub async fn create(args: CreateArgs) -> Result<()> {
         resolved.backend,
         None,
     );
-    let _ = fs::remove_file(&snapshot);
-    let summary = match written {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
-    fs::rename(&partial, out).with_context(|| format!("moving the backup to {}", out.display()))?;
+    let summary = publish(written, &snapshot, &partial, out)?;
     println!(
         "wrote {} ({}{} blob(s){})",
         out.display(),
@@ -295,15 +287,7 @@ async fn create_tenant(args: CreateArgs, tenant: &str) -> Result<()> {
         Backend::Sqlite,
         Some(tenant),
     );
-    let _ = fs::remove_file(&snapshot);
-    let summary = match written {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
-    fs::rename(&partial, out).with_context(|| format!("moving the backup to {}", out.display()))?;
+    let summary = publish(written, &snapshot, &partial, out)?;
     println!(
         "wrote {} (tenant {tenant}: database snapshot of {} row(s), {} blob(s){}; no API keys)",
         out.display(),
@@ -355,6 +339,28 @@ fn write_blob(w: &mut impl Write, path: &Path, key: &str) -> Result<bool> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Ends a backup: the temporary database snapshot goes, and the archive written to `partial`
+/// is renamed to `out` (or removed, when writing it failed).
+fn publish(
+    written: Result<Summary>,
+    snapshot: &Path,
+    partial: &Path,
+    out: &Path,
+) -> Result<Summary> {
+    let _ = fs::remove_file(snapshot);
+    match written {
+        Ok(summary) => {
+            fs::rename(partial, out)
+                .with_context(|| format!("moving the backup to {}", out.display()))?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(partial);
+            Err(e)
+        }
+    }
+}
+
 fn write_archive(
     path: &Path,
     data_dir: &Path,
