@@ -3,6 +3,7 @@
 //! resource's route module (`routes/<resource>.rs`) → core rules → store → JSON.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod metrics;

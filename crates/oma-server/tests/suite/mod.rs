@@ -1,4 +1,5 @@
 mod bad_input;
+mod console;
 mod egress;
 mod mcp;
 mod metrics;
