@@ -177,6 +177,18 @@ describe("the oma console", () => {
     await page.getByRole("list", { name: "Timeline" }).getByText("Order A-17 has shipped.").waitFor(WAIT);
   });
 
+  it("interrupts a running turn", async () => {
+    await page.locator("#session-status").getByText("idle").waitFor(WAIT);
+    await page.getByLabel("Message", { exact: true }).fill("Take your time.");
+    await page.getByRole("button", { name: "Send", exact: true }).click();
+    // The reply streams in as a preview, then stalls: the turn is running.
+    await page.locator("li[data-type='preview']").getByText(/Working/).waitFor(WAIT);
+    await page.locator("#session-status").getByText("running").waitFor(WAIT);
+    await page.getByRole("button", { name: "Interrupt" }).click();
+    await page.getByRole("list", { name: "Timeline" }).getByText("Interrupted").waitFor(WAIT);
+    await page.locator("#session-status").getByText("idle").waitFor(WAIT);
+  });
+
   it("edits a memory with its versions kept", async () => {
     await nav("Memory").click();
     await page.getByText("New memory store").click();

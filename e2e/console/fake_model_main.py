@@ -6,7 +6,7 @@ turn queued up front.
 
 The turn: the model first asks to run `bash` (the agent's policy makes oma ask the user),
 then, after the tool result, answers in text. A second session's turn calls a custom tool,
-which the user answers from the page. Usage is reported large enough that the
+which the user answers from the page, then a reply that stalls until the user interrupts. Usage is reported large enough that the
 session's list cost is visible in cents.
 """
 
@@ -31,6 +31,8 @@ def main() -> None:
         # The second session's turn: a custom tool the page answers.
         Reply(tool_uses=[("lookup_order", {"order": "A-17"})]),
         Reply(text="Order A-17 has shipped."),
+        # Then a reply that stalls after its first words until the user interrupts it.
+        Reply(text="Working on it, slowly and carefully.", gate=threading.Event()),
     )
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
