@@ -14,7 +14,9 @@ import { chromium } from "playwright-core";
 
 const BASE = process.env.OMA_BASE_URL;
 const KEY = process.env.OMA_API_KEY;
+const KEY_2 = process.env.OMA_API_KEY_2;
 const ADMIN_KEY = process.env.OMA_ADMIN_KEY;
+let firstSessionPath = "";
 const WAIT = { timeout: 30_000 };
 
 let browser;
@@ -25,7 +27,7 @@ const requests = [];
 const nav = (name) => page.getByRole("navigation", { name: "Console" }).getByRole("link", { name, exact: true });
 
 before(async () => {
-  assert.ok(BASE && KEY && ADMIN_KEY, "run through e2e/console/run.sh");
+  assert.ok(BASE && KEY && KEY_2 && ADMIN_KEY, "run through e2e/console/run.sh");
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
@@ -107,6 +109,7 @@ describe("the oma console", () => {
     await f.getByLabel("Title (optional)").fill("Console session");
     await f.getByRole("button", { name: "Start session" }).click();
     await page.getByRole("heading", { name: "Console session" }).waitFor(WAIT);
+    firstSessionPath = new URL(page.url()).pathname;
     await page.getByText("● live").waitFor(WAIT);
 
     const navigations = [];
@@ -286,9 +289,29 @@ describe("the oma console", () => {
     await page.getByRole("list", { name: "Log records" }).locator("li").filter({ hasText: "started an isolated sandbox" }).first().waitFor(WAIT);
   });
 
+  it("is scoped to the signed-in key's tenant", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL(`${BASE}/console/sign-in`, WAIT);
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    await page.getByLabel("API key", { exact: true }).fill(KEY_2);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`${BASE}/console/sessions`, WAIT);
+    await page.getByText("No sessions match.").waitFor(WAIT);
+    assert.equal(await nav("Operations").count(), 0, "no admin pages without the admin key");
+    await nav("Agents").click();
+    await page.getByText("No agents yet").waitFor(WAIT);
+    // Another tenant's session by its id is a 404 here, as in the API.
+    await page.goto(`${BASE}${firstSessionPath}`);
+    await page.getByRole("alert").filter({ hasText: "404" }).waitFor(WAIT);
+  });
+
   it("never put a key in a URL and raised no page errors", () => {
+    // The cross-tenant 404 above is a failed load the browser reports; nothing else may be.
+    const unexpected = pageErrors.filter((e) => !/status of 404/.test(e));
+    pageErrors.length = 0;
+    pageErrors.push(...unexpected);
     for (const url of requests) {
-      assert.ok(!url.includes(KEY) && !url.includes(ADMIN_KEY), `a key in ${url}`);
+      assert.ok(!url.includes(KEY) && !url.includes(KEY_2) && !url.includes(ADMIN_KEY), `a key in ${url}`);
     }
     assert.deepEqual(pageErrors, []);
   });

@@ -43,10 +43,13 @@ OMA_API_KEY="$key" OMA_ADMIN_KEY="$admin_key" OMA_ROOT_SECRET="${OMA_ROOT_SECRET
     >"$work/server.log" 2>&1 &
 server_pid=$!
 wait_healthy "http://127.0.0.1:$port"
+# A second tenant: its key must see none of the first tenant's things in the console.
+"$OMA_BIN" tenants create console-b --data-dir "$work/data" >/dev/null
+key2=$("$OMA_BIN" keys create --tenant console-b --data-dir "$work/data" | tail -n 1)
 echo "console e2e: oma on 127.0.0.1:$port, fake model on 127.0.0.1:$fake_port"
 
 set +e
-OMA_BASE_URL="http://127.0.0.1:$port" OMA_API_KEY="$key" OMA_ADMIN_KEY="$admin_key" \
+OMA_BASE_URL="http://127.0.0.1:$port" OMA_API_KEY="$key" OMA_API_KEY_2="$key2" OMA_ADMIN_KEY="$admin_key" \
     CHROMIUM="${CHROMIUM:-/usr/bin/chromium}" OMA_CONSOLE_SCREENSHOT="${OMA_CONSOLE_SCREENSHOT:-}" \
     node --test --test-reporter=spec e2e/console/console.test.mjs
 status=$?

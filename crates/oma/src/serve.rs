@@ -271,12 +271,8 @@ fn build_runtime(
         config.snapshot_after_idle = (secs > 0).then(|| Duration::from_secs(secs));
     }
     // Boxes start at session create (the documented behaviour); off, at the first tool call.
-    if let Ok(v) = std::env::var("OMA_PROVISION_AT_CREATE") {
-        config.provision_at_create = match v.trim() {
-            "" | "1" | "on" | "true" | "yes" => true,
-            "0" | "off" | "false" | "no" => false,
-            other => anyhow::bail!("OMA_PROVISION_AT_CREATE must be on or off, got `{other}`"),
-        };
+    if let Some(on) = env_switch("OMA_PROVISION_AT_CREATE")? {
+        config.provision_at_create = on;
     }
     if let Some(days) = env_u64("OMA_SNAPSHOT_TTL_DAYS")? {
         config.snapshot_ttl = Duration::from_secs(days.saturating_mul(24 * 60 * 60));
@@ -355,10 +351,8 @@ pub(crate) fn sandbox_launcher(
                 config.bwrap = bwrap.trim().into();
             }
             // Workspace disk quotas (loop-mounted images; root only) can be turned off.
-            if let Ok(v) = std::env::var("OMA_SANDBOX_DISK_QUOTA")
-                && matches!(v.trim(), "0" | "off" | "false" | "no")
-            {
-                config.disk_quota = false;
+            if let Some(on) = env_switch("OMA_SANDBOX_DISK_QUOTA")? {
+                config.disk_quota = on;
             }
             let launcher = Arc::new(IsolatedLauncher::new(config));
             let check = launcher.clone();
@@ -400,6 +394,20 @@ fn env_list(name: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// An on/off variable: `on`/`1`/`true`/`yes` or `off`/`0`/`false`/`no`; unset or empty is
+/// `None` (the default applies); anything else is an error naming the variable.
+fn env_switch(name: &str) -> Result<Option<bool>> {
+    let Ok(v) = std::env::var(name) else {
+        return Ok(None);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "1" | "on" | "true" | "yes" => Ok(Some(true)),
+        "0" | "off" | "false" | "no" => Ok(Some(false)),
+        other => anyhow::bail!("{name} must be on or off, got `{other}`"),
+    }
 }
 
 fn env_u64(name: &str) -> Result<Option<u64>> {
