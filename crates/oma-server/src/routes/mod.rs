@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(files::routes())
         .merge(model_routes::routes())
         .merge(admin::routes())
+        .merge(oma_integrations::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
