@@ -104,15 +104,21 @@ fn slack(body: &Value) -> Result<Incoming, String> {
     }
     let channel = s(ev, "/channel").ok_or("the event has no `channel`")?;
     let ts = s(ev, "/ts").ok_or("the event has no `ts`")?;
-    let thread_ts = s(ev, "/thread_ts").unwrap_or(ts);
     let text = s(ev, "/text").unwrap_or_default();
     let user = s(ev, "/user").unwrap_or_default();
+    // A channel mention is answered in its thread (the thread's root, or the message itself);
+    // a direct message outside a thread belongs to the DM as a whole, answered in the DM.
+    let (conversation, thread_ts) = match s(ev, "/thread_ts") {
+        Some(t) => (format!("{channel}/{t}"), Some(t)),
+        None if event == "message.im" => (channel.clone(), None),
+        None => (format!("{channel}/{ts}"), Some(ts)),
+    };
     Ok(Incoming::Turn(Turn {
         delivery_id,
         event,
-        conversation: format!("{channel}/{thread_ts}"),
+        title: format!("Slack {conversation}"),
+        conversation,
         text: format!("[Slack message from <@{user}> in {channel}]\n{text}"),
-        title: format!("Slack {channel} {thread_ts}"),
         target: json!({"channel": channel, "thread_ts": thread_ts, "scope": [channel]}),
     }))
 }
@@ -280,10 +286,13 @@ mod tests {
         // A DM is a turn; a bot's own DM message is not; a channel message is not.
         let dm = json!({"type": "event_callback", "event_id": "Ev2", "event": {"type": "message",
             "channel_type": "im", "channel": "D1", "user": "U1", "text": "hey", "ts": "3.4"}});
-        assert!(matches!(
-            parse(Kind::Slack, &dm, &DeliveryHeaders::default(), None).unwrap(),
-            Incoming::Turn(_)
-        ));
+        let Incoming::Turn(t) = parse(Kind::Slack, &dm, &DeliveryHeaders::default(), None).unwrap()
+        else {
+            panic!("a DM is a turn")
+        };
+        // The whole DM is one conversation, answered in the DM itself.
+        assert_eq!(t.conversation, "D1");
+        assert!(t.target["thread_ts"].is_null());
         let mut bot = dm.clone();
         bot["event"]["bot_id"] = json!("B1");
         assert!(matches!(

@@ -112,6 +112,9 @@ pub struct Integrations {
 
 /// How long a watcher waits for a change before it reads the log again anyway.
 const RECHECK: Duration = Duration::from_secs(15);
+/// How long a delivery id is remembered (its retries and redeliveries come well before).
+pub const DELIVERY_MEMORY: Duration = Duration::from_secs(7 * 24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(6 * 3600);
 /// Events read per page while a watcher follows a session.
 const PAGE: i64 = 500;
 
@@ -133,13 +136,29 @@ impl Integrations {
         })
     }
 
-    /// Watches again, on every shard, the replies still owed (after a restart).
+    /// Watches again, on every shard, the replies still owed (after a restart), then forgets
+    /// deliveries older than [`DELIVERY_MEMORY`] every few hours. Runs until the server stops.
     pub async fn resume(self: &Arc<Self>) {
+        self.resume_replies().await;
+        loop {
+            let before = oma_core::time::now_micros()
+                - i64::try_from(DELIVERY_MEMORY.as_micros()).unwrap_or(i64::MAX);
+            for shard in self.tenants.shards() {
+                if let Err(e) = shard.store.prune_integration_deliveries(before).await {
+                    self.silent("prune_deliveries", &e);
+                }
+            }
+            tokio::time::sleep(PRUNE_EVERY).await;
+        }
+    }
+
+    /// Watches again, on every shard, the replies still owed.
+    pub async fn resume_replies(self: &Arc<Self>) {
         for shard in self.tenants.shards() {
             match shard.store.pending_integration_replies().await {
                 Ok(pending) => {
                     for p in pending {
-                        self.spawn_watch(p);
+                        self.spawn_watch(false, p);
                     }
                 }
                 Err(e) => self.silent("resume", &e),
@@ -371,17 +390,19 @@ impl Integrations {
                     Some(&session),
                     &[("delivery_id", json!(turn.delivery_id))],
                 );
-                if kind == Kind::Linear {
-                    self.linear_thought(&row, &store, &turn.target).await;
-                }
-                self.spawn_watch(PendingReply {
-                    event_id,
-                    tenant_id: row.tenant_id.clone(),
-                    integration_id: row.id.clone(),
-                    session_id: session.clone(),
-                    target: turn.target.clone(),
-                    created_at: 0,
-                });
+                // Linear wants a first activity within seconds; it goes out from the watcher so
+                // the delivery is answered at once.
+                self.spawn_watch(
+                    kind == Kind::Linear,
+                    PendingReply {
+                        event_id,
+                        tenant_id: row.tenant_id.clone(),
+                        integration_id: row.id.clone(),
+                        session_id: session.clone(),
+                        target: turn.target.clone(),
+                        created_at: 0,
+                    },
+                );
                 ok(json!({"ok": true, "session_id": session}))
             }
             Ok(None) => {
@@ -490,11 +511,18 @@ impl Integrations {
     }
 
     /// Linear expects an agent to answer a new session within seconds: a first thought.
-    async fn linear_thought(&self, row: &IntegrationRow, store: &Store, target: &Value) {
+    async fn linear_thought(&self, p: &PendingReply) {
+        let store = self.tenants.store_for(&p.tenant_id);
+        let row = match store.integration(&p.tenant_id, &p.integration_id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => return self.silent("linear_thought", &e),
+        };
+        let target = &p.target;
         if !incoming::allowed(&row.allow, target) {
             return;
         }
-        let token = match store.open_integration_secrets(row, &self.sealer) {
+        let token = match store.open_integration_secrets(&row, &self.sealer) {
             Ok(s) => s.token,
             Err(e) => return self.silent("open_token", &e),
         };
@@ -512,9 +540,14 @@ impl Integrations {
         }
     }
 
-    fn spawn_watch(self: &Arc<Self>, p: PendingReply) {
+    fn spawn_watch(self: &Arc<Self>, linear_thought: bool, p: PendingReply) {
         let me = self.clone();
-        tokio::spawn(async move { me.watch(p).await });
+        tokio::spawn(async move {
+            if linear_thought {
+                me.linear_thought(&p).await;
+            }
+            me.watch(p).await
+        });
     }
 
     /// Follows the session until the turn that answers `p.event_id` ends, then replies.

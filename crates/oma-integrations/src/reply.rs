@@ -83,7 +83,10 @@ pub async fn post(
             let channel = target["channel"]
                 .as_str()
                 .ok_or(ReplyError::Target("channel"))?;
-            let body = json!({"channel": channel, "thread_ts": target["thread_ts"], "text": text});
+            let mut body = json!({"channel": channel, "text": text});
+            if let Some(t) = target["thread_ts"].as_str() {
+                body["thread_ts"] = json!(t);
+            }
             let resp = http
                 .post(format!("{base}/chat.postMessage"))
                 .bearer_auth(token)

@@ -21,16 +21,22 @@ use serde_json::json;
 
 const SECRET: &str = "e2e-signing-secret-needle";
 
-async fn server(b: oma_testkit::Backend, fake: &FakeAnthropic) -> TestServer {
+fn providers(fake: &FakeAnthropic) -> Providers {
     let provider: Arc<dyn ModelProvider> = Arc::new(
         AnthropicProvider::new(AnthropicConfig::new(fake.base_url.clone(), "fake-key")).unwrap(),
     );
-    TestServer::start_configured(b, Providers::new(Some(provider)), |c| {
-        // Text-only turns: no box is needed.
-        c.provision_at_create = false;
-    })
-    .await
-    .unwrap()
+    Providers::new(Some(provider))
+}
+
+/// Text-only turns: no box is needed.
+fn no_box(c: &mut oma_runtime::RuntimeConfig) {
+    c.provision_at_create = false;
+}
+
+async fn server(b: oma_testkit::Backend, fake: &FakeAnthropic) -> TestServer {
+    TestServer::start_configured(b, providers(fake), no_box)
+        .await
+        .unwrap()
 }
 
 async fn publish(
@@ -355,6 +361,75 @@ async fn a_reply_outside_the_integrations_scope_is_refused_and_nothing_is_posted
         // The turn ended (its answer is in the log) and nothing was posted.
         assert!(kinds(&s, &sid).await.contains(&"agent.message".to_string()));
         assert!(services.calls().is_empty(), "{:?}", services.calls());
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_conversation_keeps_its_session_across_a_restart() {
+    for b in oma_testkit::backends() {
+        let fake = FakeAnthropic::start().await;
+        fake.push(Reply::text("first answer"));
+        fake.push(Reply::text("second answer"));
+        let services = FakeServices::start().await;
+        let s = server(b, &fake).await;
+        let row = publish(
+            &s,
+            "slack",
+            format!("{}/slack/api", services.base),
+            "C0GENERAL",
+            "xoxb-test-token",
+            None,
+        )
+        .await;
+        let body = slack_mention("Ev0R1", "C0GENERAL", "1700000000.000100", None);
+        let (_, ack) = deliver(
+            &s.http,
+            &url(&s, &row),
+            &slack_headers(SECRET, now_secs(), &body),
+            &body,
+        )
+        .await;
+        let sid = ack["session_id"].as_str().unwrap().to_string();
+        services.wait_calls(1).await;
+        wait_settled(&s).await;
+
+        // A new server process on the same database (as `oma serve` does at start, it resumes
+        // the replies still owed: none here).
+        let s = s
+            .restart_configured(providers(&fake), no_box)
+            .await
+            .unwrap();
+        s.state.integrations.resume_replies().await;
+        let follow = slack_mention(
+            "Ev0R2",
+            "C0GENERAL",
+            "1700000000.000200",
+            Some("1700000000.000100"),
+        );
+        let (st, ack) = deliver(
+            &s.http,
+            &url(&s, &row),
+            &slack_headers(SECRET, now_secs(), &follow),
+            &follow,
+        )
+        .await;
+        assert_eq!(st, 200, "{ack}");
+        assert_eq!(ack["session_id"], sid.as_str());
+        let calls = services.wait_calls(2).await;
+        assert_eq!(calls[1].body["text"], "second answer");
+        assert_eq!(calls[1].body["thread_ts"], "1700000000.000100");
+        // The first delivery, sent again after the restart, is still known.
+        let (_, again) = deliver(
+            &s.http,
+            &url(&s, &row),
+            &slack_headers(SECRET, now_secs(), &body),
+            &body,
+        )
+        .await;
+        assert_eq!(again["duplicate"], true, "{again}");
+        wait_settled(&s).await;
+        assert_eq!(services.calls().len(), 2);
         s.stop().await;
     }
 }

@@ -3,15 +3,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
-use axum::extract::FromRef;
-use oma_integrations::{Integrations, SessionDriver};
+use oma_integrations::SessionDriver;
 use oma_ops::OpsEvent;
 use oma_runtime::Runtime;
 use oma_store::events::StoredEvent;
-
-use crate::state::AppState;
 
 /// [`SessionDriver`] over the server's runtime and hub.
 pub struct Driver {
@@ -47,11 +43,5 @@ impl SessionDriver for Driver {
         if let Some(ops) = self.runtime.ops() {
             ops.record(event);
         }
-    }
-}
-
-impl FromRef<AppState> for Arc<Integrations> {
-    fn from_ref(state: &AppState) -> Self {
-        state.integrations.clone()
     }
 }

@@ -543,4 +543,15 @@ impl Store {
                 .await?;
         Ok(done.rows_affected() > 0)
     }
+
+    /// Forgets deliveries received before `before` (microseconds): their retries are long
+    /// over (Slack retries within the hour, GitHub redelivers up to three days back). The
+    /// number forgotten.
+    pub async fn prune_integration_deliveries(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM integration_deliveries WHERE received_at < $1")
+            .bind(before)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected())
+    }
 }

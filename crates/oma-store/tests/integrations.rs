@@ -323,6 +323,14 @@ async fn a_delivery_queues_one_turn_on_its_conversations_session() {
                 .unwrap()
         );
 
+        // Pruning forgets only deliveries older than its cut-off.
+        s.prune_integration_deliveries(0).await.unwrap();
+        assert!(
+            s.integration_delivery_seen(&t, &row.id, "d-3")
+                .await
+                .unwrap()
+        );
+
         // Removing the integration removes what it owned, not the session.
         assert!(s.delete_integration(&t, &row.id).await.unwrap());
         assert!(
