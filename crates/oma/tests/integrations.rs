@@ -230,6 +230,46 @@ async fn an_integration_added_on_the_command_line_answers_a_mention() {
         "{msg}"
     );
 
+    // Each delivery and the reply are `integration_dispatch` operational events (written in
+    // batches by the server: poll with a deadline).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let o = oma(
+            &[
+                "events",
+                "query",
+                "--kind",
+                "integration_dispatch",
+                "--group-by",
+                "event,outcome",
+                "--json",
+            ],
+            &data,
+            &[],
+        );
+        let out = text(&o);
+        assert!(o.status.success(), "{out}");
+        let groups: Value =
+            serde_json::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap_or(Value::Null);
+        let has = |event: &str, outcome: &str| {
+            groups.as_array().is_some_and(|g| {
+                g.iter().any(|r| {
+                    r.to_string().contains(&format!("\"{event}\""))
+                        && r.to_string().contains(&format!("\"{outcome}\""))
+                })
+            })
+        };
+        if has("app_mention", "ok") && has("webhook", "forged") && has("reply", "ok") {
+            assert!(!out.contains(SECRET) && !out.contains(TOKEN), "{out}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no integration_dispatch events: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Removed: its webhook is gone.
     let o = oma(&["integrations", "remove", &id], &data, &[]);
     assert!(o.status.success(), "{}", text(&o));
