@@ -6,6 +6,7 @@ pub mod auth;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod integrations;
 pub mod metrics;
 pub mod moving;
 pub mod openapi;

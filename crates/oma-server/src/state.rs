@@ -22,6 +22,8 @@ pub struct AppState {
     pub admin: Arc<crate::routes::admin::Admin>,
     /// The self-hosted work queue's settings and its long-poll wake-ups.
     pub work: Arc<WorkQueue>,
+    /// Agents published into Slack, GitHub and Linear (`oma-integrations`).
+    pub integrations: Arc<oma_integrations::Integrations>,
 }
 
 /// What the work queue routes share: the default lease of a work item and the signal that
@@ -88,9 +90,17 @@ impl AppState {
             },
             blob_location: blobs.location(),
         };
+        let sealer = Arc::new(sealer);
+        let integrations = oma_integrations::Integrations::new(
+            tenants.clone(),
+            sealer.clone(),
+            Arc::new(crate::integrations::Driver {
+                runtime: runtime.clone(),
+            }),
+        );
         Self {
             tenants,
-            sealer: Arc::new(sealer),
+            sealer,
             blobs,
             auth: Arc::new(AuthCache::new(bootstrap_key)),
             hub: runtime.hub().clone(),
@@ -98,6 +108,7 @@ impl AppState {
             info: Arc::new(info),
             admin: Arc::default(),
             work: Arc::default(),
+            integrations,
         }
     }
 

@@ -20,6 +20,7 @@ pub mod backup;
 pub mod environments;
 pub mod events;
 pub mod files;
+pub mod integrations;
 pub mod leases;
 pub mod memory;
 pub mod model_routes;

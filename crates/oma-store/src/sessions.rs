@@ -1075,7 +1075,7 @@ impl Store {
         found.map(|_| ()).ok_or_else(|| missing(id).into())
     }
 
-    async fn check_environment(&self, tenant: &str, id: &str) -> Result<()> {
+    pub(crate) async fn check_environment(&self, tenant: &str, id: &str) -> Result<()> {
         let row: Option<(Option<i64>,)> =
             sqlx::query_as("SELECT archived_at FROM environments WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant)

@@ -2,7 +2,7 @@
 //!
 //! Each check prints one line, `ok` / `warn` / `skip` / `FAIL`, what was checked, and for
 //! anything not `ok` the fix. Required pieces (database, migrations, root secret, sandbox
-//! backend) FAIL; optional ones not configured yet (a model provider key, integrations) warn.
+//! backend) FAIL; optional ones not configured yet (a model provider key, integrations) warn or skip.
 //! The exit status is non-zero iff something FAILed.
 
 use std::fmt;
@@ -143,11 +143,7 @@ async fn checks(storage: &StorageArgs) -> Report {
     model_provider(&mut r);
     egress_ca(&mut r, &resolved.data_dir);
     web_search(&mut r, &resolved.file.web_search);
-    r.add(
-        Level::Skip,
-        "integrations",
-        "no integrations are implemented in this build, so there are no webhook secrets to check",
-    );
+    integrations(&mut r, &resolved).await;
     public_urls(&mut r, resolved.public_base_url.as_deref());
     r
 }
@@ -637,6 +633,107 @@ fn web_search(r: &mut Report, config: &crate::web_search::WebSearchFileConfig) {
     }
 }
 
+/// Each configured integration: its webhook secret opens with this deployment's root secret,
+/// it has a token to reply with, and the exact webhook URL to register with the service.
+async fn integrations(r: &mut Report, resolved: &crate::config::Resolved) {
+    let rows = async {
+        let control = resolved.open_store().await?;
+        let router = oma_store::TenantRouter::open(control).await?;
+        let mut rows = Vec::new();
+        for shard in router.shards() {
+            rows.push((
+                shard.store.clone(),
+                shard.store.list_integrations(None).await?,
+            ));
+        }
+        anyhow::Ok(rows)
+    }
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            return r.add(
+                Level::Skip,
+                "integrations",
+                format!("cannot list them (the database check above says why): {e:#}"),
+            );
+        }
+    };
+    if rows.iter().all(|(_, r)| r.is_empty()) {
+        return r.add(
+            Level::Skip,
+            "integrations",
+            "none configured (`oma integrations add slack|github|linear --agent … --environment \
+             … --secret … --token … --allow …`), so there are no webhook secrets to check",
+        );
+    }
+    let sealer = sealer(&resolved.data_dir);
+    let base = resolved.public_base_url.as_deref();
+    for (store, list) in rows {
+        for row in list {
+            let url = match base {
+                Some(b) => format!("{b}{}", oma_integrations::webhook_path(&row.id)),
+                None => format!(
+                    "<public_base_url>{}",
+                    oma_integrations::webhook_path(&row.id)
+                ),
+            };
+            let kind = oma_integrations::Kind::parse(&row.kind);
+            let secret_name = kind.map_or("webhook secret", |k| k.secret_name());
+            let who = format!(
+                "{} integration {} (tenant {}, agent {})",
+                row.kind, row.id, row.tenant_id, row.agent_id
+            );
+            let readd = format!(
+                "`oma integrations remove {} --tenant {}`, then `oma integrations add {} …` with \
+                 the service's {secret_name} and token",
+                row.id, row.tenant_id, row.kind
+            );
+            let opened = sealer
+                .as_ref()
+                .map(|s| store.open_integration_secrets(&row, s));
+            match opened {
+                None => r.add(
+                    Level::Skip,
+                    "integration",
+                    format!("{who}: the root secret is not usable (see above), so its {secret_name} cannot be checked"),
+                ),
+                Some(Err(_)) => r.fix(
+                    Level::Fail,
+                    "integration",
+                    format!("{who}: its {secret_name} cannot be opened with this root secret; every delivery will be refused"),
+                    format!("restore the root secret it was sealed with, or {readd}"),
+                ),
+                Some(Ok(s)) if s.secret.is_empty() => r.fix(
+                    Level::Fail,
+                    "integration",
+                    format!("{who}: its {secret_name} is empty"),
+                    readd.clone(),
+                ),
+                Some(Ok(s)) if s.token.is_none() => r.fix(
+                    Level::Warn,
+                    "integration",
+                    format!("{who}: {secret_name} present, but no token: replies cannot be posted; webhook URL {url}"),
+                    readd.clone(),
+                ),
+                Some(Ok(_)) => r.add(
+                    Level::Ok,
+                    "integration",
+                    format!("{who}: {secret_name} and token present; register the webhook URL {url} (allow: {})", row.allow.join(", ")),
+                ),
+            }
+            if base.is_none() {
+                r.fix(
+                    Level::Warn,
+                    "integration",
+                    format!("{who}: public_base_url is not set, so its webhook URL is only known as {url}"),
+                    "set public_base_url (oma.toml, OMA_PUBLIC_BASE_URL or --public-base-url) to the public address of this deployment",
+                );
+            }
+        }
+    }
+}
+
 fn public_urls(r: &mut Report, public_base_url: Option<&str>) {
     // `resolve` has validated it (absolute http(s), no trailing slash).
     match public_base_url {
@@ -644,8 +741,8 @@ fn public_urls(r: &mut Report, public_base_url: Option<&str>) {
             Level::Ok,
             "public URLs",
             format!(
-                "SDK base_url: {base} (no integrations in this build, so no webhook URLs to \
-                 register yet; they will be {base}/v1/integrations/<name>/webhook)"
+                "SDK base_url: {base} (each integration's webhook URL is \
+                 {base}/v1/integrations/<id>/webhook, listed above)"
             ),
         ),
         None => r.add(

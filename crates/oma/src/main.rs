@@ -7,6 +7,7 @@ mod config;
 mod doctor;
 mod environments;
 mod events;
+mod integrations;
 mod listeners;
 mod migrate;
 mod prune;
@@ -56,6 +57,11 @@ enum Command {
     Environments {
         #[command(subcommand)]
         action: environments::EnvironmentsAction,
+    },
+    /// Publish agents into Slack, GitHub and Linear: add, list, remove.
+    Integrations {
+        #[command(subcommand)]
+        action: integrations::IntegrationsAction,
     },
     /// Manage API keys.
     Keys {
@@ -194,6 +200,7 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Doctor(storage) => doctor::run(storage).await,
         Command::Environments { action } => environments::run(action).await,
+        Command::Integrations { action } => integrations::run(action).await,
         Command::Prune(args) => prune::run(args).await,
         Command::Events {
             action: EventsAction::Query(a),

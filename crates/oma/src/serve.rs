@@ -162,6 +162,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         Some(log_tail),
     ))
     .with_work_lease_ttl(work_lease_ttl(&resolved.file.work)?);
+    // Replies integrations still owe (turns that were running when the server stopped).
+    tokio::spawn({
+        let integrations = state.integrations.clone();
+        async move { integrations.resume().await }
+    });
 
     let tls = crate::listeners::tls_config(&args, &resolved.file)?;
     let metrics = crate::listeners::start_metrics(&args, &resolved.file, &state).await?;
@@ -438,7 +443,7 @@ fn init_logging() -> oma_ops::tail::LogTail {
 }
 
 /// The root secret: `OMA_ROOT_SECRET`, else `DATA_DIR/root.key`, generated on first start.
-fn load_root_secret(data_dir: &Path) -> Result<Sealer> {
+pub(crate) fn load_root_secret(data_dir: &Path) -> Result<Sealer> {
     if let Ok(b64) = std::env::var("OMA_ROOT_SECRET")
         && !b64.trim().is_empty()
     {

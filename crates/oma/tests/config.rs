@@ -170,7 +170,7 @@ fn public_base_url_is_validated_and_doctor_prints_the_urls_to_register() {
     let t = text(&o);
     assert!(
         t.contains("SDK base_url: https://staging.oma.example.com ")
-            && t.contains("https://staging.oma.example.com/v1/integrations/<name>/webhook"),
+            && t.contains("https://staging.oma.example.com/v1/integrations/<id>/webhook"),
         "{t}"
     );
     let o = oma(

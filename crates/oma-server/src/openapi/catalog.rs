@@ -252,4 +252,9 @@ pub static OPS: &[Op] = &[
     op!("post" "/v1/oma/admin/environment_keys/{key_id}/revoke" "admin_environment_keys_revoke" "Revoke Environment Key (oma admin)", q: &[], body: NoBody, ok: J(s::<OmaObject>)),
     op!("get" "/v1/oma/admin/ops_events" "admin_ops_events" "Operational Events (oma admin)", q: &[q("since", Ty::Str), q("until", Ty::Str), q("kind", Ty::StrArray), q("where", Ty::StrArray), q("tenant", Ty::Str), q("session", Ty::Str), q("group_by", Ty::Str), limit(1000)], body: NoBody, ok: J(s::<OmaObject>)),
     op!("get" "/v1/oma/admin/logs" "admin_logs" "Live Log Tail (oma admin)", q: &[q("level", Ty::Enum(&["error", "warn", "info", "debug", "trace"])), q("component", Ty::Str), q("tenant", Ty::Str), q("session", Ty::Str)], body: NoBody, ok: EventStream(s::<OmaObject>)),
+    // Integrations: the signature of each service is the authentication (no API key).
+    Op {
+        auth: Auth::None,
+        ..op!("post" "/v1/integrations/{integration_id}/webhook" "integrations_webhook" "Receive a Slack, GitHub or Linear Webhook (oma)", q: &[], body: B(s::<OmaObject>), ok: J(s::<OmaObject>))
+    },
 ];

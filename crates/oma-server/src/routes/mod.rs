@@ -7,6 +7,7 @@ mod environments;
 mod events;
 mod files;
 mod health;
+mod integrations;
 mod memory;
 mod model_routes;
 mod sessions;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .merge(files::routes())
         .merge(model_routes::routes())
         .merge(admin::routes())
+        .merge(integrations::routes())
         .merge(crate::console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
