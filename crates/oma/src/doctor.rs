@@ -741,7 +741,7 @@ fn public_urls(r: &mut Report, public_base_url: Option<&str>) {
             Level::Ok,
             "public URLs",
             format!(
-                "SDK base_url: {base} (each integration's webhook URL is \
+                "SDK base_url: {base} (the console at {base}/; each integration's webhook URL is \
                  {base}/v1/integrations/<id>/webhook, listed above)"
             ),
         ),
