@@ -206,6 +206,20 @@ impl Integrations {
         self.driver.record(e);
     }
 
+    /// A delivery already handled (a retry, or a concurrent copy that lost): recorded, and
+    /// answered 200 so the service stops retrying; nothing runs again.
+    fn duplicate(&self, row: &IntegrationRow, turn: &Turn, started: Instant) -> Response {
+        self.dispatch_event(
+            row,
+            &turn.event,
+            "duplicate",
+            started,
+            None,
+            &[("delivery_id", json!(turn.delivery_id))],
+        );
+        ok(json!({"ok": true, "duplicate": true}))
+    }
+
     /// Handles one delivery: verify, read, gate, queue once.
     pub async fn webhook(self: &Arc<Self>, id: &str, headers: &HeaderMap, body: &[u8]) -> Response {
         let started = Instant::now();
@@ -346,17 +360,7 @@ impl Integrations {
             .integration_delivery_seen(&row.tenant_id, &row.id, &turn.delivery_id)
             .await
         {
-            Ok(true) => {
-                self.dispatch_event(
-                    &row,
-                    &turn.event,
-                    "duplicate",
-                    started,
-                    None,
-                    &[("delivery_id", json!(turn.delivery_id))],
-                );
-                return ok(json!({"ok": true, "duplicate": true}));
-            }
+            Ok(true) => return self.duplicate(&row, &turn, started),
             Ok(false) => {}
             Err(e) => return storage(&e),
         }
@@ -405,17 +409,7 @@ impl Integrations {
                 );
                 ok(json!({"ok": true, "session_id": session}))
             }
-            Ok(None) => {
-                self.dispatch_event(
-                    &row,
-                    &turn.event,
-                    "duplicate",
-                    started,
-                    None,
-                    &[("delivery_id", json!(turn.delivery_id))],
-                );
-                ok(json!({"ok": true, "duplicate": true}))
-            }
+            Ok(None) => self.duplicate(&row, &turn, started),
             Err(e) => {
                 self.dispatch_event(
                     &row,

@@ -84,6 +84,26 @@ fn url(s: &TestServer, row: &IntegrationRow) -> String {
     s.url(&oma_integrations::webhook_path(&row.id))
 }
 
+/// A Slack integration allowed in `channel`, replying through the fake Slack API.
+async fn publish_slack(s: &TestServer, services: &FakeServices, channel: &str) -> IntegrationRow {
+    let api = format!("{}/slack/api", services.base);
+    publish(s, "slack", api, channel, "xoxb-test-token", None).await
+}
+
+/// Delivers a signed Slack mention (in `thread_ts`'s thread when given).
+async fn mention(
+    s: &TestServer,
+    row: &IntegrationRow,
+    event_id: &str,
+    channel: &str,
+    ts: &str,
+    thread_ts: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let body = slack_mention(event_id, channel, ts, thread_ts);
+    let headers = slack_headers(SECRET, now_secs(), &body);
+    deliver(&s.http, &url(s, row), &headers, &body).await
+}
+
 /// The events of a session, as the API lists them.
 async fn kinds(s: &TestServer, sid: &str) -> Vec<String> {
     let (_, page) = s
@@ -106,23 +126,8 @@ async fn a_slack_mention_runs_a_turn_and_replies_in_its_thread() {
         fake.push(Reply::text("Still 42."));
         let services = FakeServices::start().await;
         let s = server(b, &fake).await;
-        let row = publish(
-            &s,
-            "slack",
-            format!("{}/slack/api", services.base),
-            "C0GENERAL",
-            "xoxb-test-token",
-            None,
-        )
-        .await;
-        let body = slack_mention("Ev0E2E", "C0GENERAL", "1700000000.000100", None);
-        let (st, ack) = deliver(
-            &s.http,
-            &url(&s, &row),
-            &slack_headers(SECRET, now_secs(), &body),
-            &body,
-        )
-        .await;
+        let row = publish_slack(&s, &services, "C0GENERAL").await;
+        let (st, ack) = mention(&s, &row, "Ev0E2E", "C0GENERAL", "1700000000.000100", None).await;
         assert_eq!(st, 200, "{ack}");
         let sid = ack["session_id"].as_str().unwrap().to_string();
 
@@ -145,17 +150,13 @@ async fn a_slack_mention_runs_a_turn_and_replies_in_its_thread() {
         );
 
         // A follow-up in the thread continues the same session and replies in the thread.
-        let follow = slack_mention(
+        let (st, ack) = mention(
+            &s,
+            &row,
             "Ev0E2E2",
             "C0GENERAL",
             "1700000000.000300",
             Some("1700000000.000100"),
-        );
-        let (st, ack) = deliver(
-            &s.http,
-            &url(&s, &row),
-            &slack_headers(SECRET, now_secs(), &follow),
-            &follow,
         )
         .await;
         assert_eq!(st, 200, "{ack}");
@@ -331,23 +332,8 @@ async fn a_reply_outside_the_integrations_scope_is_refused_and_nothing_is_posted
         fake.push(Reply::text("a secret answer").gated(1, &gate));
         let services = FakeServices::start().await;
         let s = server(b, &fake).await;
-        let row = publish(
-            &s,
-            "slack",
-            format!("{}/slack/api", services.base),
-            "C0OPEN",
-            "xoxb-test-token",
-            None,
-        )
-        .await;
-        let body = slack_mention("Ev0SCOPE", "C0OPEN", "1700000000.000100", None);
-        let (st, ack) = deliver(
-            &s.http,
-            &url(&s, &row),
-            &slack_headers(SECRET, now_secs(), &body),
-            &body,
-        )
-        .await;
+        let row = publish_slack(&s, &services, "C0OPEN").await;
+        let (st, ack) = mention(&s, &row, "Ev0SCOPE", "C0OPEN", "1700000000.000100", None).await;
         assert_eq!(st, 200, "{ack}");
         let sid = ack["session_id"].as_str().unwrap().to_string();
         // While the turn runs, the operator narrows the integration to another channel.
@@ -373,23 +359,8 @@ async fn a_conversation_keeps_its_session_across_a_restart() {
         fake.push(Reply::text("second answer"));
         let services = FakeServices::start().await;
         let s = server(b, &fake).await;
-        let row = publish(
-            &s,
-            "slack",
-            format!("{}/slack/api", services.base),
-            "C0GENERAL",
-            "xoxb-test-token",
-            None,
-        )
-        .await;
-        let body = slack_mention("Ev0R1", "C0GENERAL", "1700000000.000100", None);
-        let (_, ack) = deliver(
-            &s.http,
-            &url(&s, &row),
-            &slack_headers(SECRET, now_secs(), &body),
-            &body,
-        )
-        .await;
+        let row = publish_slack(&s, &services, "C0GENERAL").await;
+        let (_, ack) = mention(&s, &row, "Ev0R1", "C0GENERAL", "1700000000.000100", None).await;
         let sid = ack["session_id"].as_str().unwrap().to_string();
         services.wait_calls(1).await;
         wait_settled(&s).await;
@@ -401,17 +372,13 @@ async fn a_conversation_keeps_its_session_across_a_restart() {
             .await
             .unwrap();
         s.state.integrations.resume_replies().await;
-        let follow = slack_mention(
+        let (st, ack) = mention(
+            &s,
+            &row,
             "Ev0R2",
             "C0GENERAL",
             "1700000000.000200",
             Some("1700000000.000100"),
-        );
-        let (st, ack) = deliver(
-            &s.http,
-            &url(&s, &row),
-            &slack_headers(SECRET, now_secs(), &follow),
-            &follow,
         )
         .await;
         assert_eq!(st, 200, "{ack}");
@@ -420,13 +387,7 @@ async fn a_conversation_keeps_its_session_across_a_restart() {
         assert_eq!(calls[1].body["text"], "second answer");
         assert_eq!(calls[1].body["thread_ts"], "1700000000.000100");
         // The first delivery, sent again after the restart, is still known.
-        let (_, again) = deliver(
-            &s.http,
-            &url(&s, &row),
-            &slack_headers(SECRET, now_secs(), &body),
-            &body,
-        )
-        .await;
+        let (_, again) = mention(&s, &row, "Ev0R1", "C0GENERAL", "1700000000.000100", None).await;
         assert_eq!(again["duplicate"], true, "{again}");
         wait_settled(&s).await;
         assert_eq!(services.calls().len(), 2);

@@ -111,31 +111,13 @@ impl Setup {
 
 async fn setup(backend: oma_testkit::Backend) -> Setup {
     let (store, dir) = oma_testkit::store(backend).await.unwrap();
-    let tenant = oma_testkit::unique("intg").replace('_', "-");
-    store.create_tenant(&tenant).await.unwrap();
-    let p: oma_core::agents::CreateAgentParams =
-        serde_json::from_value(json!({"name": "a", "model": "claude-opus-4-8"})).unwrap();
-    let agent: Value = serde_json::from_str(
-        &store
-            .create_agent(&tenant, &oma_core::agents::AgentConfig::create(p).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let env = oma_core::ids::new_id(oma_core::ids::ENVIRONMENT);
-    sqlx::query(
-        "INSERT INTO environments (id, tenant_id, created_at, updated_at, archived_at, body) \
-         VALUES ($1, $2, 0, 0, NULL, '{\"config\":{\"type\":\"cloud\"}}')",
-    )
-    .bind(&env)
-    .bind(&tenant)
-    .execute(store.writer())
-    .await
-    .unwrap();
+    let (tenant, agent, env) = oma_testkit::tenant_with_agent(&store, "intg")
+        .await
+        .unwrap();
     let sealer = Sealer::from_base64(&generate_root_secret()).unwrap();
     let add = |kind: &str, secret: &str, allow: &str, handle: Option<&str>| NewIntegration {
         kind: kind.into(),
-        agent_id: agent["id"].as_str().unwrap().into(),
+        agent_id: agent.clone(),
         environment_id: env.clone(),
         api_base: "http://127.0.0.1:9".into(),
         allow: vec![allow.into()],

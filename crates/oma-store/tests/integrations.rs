@@ -6,13 +6,12 @@
 
 mod common;
 
-use oma_core::agents::{AgentConfig, CreateAgentParams};
 use oma_core::events::{SendContext, validate_send};
 use oma_core::seal::Sealer;
 use oma_core::sessions::{CreateSession, CreateSessionParams};
 use oma_store::Store;
 use oma_store::integrations::{NewIntegration, TurnOutcome, TurnRequest};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const SECRET: &str = "slack-signing-needle-3f9a";
 const TOKEN: &str = "xoxb-token-needle-77c1";
@@ -44,28 +43,7 @@ fn sealer() -> Sealer {
 
 /// A tenant with an agent and an environment: `(tenant, agent, environment)`.
 async fn tenant(store: &Store) -> (String, String, String) {
-    let tenant = common::unique("intg");
-    store.create_tenant(&tenant).await.unwrap();
-    let p: CreateAgentParams =
-        serde_json::from_value(json!({"name": "a", "model": "claude-opus-4-8"})).unwrap();
-    let agent: Value = serde_json::from_str(
-        &store
-            .create_agent(&tenant, &AgentConfig::create(p).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let env = oma_core::ids::new_id(oma_core::ids::ENVIRONMENT);
-    sqlx::query(
-        "INSERT INTO environments (id, tenant_id, created_at, updated_at, archived_at, body) \
-         VALUES ($1, $2, 0, 0, NULL, '{}')",
-    )
-    .bind(&env)
-    .bind(&tenant)
-    .execute(store.writer())
-    .await
-    .unwrap();
-    (tenant, agent["id"].as_str().unwrap().to_string(), env)
+    oma_testkit::tenant_with_agent(store, "intg").await.unwrap()
 }
 
 fn message(text: &str) -> oma_core::events::NewEvent {

@@ -77,6 +77,33 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{nanos}", std::process::id())
 }
 
+/// A fresh tenant in `store` with an agent and a cloud environment, made through the store's
+/// own API: `(tenant, agent id, environment id)`.
+pub async fn tenant_with_agent(store: &Store, tag: &str) -> Result<(String, String, String)> {
+    use oma_core::agents::{AgentConfig, CreateAgentParams};
+    use oma_core::environments::{CreateEnvironmentParams, EnvironmentSpec};
+    let tenant = unique(tag);
+    store.create_tenant(&tenant).await?;
+    let p: CreateAgentParams =
+        serde_json::from_value(serde_json::json!({"name": tag, "model": "claude-opus-4-8"}))?;
+    let agent = store
+        .create_agent(&tenant, &AgentConfig::create(p)?)
+        .await?;
+    let e: CreateEnvironmentParams =
+        serde_json::from_value(serde_json::json!({"name": tag, "config": {"type": "cloud"}}))?;
+    let env = store
+        .create_environment(&tenant, &EnvironmentSpec::create(e)?)
+        .await?;
+    let id = |body: &str| -> Result<String> {
+        let v: serde_json::Value = serde_json::from_str(body)?;
+        v["id"]
+            .as_str()
+            .map(str::to_string)
+            .context("created object without an id")
+    };
+    Ok((tenant, id(&agent)?, id(&env)?))
+}
+
 /// Which sandbox backend a test server's sessions use.
 enum Sandboxing {
     Local { egress: Option<TestEgress> },

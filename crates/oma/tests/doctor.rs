@@ -4,27 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// A valid root secret: base64 of 32 bytes.
 const GOOD_SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
-fn oma(args: &[&str], data: &Path, envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oma"));
-    cmd.args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env_remove("OMA_DATABASE_URL")
-        .env_remove("OMA_ROOT_SECRET")
-        .env_remove("OMA_CONFIG")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("ANTHROPIC_AUTH_TOKEN")
-        .env_remove("OMA_OPENAI_MODELS");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
+mod common;
+use common::cli as oma;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

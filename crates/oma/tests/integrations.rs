@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,31 +21,7 @@ const KEY: &str = "sk-integrations-cli";
 const SECRET: &str = "cli-slack-signing-needle-9c2e";
 const TOKEN: &str = "xoxb-cli-token-needle-51d0";
 
-fn oma(args: &[&str], data: &Path, envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oma"));
-    cmd.args(args).arg("--data-dir").arg(data);
-    for var in [
-        "OMA_DATABASE_URL",
-        "OMA_ROOT_SECRET",
-        "OMA_PUBLIC_BASE_URL",
-        "OMA_INTEGRATION_SECRET",
-        "OMA_INTEGRATION_TOKEN",
-    ] {
-        cmd.env_remove(var);
-    }
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{cli as oma, text};
 
 type Posts = Arc<(Mutex<Vec<(Option<String>, Value)>>, tokio::sync::Notify)>;
 

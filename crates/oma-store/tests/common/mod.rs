@@ -3,11 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use oma_core::agents::{AgentConfig, CreateAgentParams};
 use oma_core::seal::{Sealer, generate_root_secret};
 use oma_core::sessions::{CreateSession, CreateSessionParams};
 use oma_store::{Backend, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// SQLite always; PostgreSQL too when `OMA_TEST_DATABASE_URL` is set.
 pub fn backends() -> Vec<Backend> {
@@ -30,29 +29,9 @@ pub fn unique(tag: &str) -> String {
 
 /// A fresh tenant with a session to append to: `(tenant, session id)`.
 pub async fn session(store: &Store, tag: &str) -> (String, String) {
-    let tenant = unique(tag);
-    store.create_tenant(&tenant).await.unwrap();
-    let p: CreateAgentParams =
-        serde_json::from_value(json!({"name": tag, "model": "claude-opus-4-8"})).unwrap();
-    let agent: Value = serde_json::from_str(
-        &store
-            .create_agent(&tenant, &AgentConfig::create(p).unwrap())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let env = oma_core::ids::new_id(oma_core::ids::ENVIRONMENT);
-    sqlx::query(
-        "INSERT INTO environments (id, tenant_id, created_at, updated_at, archived_at, body) \
-         VALUES ($1, $2, 0, 0, NULL, '{}')",
-    )
-    .bind(&env)
-    .bind(&tenant)
-    .execute(store.writer())
-    .await
-    .unwrap();
+    let (tenant, agent, env) = oma_testkit::tenant_with_agent(store, tag).await.unwrap();
     let p: CreateSessionParams =
-        serde_json::from_value(json!({"agent": agent["id"], "environment_id": env})).unwrap();
+        serde_json::from_value(json!({"agent": agent, "environment_id": env})).unwrap();
     let sealer = Sealer::from_base64(&generate_root_secret()).unwrap();
     let (sid, _, _) = store
         .create_session(&tenant, CreateSession::parse(p).unwrap(), &sealer)

@@ -5,10 +5,46 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+/// Runs `oma ARGS --data-dir DATA` with `envs` set and none of the caller's own oma or model
+/// provider settings leaking in.
+pub fn cli(args: &[&str], data: &Path, envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oma"));
+    cmd.args(args).arg("--data-dir").arg(data);
+    for var in [
+        "OMA_DATABASE_URL",
+        "OMA_DATA_DIR",
+        "OMA_ROOT_SECRET",
+        "OMA_CONFIG",
+        "OMA_ENV",
+        "OMA_LISTEN",
+        "OMA_PUBLIC_BASE_URL",
+        "OMA_INTEGRATION_SECRET",
+        "OMA_INTEGRATION_TOKEN",
+        "OMA_OPENAI_MODELS",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// A command's stdout and stderr, for assertions and failure messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
 
 /// A running `oma serve`; killed (SIGKILL) on drop.
 pub struct Server {
