@@ -118,6 +118,10 @@ struct Args {
     /// provisioning at create; for comparison).
     #[arg(long)]
     no_provision: bool,
+    /// Boxes the isolated backend keeps ready for new sessions (`oma serve`'s default is 2;
+    /// 0: none, every box starts when its session needs it).
+    #[arg(long, default_value_t = 2, env = "OMA_SANDBOX_POOL")]
+    ready_boxes: usize,
     /// Run only these scenarios (comma separated). Default: all.
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Only>,
@@ -463,6 +467,7 @@ fn run(args: &Args) -> Result<Report> {
         provider,
         args.sandbox,
         !args.no_provision,
+        args.ready_boxes,
     ))?;
     let preamble = format!(
         "oma-bench {}: oma on SQLite ({}), {} CPU(s); server runtime {} worker thread(s), \
@@ -684,13 +689,14 @@ fn measure(
     {
         eprintln!("running bash tool turns, each on a new session …");
         let label = format!(
-            "tool turn: new session, POST user.message → bash → status_idle ({:?} boxes{})",
+            "tool turn: new session, POST user.message → bash → status_idle ({:?} boxes{}, {} ready)",
             args.sandbox,
             if args.no_provision {
                 ", no provisioning"
             } else {
                 ""
-            }
+            },
+            args.ready_boxes
         )
         .to_lowercase();
         let s = client_rt.block_on(turns::run(&[addr], &server.key, &label, 1, setup, plan))?;

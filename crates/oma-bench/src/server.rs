@@ -61,6 +61,7 @@ impl BenchServer {
         model: Option<Arc<dyn ModelProvider>>,
         sandbox: SandboxKind,
         provision_at_create: bool,
+        ready_boxes: usize,
     ) -> Result<Self> {
         let mut builder = tempfile::Builder::new();
         builder.prefix("oma-bench-");
@@ -99,7 +100,11 @@ impl BenchServer {
             tenants.clone(),
             Arc::new(Hub::default()),
             providers,
-            sandbox.launcher(&dir.path().join("sandbox")),
+            sandbox.launcher(
+                &dir.path().join("sandbox"),
+                &dir.path().join("workspaces"),
+                ready_boxes,
+            ),
             RuntimeConfig {
                 provision_at_create,
                 ..RuntimeConfig::new(dir.path().join("workspaces"))
@@ -166,7 +171,14 @@ pub enum SandboxKind {
 }
 
 impl SandboxKind {
-    fn launcher(self, state_dir: &Path) -> Arc<dyn oma_sandbox::SandboxLauncher> {
+    /// `ready_boxes`: the isolated backend's ready pool, as `oma serve` keeps it (its boxes
+    /// have no egress: the benchmark's server has none).
+    fn launcher(
+        self,
+        state_dir: &Path,
+        workspaces: &Path,
+        ready_boxes: usize,
+    ) -> Arc<dyn oma_sandbox::SandboxLauncher> {
         match self {
             SandboxKind::Isolated => {
                 let mut config = oma_sandbox::IsolatedConfig::new(
@@ -174,6 +186,7 @@ impl SandboxKind {
                     state_dir.to_path_buf(),
                 );
                 config.disk_quota = false;
+                config.pool = Some(oma_runtime::ready_pool(ready_boxes, workspaces, false));
                 Arc::new(oma_sandbox::IsolatedLauncher::new(config))
             }
             SandboxKind::Local => Arc::new(oma_sandbox::LocalLauncher::new(

@@ -23,6 +23,8 @@ pub static LEASE_CLAIMS: Family<Counter, 1> = Family::new(["outcome"]);
 pub static LEASE_FENCING_REJECTIONS: Counter = Counter::new();
 /// Sandboxes (boxes) running.
 pub static SANDBOXES_RUNNING: Gauge = Gauge::new();
+/// Boxes launched ahead of time, waiting for a new session (the isolated backend's pool).
+pub static SANDBOXES_READY: Gauge = Gauge::new();
 /// Tool calls by tool and outcome (`ok`, `error`).
 pub static TOOL_CALLS: Family<Counter, 2> = Family::new(["tool", "outcome"]);
 /// Tool call durations by tool.
@@ -78,6 +80,11 @@ pub fn render_known(e: &mut Exposition) {
         "oma_sandboxes_running",
         "Sandboxes (boxes) currently running.",
         &SANDBOXES_RUNNING,
+    );
+    e.gauge(
+        "oma_sandboxes_ready",
+        "Boxes launched ahead of time and waiting for a new session (OMA_SANDBOX_POOL).",
+        &SANDBOXES_READY,
     );
     e.counter_family(
         "oma_tool_calls_total",

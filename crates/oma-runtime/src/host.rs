@@ -39,7 +39,7 @@ use crate::record::{self, IdleReason};
 const MOVE_WAIT: Duration = Duration::from_secs(60);
 
 mod attachments;
-mod boxes;
+pub(crate) mod boxes;
 mod egress;
 mod mcp;
 mod model;

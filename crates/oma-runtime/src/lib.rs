@@ -266,6 +266,8 @@ impl Runtime {
     /// Starts a host for every session that a crash or restart left mid-turn or with queued
     /// input. Call once at startup.
     pub async fn recover(&self) -> Result<usize, oma_store::StoreError> {
+        // Ready boxes for the first sessions (when the backend keeps a pool).
+        fill_box_pool(&self.inner.launcher);
         // Workspaces a crash left half-deleted (their snapshot is published) go first.
         if let Err(e) = snapshots::sweep_trash(&self.inner.config.workspaces_dir).await {
             tracing::warn!(op = "recover", error = %e, "could not clear half-deleted workspaces");
@@ -328,4 +330,28 @@ impl Runtime {
 struct HostSlot {
     notify: Arc<Notify>,
     task: tokio::task::AbortHandle,
+}
+
+/// Tops the launcher's ready pool up in the background (a no-op without one, or while a fill
+/// runs): at start, and after each launch took a ready box or could have.
+pub(crate) fn fill_box_pool(launcher: &Arc<dyn SandboxLauncher>) {
+    let launcher = launcher.clone();
+    tokio::spawn(async move { launcher.fill_pool().await });
+}
+
+/// The isolated backend's ready pool in the shape of most sessions' boxes: the default
+/// instance type's limits, the uploads and outputs folders every session has, and an egress
+/// when the server has one. `dir` is on the workspaces' file system (`<workspaces>/.pool`).
+pub fn ready_pool(
+    size: usize,
+    workspaces_dir: &std::path::Path,
+    egress: bool,
+) -> oma_sandbox::PoolConfig {
+    oma_sandbox::PoolConfig {
+        size,
+        dir: workspaces_dir.join(".pool"),
+        limits: host::boxes::limits_of(&oma_core::environments::INSTANCE_TYPES[0]),
+        egress,
+        mounts: mounts::files::standard_mounts(),
+    }
 }

@@ -31,8 +31,8 @@ use futures::future::BoxFuture;
 
 pub use error::{ExitInfo, SandboxError};
 pub use isolated::{
-    IsolatedConfig, IsolatedLauncher, IsolatedSandbox, PackageLayer, Preflight, detach_workspace,
-    remount_workspace,
+    IsolatedConfig, IsolatedLauncher, IsolatedSandbox, PackageLayer, PoolConfig, PoolMount,
+    Preflight, detach_workspace, remount_workspace,
 };
 pub use local::{LocalLauncher, LocalSandbox};
 pub use process::{BoxProcess, ProcessExit, ProcessExited, ProcessGuard, ProcessSpec};
@@ -218,6 +218,13 @@ pub trait SandboxLauncher: Send + Sync {
     /// through [`BoxSpec::egress`]).
     fn isolated(&self) -> bool {
         false
+    }
+
+    /// Launches boxes ahead of time until the backend's ready pool is full, if it has one
+    /// (the isolated backend with [`IsolatedConfig::pool`]). The runtime calls it at start and
+    /// after each launch; a fill already running makes this a no-op.
+    fn fill_pool(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 
     /// Installs an environment's packages (once; later calls reuse the layer) and returns the

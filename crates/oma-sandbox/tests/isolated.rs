@@ -336,15 +336,15 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(true)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_egress_socket_is_the_only_way_out() {
+/// A stand-in for a session's egress proxy on the Unix socket `socket`: answers every request
+/// with `body` and reports the request line it received.
+fn egress_stand_in(
+    socket: &Path,
+    body: &'static str,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(fx) = fixture().await else { return };
-    // A stand-in for the session's egress proxy: answers every request on its Unix socket
-    // and reports the request line it received.
-    let socket = fx.dir.path().join("egress.sock");
-    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
-    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let listener = tokio::net::UnixListener::bind(socket).unwrap();
+    let (seen_tx, seen_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
             let seen_tx = seen_tx.clone();
@@ -353,7 +353,6 @@ async fn the_egress_socket_is_the_only_way_out() {
                 let n = conn.read(&mut buf).await.unwrap_or(0);
                 let head = String::from_utf8_lossy(&buf[..n]).to_string();
                 let _ = seen_tx.send(head.lines().next().unwrap_or("").to_string());
-                let body = "hello-through-egress";
                 let _ = conn
                     .write_all(
                         format!(
@@ -366,6 +365,14 @@ async fn the_egress_socket_is_the_only_way_out() {
             });
         }
     });
+    seen_rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_egress_socket_is_the_only_way_out() {
+    let Some(fx) = fixture().await else { return };
+    let socket = fx.dir.path().join("egress.sock");
+    let mut seen_rx = egress_stand_in(&socket, "hello-through-egress");
     let workspace = fx.dir.path().join("workspaces/egress");
     let sb = fx
         .launcher
@@ -658,4 +665,124 @@ print('seccomp' if 'Seccomp:\t2' in status else 'no-seccomp')
     assert!(out.contains("nnp\nseccomp"), "{out}");
     assert!(fx.dir.path().join("workspaces/procs/ok").exists());
     sb.shutdown().await;
+}
+
+/// Polls `ready` until it holds, for at most a minute.
+async fn until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_box_becomes_the_sessions_with_its_workspace_and_egress() {
+    if fixture().await.is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let workspaces = dir.path().join("workspaces");
+    let mut config = IsolatedConfig::new(
+        PathBuf::from(env!("CARGO_BIN_EXE_oma-sandbox-agent")),
+        dir.path().join("sandbox"),
+    );
+    config.pool = Some(oma_sandbox::PoolConfig {
+        size: 1,
+        dir: workspaces.join(".pool"),
+        limits: SMALL,
+        egress: true,
+        mounts: Vec::new(),
+    });
+    let launcher = IsolatedLauncher::new(config);
+    launcher.fill_pool().await;
+    assert_eq!(launcher.ready_boxes(), 1);
+
+    // The session's proxy: a socket that answers, and a CA bundle to trust.
+    let run = dir.path().join("sessions/sesn_pooled");
+    std::fs::create_dir_all(&run).unwrap();
+    let socket = run.join("egress.sock");
+    let _seen = egress_stand_in(&socket, "through-the-session-proxy");
+    let bundle = run.join("egress.ca.pem");
+    std::fs::write(&bundle, "-----BEGIN CERTIFICATE-----\nsession-ca\n").unwrap();
+    let workspace = workspaces.join("sesn_pooled");
+    std::fs::create_dir_all(&workspace).unwrap();
+    let spec = BoxSpec {
+        session_id: "sesn_pooled".into(),
+        workspace: workspace.clone(),
+        limits: SMALL,
+        egress: Some(oma_sandbox::EgressSpec {
+            socket,
+            ca_bundle: Some(bundle),
+        }),
+        ..BoxSpec::default()
+    };
+    let sb = launcher.launch(spec.clone()).await.expect("launch");
+    assert_eq!(launcher.ready_boxes(), 0, "the ready box was taken");
+    assert_eq!(sb.info().session_id, "sesn_pooled");
+    assert_eq!(sb.info().workspace, workspace.canonicalize().unwrap());
+    // The box's /workspace is the session's folder on the host.
+    let (out, failed) = bash(&sb, "echo from-the-box > /workspace/note; pwd").await;
+    assert!(!failed && out.trim() == "/workspace", "{out}");
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("note")).unwrap(),
+        "from-the-box\n"
+    );
+    // Its network is the session's proxy, and it trusts the session's CA bundle.
+    let (out, failed) = bash(&sb, "curl -s --max-time 10 http://api.example.com/").await;
+    assert!(
+        !failed && out.contains("through-the-session-proxy"),
+        "{out}"
+    );
+    let (out, _) = bash(&sb, "cat $SSL_CERT_FILE").await;
+    assert!(out.contains("session-ca"), "{out}");
+
+    // A session the ready shape does not fit (a mount, other limits) gets a box of its own,
+    // and the pool fills up again in the background.
+    let mounted = dir.path().join("mounted");
+    std::fs::create_dir_all(&mounted).unwrap();
+    let other = launcher
+        .launch(BoxSpec {
+            session_id: "sesn_own".into(),
+            workspace: workspaces.join("sesn_own"),
+            limits: SMALL,
+            mounts: vec![Mount {
+                source: mounted,
+                target: "/mnt/data".into(),
+                writable: false,
+            }],
+            ..BoxSpec::default()
+        })
+        .await
+        .expect("launch");
+    assert_eq!(launcher.ready_boxes(), 0);
+    let (out, _) = bash(
+        &other,
+        "ls /workspace | wc -l; test -d /mnt/data && echo mounted",
+    )
+    .await;
+    assert!(out.contains("mounted"), "{out}");
+    launcher.fill_pool().await;
+    until("the pool refilled", || launcher.ready_boxes() == 1).await;
+    // A ready box never sees another session's files.
+    let again = launcher
+        .launch(BoxSpec {
+            session_id: "sesn_second".into(),
+            workspace: workspaces.join("sesn_second"),
+            ..spec
+        })
+        .await
+        .expect("launch");
+    assert_eq!(launcher.ready_boxes(), 0);
+    let (out, _) = bash(&again, "ls -A /workspace | wc -l").await;
+    assert_eq!(out.trim(), "0", "{out}");
+    for b in [sb, other, again] {
+        b.shutdown().await;
+    }
+    // The pool's folders go with its boxes.
+    drop(launcher);
+    until("the pool's folders are removed", || {
+        std::fs::read_dir(workspaces.join(".pool")).map_or(true, |d| d.count() == 0)
+    })
+    .await;
 }

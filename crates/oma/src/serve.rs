@@ -290,7 +290,17 @@ fn build_runtime(
         );
     }
     let backend = std::env::var("OMA_SANDBOX").unwrap_or_default();
-    let launcher = sandbox_launcher(&backend, &data_dir.join("sandbox"))?;
+    // Boxes kept ready for new sessions (isolated backend): a new session's first tool call
+    // does not wait for bubblewrap. Each idle box holds about 10 MiB.
+    // `oma serve` always has an egress: every isolated box reaches the network through its
+    // session's proxy.
+    let ready = env_u64("OMA_SANDBOX_POOL")?.unwrap_or(DEFAULT_READY_BOXES);
+    let pool = oma_runtime::ready_pool(
+        usize::try_from(ready).unwrap_or(usize::MAX),
+        &config.workspaces_dir,
+        true,
+    );
+    let launcher = sandbox_launcher(&backend, &data_dir.join("sandbox"), Some(pool))?;
     let web = WebFetchClient::new(WebFetchOptions::default()).map_err(anyhow::Error::msg)?;
     Ok(Runtime::new(
         tenants,
@@ -337,6 +347,9 @@ fn build_egress(
     .context("starting the egress")
 }
 
+/// Boxes `oma serve` keeps ready by default (`OMA_SANDBOX_POOL`).
+const DEFAULT_READY_BOXES: u64 = 2;
+
 /// The sandbox backend (the server's and `oma worker`'s): `isolated` (bubblewrap, the
 /// default) or, only when the operator asks with `local`, the unisolated `local` backend. An
 /// isolated backend that cannot work on this host is reported now and on every launch; it
@@ -344,6 +357,7 @@ fn build_egress(
 pub(crate) fn sandbox_launcher(
     backend: &str,
     state_dir: &Path,
+    pool: Option<oma_sandbox::PoolConfig>,
 ) -> Result<Arc<dyn SandboxLauncher>> {
     let agent_exe =
         std::env::current_exe().context("locating the oma binary for the sandbox agent")?;
@@ -359,6 +373,7 @@ pub(crate) fn sandbox_launcher(
             if let Some(on) = env_switch("OMA_SANDBOX_DISK_QUOTA")? {
                 config.disk_quota = on;
             }
+            config.pool = pool;
             let launcher = Arc::new(IsolatedLauncher::new(config));
             let check = launcher.clone();
             tokio::spawn(async move {

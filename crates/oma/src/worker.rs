@@ -45,7 +45,8 @@ pub async fn run(args: WorkerArgs) -> Result<()> {
         .with_context(|| format!("resolving {}", args.workdir.display()))?;
     std::fs::create_dir_all(&workdir)
         .with_context(|| format!("creating the workdir {}", workdir.display()))?;
-    let launcher = crate::serve::sandbox_launcher(&args.sandbox, &workdir.join(".oma-sandbox"))?;
+    let launcher =
+        crate::serve::sandbox_launcher(&args.sandbox, &workdir.join(".oma-sandbox"), None)?;
     let worker_id = args.worker_id.unwrap_or_else(default_worker_id);
     let config = oma_worker::WorkerConfig {
         url: args.url,

@@ -62,7 +62,11 @@ impl SessionHost {
             Ok(spec) => {
                 let launcher = self.rt.inner().launcher.clone();
                 self.launching = Some(Launching {
-                    task: tokio::spawn(async move { launcher.launch(spec).await }),
+                    task: tokio::spawn(async move {
+                        let launched = launcher.launch(spec).await;
+                        crate::fill_box_pool(&launcher);
+                        launched
+                    }),
                     started: Instant::now(),
                 });
             }
@@ -104,7 +108,10 @@ impl SessionHost {
             None => {
                 let spec = self.box_spec().await?;
                 let launched = Instant::now();
-                (launched, self.rt.inner().launcher.launch(spec).await)
+                let launcher = &self.rt.inner().launcher;
+                let sb = launcher.launch(spec).await;
+                crate::fill_box_pool(launcher);
+                (launched, sb)
             }
         };
         self.ops_sandbox_start(launched, &sb);
@@ -147,12 +154,7 @@ impl SessionHost {
         });
         let t = oma_core::environments::instance_type(instance.map(String::as_str))
             .map_err(|e| failed(e.message))?;
-        let limits = oma_sandbox::Limits {
-            millicpus: Some(t.millicpus),
-            memory_bytes: Some(t.memory_bytes),
-            pids: Some(t.pids),
-            disk_bytes: Some(t.disk_bytes),
-        };
+        let limits = limits_of(&t);
         let packages = env.as_ref().map(packages_of).unwrap_or_default();
         if packages.is_empty() {
             return Ok((limits, None));
@@ -256,6 +258,16 @@ impl SessionHost {
             env,
             egress,
         })
+    }
+}
+
+/// A box's limits for an instance type.
+pub(crate) fn limits_of(t: &oma_core::environments::InstanceType) -> oma_sandbox::Limits {
+    oma_sandbox::Limits {
+        millicpus: Some(t.millicpus),
+        memory_bytes: Some(t.memory_bytes),
+        pids: Some(t.pids),
+        disk_bytes: Some(t.disk_bytes),
     }
 }
 

@@ -21,6 +21,20 @@ use super::tree::{Stamp, Tree};
 
 pub(crate) const UPLOADS_DIR: &str = "/mnt/session/uploads";
 pub(crate) const OUTPUTS_DIR: &str = "/mnt/session/outputs";
+
+/// The folders every session's box has mounted: uploads (read-only), outputs (writable).
+pub(crate) fn standard_mounts() -> Vec<oma_sandbox::PoolMount> {
+    vec![
+        oma_sandbox::PoolMount {
+            target: UPLOADS_DIR.to_string(),
+            writable: false,
+        },
+        oma_sandbox::PoolMount {
+            target: OUTPUTS_DIR.to_string(),
+            writable: true,
+        },
+    ]
+}
 /// Largest output file turned into a Files API file (the Files API's own upload limit).
 const MAX_OUTPUT_BYTES: u64 = 500 * 1024 * 1024;
 

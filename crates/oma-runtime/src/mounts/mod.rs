@@ -20,7 +20,7 @@
 //! sees. The `local` backend cannot place folders at those paths; its tools are told the host
 //! folders instead, so the same features work there without isolation.
 
-mod files;
+pub(crate) mod files;
 mod memory;
 pub(crate) mod repos;
 mod skills;

@@ -345,6 +345,10 @@ pub struct BoxLayout<'a> {
     pub env: &'a [(String, String)],
     pub mounts: &'a [Mount],
     pub egress: Option<&'a crate::EgressSpec>,
+    /// A box of the ready pool: its egress socket and CA bundle do not exist yet. The socket's
+    /// folder (holding `egress.sock` once the box is taken) is bound at `/run/oma` instead of
+    /// the socket itself, and the CA bundle (an empty file until then) is filled in place.
+    pub egress_folder: bool,
 }
 
 /// Where the session's egress socket appears inside the box.
@@ -382,13 +386,16 @@ pub fn box_args(layout: &BoxLayout<'_>) -> Vec<OsString> {
     }
     let proxy = format!("http://127.0.0.1:{}", crate::harden::EGRESS_PORT);
     if let Some(egress) = layout.egress {
-        push(&[
-            &"--dir",
-            &"/run/oma",
-            &"--bind",
-            &egress.socket,
-            &BOX_EGRESS_SOCKET,
-        ]);
+        match egress.socket.parent() {
+            Some(folder) if layout.egress_folder => push(&[&"--ro-bind", &folder, &"/run/oma"]),
+            _ => push(&[
+                &"--dir",
+                &"/run/oma",
+                &"--bind",
+                &egress.socket,
+                &BOX_EGRESS_SOCKET,
+            ]),
+        }
         if let Some(bundle) = &egress.ca_bundle {
             push(&[&"--ro-bind", bundle, &BOX_CA_BUNDLE]);
         }
@@ -530,6 +537,7 @@ mod tests {
             env: &env,
             mounts: &mounts,
             egress: None,
+            egress_folder: false,
         })
         .into_iter()
         .map(|a| a.into_string().unwrap())

@@ -14,6 +14,7 @@
 mod bwrap;
 mod cgroup;
 mod packages;
+mod pool;
 mod quota;
 
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use cgroup::CgroupParent;
 pub use packages::PackageLayer;
+pub use pool::{PoolConfig, PoolMount};
 pub use quota::{detach_workspace, remount_workspace};
 
 use crate::conn::AgentProcess;
@@ -50,6 +52,8 @@ pub struct IsolatedConfig {
     /// Give each workspace a file system of the box's disk limit (a loop-mounted image; needs
     /// root). Off: disk limits are not enforced.
     pub disk_quota: bool,
+    /// Boxes launched ahead of time for new sessions ([`PoolConfig`]); `None`: none.
+    pub pool: Option<PoolConfig>,
 }
 
 impl IsolatedConfig {
@@ -61,6 +65,7 @@ impl IsolatedConfig {
             state_dir,
             cgroups: true,
             disk_quota: rustix::process::geteuid().is_root(),
+            pool: None,
         }
     }
 }
@@ -84,11 +89,18 @@ pub struct IsolatedLauncher {
     /// Whether workspace disks work on this host (probed once when enabled).
     disk_quota: OnceLock<bool>,
     installs: packages::Installs,
+    pool: Option<pool::Pool>,
 }
 
 impl IsolatedLauncher {
     pub fn new(config: IsolatedConfig) -> Self {
+        let pool = config
+            .pool
+            .clone()
+            .filter(|p| p.size > 0)
+            .map(pool::Pool::new);
         IsolatedLauncher {
+            pool,
             config,
             cgroups: OnceLock::new(),
             disk_quota: OnceLock::new(),
@@ -183,7 +195,64 @@ impl IsolatedLauncher {
         })
     }
 
+    /// How many boxes are ready in the pool now.
+    pub fn ready_boxes(&self) -> usize {
+        self.pool.as_ref().map_or(0, pool::Pool::len)
+    }
+
     async fn launch_isolated(&self, spec: BoxSpec) -> Result<Arc<dyn Sandbox>, SandboxError> {
+        if let Some(pool) = &self.pool {
+            match pool.misfit(&spec, self.disk_quota().await) {
+                Some(why) => tracing::debug!(
+                    session_id = %spec.session_id,
+                    "the session's box cannot be a ready one: {why}"
+                ),
+                None => {
+                    if let Some(sandbox) = pool.take(&spec) {
+                        return Ok(took(&spec, sandbox));
+                    }
+                }
+            }
+        }
+        Ok(Arc::new(self.start_box(spec, false).await?))
+    }
+
+    /// Launches ready boxes until the pool holds its size (one filler at a time; a launch
+    /// that fails stops this fill, the next one tries again).
+    async fn fill(&self) {
+        let Some(pool) = &self.pool else { return };
+        let Ok(_filling) = pool.filling.try_lock() else {
+            return;
+        };
+        if pool.config.limits.disk_bytes.is_some() && self.disk_quota().await {
+            // A workspace disk is mounted at its session's path: it cannot be moved in.
+            return;
+        }
+        while pool.len() < pool.config.size {
+            // Two folders and an empty file: not worth a blocking thread.
+            let (spec, slot) = match pool.next_slot() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(op = "sandbox", "the ready pool cannot be filled: {e}");
+                    return;
+                }
+            };
+            match self.start_box(spec, true).await {
+                Ok(mut sandbox) => {
+                    sandbox.set_slot(slot.clone());
+                    pool.push(pool::Ready { sandbox, slot });
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&slot);
+                    tracing::warn!(op = "sandbox", "a ready sandbox could not be started: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts a box. `ready`: a box of the pool, whose egress socket comes later.
+    async fn start_box(&self, spec: BoxSpec, ready: bool) -> Result<IsolatedSandbox, SandboxError> {
         let started = std::time::Instant::now();
         for (name, _) in &spec.env {
             if name.is_empty() || name.contains(['=', '\0']) {
@@ -233,7 +302,11 @@ impl IsolatedLauncher {
                 Some(p) => Some(p.create(&box_name, &limits)?),
                 None => None,
             };
-            Ok(Prepared { etc, cgroup })
+            Ok(Prepared {
+                etc,
+                cgroup,
+                slot: None,
+            })
         })
         .await
         .map_err(|e| SandboxError::Launch(format!("preparing the box: {e}")))?
@@ -249,6 +322,7 @@ impl IsolatedLauncher {
             env: &spec.env,
             mounts: &spec.mounts,
             egress: spec.egress.as_ref(),
+            egress_folder: ready,
         });
         let mut cmd = Command::new(&self.config.bwrap);
         cmd.args(args).env_clear();
@@ -269,16 +343,17 @@ impl IsolatedLauncher {
             workspace = %workspace.display(),
             agent_pid = process.pid(),
             cgroup = prepared.cgroup.is_some(),
+            ready,
             start_ms = started.elapsed().as_millis() as u64,
             "started an isolated sandbox"
         );
-        Ok(Arc::new(IsolatedSandbox {
+        Ok(IsolatedSandbox {
             session_id: spec.session_id,
             workspace,
             process,
             resources: Mutex::new(Some(prepared)),
             events: Mutex::new(Vec::new()),
-        }))
+        })
     }
 }
 
@@ -299,6 +374,10 @@ impl SandboxLauncher for IsolatedLauncher {
         true
     }
 
+    fn fill_pool(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.fill())
+    }
+
     fn package_layer<'a>(
         &'a self,
         packages: &'a crate::PackageSet,
@@ -314,10 +393,23 @@ impl SandboxLauncher for IsolatedLauncher {
     }
 }
 
+/// A ready box, now the session's.
+fn took(spec: &BoxSpec, sandbox: IsolatedSandbox) -> Arc<dyn Sandbox> {
+    tracing::info!(
+        session_id = %spec.session_id,
+        workspace = %sandbox.workspace.display(),
+        agent_pid = sandbox.process.pid(),
+        "took a ready isolated sandbox"
+    );
+    Arc::new(sandbox)
+}
+
 /// Host resources a box holds until it is gone.
 struct Prepared {
     etc: bwrap::EtcFiles,
     cgroup: Option<BoxCgroup>,
+    /// A ready box's folder (in the pool), removed with the box.
+    slot: Option<PathBuf>,
 }
 
 impl Prepared {
@@ -326,6 +418,9 @@ impl Prepared {
         let _ = tokio::task::spawn_blocking(move || {
             if let Some(cg) = &self.cgroup {
                 cg.remove();
+            }
+            if let Some(slot) = &self.slot {
+                let _ = std::fs::remove_dir_all(slot);
             }
             drop(self.etc);
         })
@@ -364,6 +459,17 @@ pub struct IsolatedSandbox {
 }
 
 impl IsolatedSandbox {
+    fn set_slot(&mut self, slot: PathBuf) {
+        if let Some(r) = self
+            .resources
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            r.slot = Some(slot);
+        }
+    }
+
     fn oom_kills(&self) -> u64 {
         self.with_cgroup(BoxCgroup::oom_kills).unwrap_or(0)
     }
