@@ -7,6 +7,7 @@ use oma_core::{Error, ids, time};
 
 use sqlx::AssertSqlSafe;
 
+use crate::batch_insert::{NewRow, Val};
 use crate::{ListQuery, Listed, Result, Store, from_json, to_json};
 
 /// Filters of `GET /v1/agents`.
@@ -36,28 +37,33 @@ impl Store {
         let id = ids::new_id(ids::AGENT);
         let now = time::now_micros();
         let body = to_json(&to_object(&id, 1, now, now, None, cfg))?;
-        let mut tx = self.writer().begin().await?;
-        sqlx::query(
-            "INSERT INTO agents (id, tenant_id, version, created_at, updated_at, archived_at, body) \
-             VALUES ($1, $2, 1, $3, $3, NULL, $4)",
-        )
-        .bind(&id)
-        .bind(tenant)
-        .bind(now)
-        .bind(&body)
-        .execute(&mut *tx)
+        // Written with the agents other requests create meanwhile (`batch_insert`).
+        self.insert_rows(vec![
+            NewRow {
+                table: "agents",
+                columns: "(id, tenant_id, version, created_at, updated_at, body)",
+                values: vec![
+                    id.as_str().into(),
+                    tenant.into(),
+                    Val::Int(1),
+                    now.into(),
+                    now.into(),
+                    body.as_str().into(),
+                ],
+            },
+            NewRow {
+                table: "agent_versions",
+                columns: "(agent_id, version, tenant_id, updated_at, config)",
+                values: vec![
+                    id.as_str().into(),
+                    Val::Int(1),
+                    tenant.into(),
+                    now.into(),
+                    to_json(cfg)?.into(),
+                ],
+            },
+        ])
         .await?;
-        sqlx::query(
-            "INSERT INTO agent_versions (agent_id, version, tenant_id, updated_at, config) \
-             VALUES ($1, 1, $2, $3, $4)",
-        )
-        .bind(&id)
-        .bind(tenant)
-        .bind(now)
-        .bind(to_json(cfg)?)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         Ok(body)
     }
 

@@ -60,6 +60,8 @@ pub struct Store {
     pg_url: Option<std::sync::Arc<str>>,
     /// The writer task that commits host steps in groups, started with the first step.
     committer: std::sync::Arc<std::sync::OnceLock<crate::group_commit::Committer>>,
+    /// The writer task that inserts new objects' rows in groups, started with the first.
+    inserter: std::sync::Arc<std::sync::OnceLock<crate::batch_insert::Inserter>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -109,6 +111,7 @@ impl Store {
                     spill_threshold: SPILL_THRESHOLD_BYTES,
                     pg_url: None,
                     committer: Default::default(),
+                    inserter: Default::default(),
                 })
             }
             Backend::Postgres => {
@@ -132,6 +135,7 @@ impl Store {
                     spill_threshold: SPILL_THRESHOLD_BYTES,
                     pg_url: Some(std::sync::Arc::from(url)),
                     committer: Default::default(),
+                    inserter: Default::default(),
                 })
             }
         }
@@ -177,6 +181,19 @@ impl Store {
             let mut own = self.clone();
             own.committer = Default::default();
             crate::group_commit::start(own)
+        }))
+    }
+
+    /// The group inserter of new objects' rows (started on first use); `None` when
+    /// `OMA_GROUP_COMMIT=off`.
+    pub(crate) fn inserter(&self) -> Option<&crate::batch_insert::Inserter> {
+        if !crate::group_commit::enabled() {
+            return None;
+        }
+        Some(self.inserter.get_or_init(|| {
+            let mut own = self.clone();
+            own.inserter = Default::default();
+            crate::batch_insert::start(own)
         }))
     }
 

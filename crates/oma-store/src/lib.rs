@@ -8,6 +8,7 @@
 //! Resource rows keep the API object as JSON (`body`) next to the columns that queries filter
 //! and sort on, so a read returns the stored bytes without re-serialising.
 
+mod batch_insert;
 mod db;
 mod group_commit;
 pub mod migrate;

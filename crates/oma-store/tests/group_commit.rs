@@ -113,3 +113,73 @@ async fn steps_of_many_sessions_commit_whole_and_in_order_and_a_refused_one_alon
         assert_eq!(after, before, "a refused step wrote");
     }
 }
+
+/// Agents many requests create at once are inserted together (`batch_insert`): every one of a
+/// writable tenant lands whole, and a fenced tenant's creates fail alone, leaving nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_created_at_once_land_whole_and_a_refused_one_fails_alone() {
+    use oma_core::agents::{AgentConfig, CreateAgentParams};
+    use oma_store::shards::FencePhase;
+    for backend in backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(backend, &dir).await;
+        let (open_tenant, fenced) = (unique("batch-open"), unique("batch-fenced"));
+        for t in [&open_tenant, &fenced] {
+            store.create_tenant(t).await.unwrap();
+        }
+        store
+            .set_fence(&fenced, FencePhase::Fenced, Some("elsewhere"))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let store = store.clone();
+            let tenant = if i % 4 == 3 { &fenced } else { &open_tenant }.clone();
+            tasks.push(tokio::spawn(async move {
+                let p: CreateAgentParams = serde_json::from_value(
+                    json!({"name": format!("a{i}"), "model": "claude-opus-4-8"}),
+                )
+                .unwrap();
+                let r = store
+                    .create_agent(&tenant, &AgentConfig::create(p).unwrap())
+                    .await;
+                (tenant, r)
+            }));
+        }
+        let mut made = Vec::new();
+        for t in tasks {
+            let (tenant, r) = t.await.unwrap();
+            if tenant == fenced {
+                assert!(
+                    matches!(r, Err(StoreError::TenantFenced)),
+                    "{backend:?}: {r:?}"
+                );
+            } else {
+                made.push(r.unwrap());
+            }
+        }
+        assert_eq!(made.len(), 30);
+        for body in &made {
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            let id = v["id"].as_str().unwrap();
+            // The agent and its first version, both.
+            assert_eq!(
+                store.get_agent(&open_tenant, id, None).await.unwrap(),
+                *body
+            );
+            store.get_agent(&open_tenant, id, Some(1)).await.unwrap();
+        }
+        let listed = store
+            .list_agents(
+                &fenced,
+                &oma_store::agents::AgentFilter::default(),
+                &oma_store::ListQuery::new(100, false, None),
+            )
+            .await
+            .unwrap();
+        assert!(
+            listed.items.is_empty(),
+            "{backend:?}: a refused create left rows"
+        );
+    }
+}
