@@ -1,5 +1,6 @@
-//! Group commit of host steps: one writer task takes the steps that many sessions' hosts
-//! queued meanwhile and applies them in one transaction, each under a savepoint of its own.
+//! Group commit of host steps and queued input: one writer task takes the steps that many
+//! sessions' hosts made meanwhile, and the client events that requests queue for sessions
+//! (`POST …/events`), and applies them in one transaction, each under a savepoint of its own.
 //!
 //! Why: every step used to be a transaction of its own, and with many sessions running the
 //! transactions queue for the one writer (SQLite) or for the log's commit (PostgreSQL). One
@@ -17,10 +18,11 @@
 //! on. Should the writer task be gone (its runtime stopped), steps commit one by one; so do
 //! they with `OMA_GROUP_COMMIT=off`.
 
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::events::{Prepared, StoredEvent};
-use crate::runtime::{Step, apply_step};
+use crate::events::{NewEvent, Prepared, StoredEvent};
+use crate::runtime::{Step, apply_step, enqueue_inputs_in_tx};
 use crate::{Result, Store, StoreError};
 
 /// Steps one transaction takes at most.
@@ -40,9 +42,66 @@ pub(crate) fn enabled() -> bool {
 pub(crate) struct Job {
     pub tenant: String,
     pub session: String,
-    pub step: Step,
-    pub events: Prepared,
-    pub reply: oneshot::Sender<Result<Vec<StoredEvent>>>,
+    pub work: Work,
+}
+
+/// What one job writes, and where its answer goes.
+pub(crate) enum Work {
+    /// A host step (its large bodies already written to the blob store).
+    Step {
+        step: Step,
+        events: Prepared,
+        reply: oneshot::Sender<Result<Vec<StoredEvent>>>,
+    },
+    /// Client events queued for the session's host; the answer is their echoes.
+    Enqueue {
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<Vec<Value>>>,
+    },
+}
+
+/// The answer of one job, until it is sent.
+enum Answer {
+    Step(
+        oneshot::Sender<Result<Vec<StoredEvent>>>,
+        Option<Result<Vec<StoredEvent>>>,
+    ),
+    Enqueue(
+        oneshot::Sender<Result<Vec<Value>>>,
+        Option<Result<Vec<Value>>>,
+    ),
+}
+
+impl Answer {
+    fn succeeded(&self) -> bool {
+        matches!(
+            self,
+            Answer::Step(_, Some(Ok(_))) | Answer::Enqueue(_, Some(Ok(_)))
+        )
+    }
+
+    /// The batch did not commit: a job that succeeded (or never ran) did not happen.
+    fn abort(&mut self, why: &str) {
+        let aborted = || StoreError::Aborted(why.to_string());
+        match self {
+            Answer::Step(_, r) if !matches!(r, Some(Err(_))) => *r = Some(Err(aborted())),
+            Answer::Enqueue(_, r) if !matches!(r, Some(Err(_))) => *r = Some(Err(aborted())),
+            _ => {}
+        }
+    }
+
+    fn send(self) {
+        // A requester that went away meanwhile does not need its answer.
+        let lost = || StoreError::Aborted("the job was not run".into());
+        match self {
+            Answer::Step(tx, r) => {
+                let _ = tx.send(r.unwrap_or_else(|| Err(lost())));
+            }
+            Answer::Enqueue(tx, r) => {
+                let _ = tx.send(r.unwrap_or_else(|| Err(lost())));
+            }
+        }
+    }
 }
 
 /// The sending side, held by the store; the writer task ends when every clone is dropped.
@@ -64,37 +123,50 @@ async fn write(store: Store, mut rx: mpsc::Receiver<Job>) {
 }
 
 async fn commit_batch(store: &Store, batch: Vec<Job>) {
-    let mut results = Vec::with_capacity(batch.len());
-    let mut replies = Vec::with_capacity(batch.len());
+    let mut answers: Vec<Answer> = Vec::with_capacity(batch.len());
     let outcome = async {
         let mut tx = store.writer().begin().await?;
-        // A step alone needs no savepoint: the transaction is the step's.
+        // A job alone needs no savepoint: the transaction is the job's.
         let apart = batch.len() > 1;
         for job in batch {
-            replies.push(job.reply);
             if apart {
                 sqlx::query("SAVEPOINT step").execute(&mut *tx).await?;
             }
-            let r = apply_step(
-                store,
-                &mut tx,
-                &job.tenant,
-                &job.session,
-                job.step,
-                job.events,
-            )
-            .await;
+            let ok = match job.work {
+                Work::Step {
+                    step,
+                    events,
+                    reply,
+                } => {
+                    answers.push(Answer::Step(reply, None));
+                    let r =
+                        apply_step(store, &mut tx, &job.tenant, &job.session, step, events).await;
+                    let ok = r.is_ok();
+                    if let Some(Answer::Step(_, slot)) = answers.last_mut() {
+                        *slot = Some(r);
+                    }
+                    ok
+                }
+                Work::Enqueue { events, reply } => {
+                    answers.push(Answer::Enqueue(reply, None));
+                    let r = enqueue_inputs_in_tx(&mut tx, &job.tenant, &job.session, events).await;
+                    let ok = r.is_ok();
+                    if let Some(Answer::Enqueue(_, slot)) = answers.last_mut() {
+                        *slot = Some(r);
+                    }
+                    ok
+                }
+            };
             if apart {
-                let end = if r.is_ok() {
+                let end = if ok {
                     "RELEASE SAVEPOINT step"
                 } else {
                     "ROLLBACK TO SAVEPOINT step"
                 };
                 sqlx::query(end).execute(&mut *tx).await?;
             }
-            results.push(r);
         }
-        if results.iter().any(Result::is_ok) {
+        if answers.iter().any(Answer::succeeded) {
             tx.commit().await?;
         } else {
             tx.rollback().await?;
@@ -103,19 +175,13 @@ async fn commit_batch(store: &Store, batch: Vec<Job>) {
     }
     .await;
     if let Err(e) = outcome {
-        // The batch did not commit: no step of it happened.
+        // The batch did not commit: no job of it happened.
         let why = e.to_string();
-        for r in &mut results {
-            if r.is_ok() {
-                *r = Err(StoreError::Aborted(why.clone()));
-            }
-        }
-        while results.len() < replies.len() {
-            results.push(Err(StoreError::Aborted(why.clone())));
+        for a in &mut answers {
+            a.abort(&why);
         }
     }
-    for (reply, r) in replies.into_iter().zip(results) {
-        // A host that went away meanwhile does not need its answer.
-        let _ = reply.send(r);
+    for a in answers {
+        a.send();
     }
 }

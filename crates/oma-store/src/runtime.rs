@@ -91,14 +91,34 @@ impl Store {
         session_id: &str,
         events: Vec<NewEvent>,
     ) -> Result<Vec<Value>> {
+        // Committed with the steps and inputs of other sessions meanwhile (`group_commit`).
+        let mut events = events;
+        if let Some(committer) = self.committer() {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let job = crate::group_commit::Job {
+                tenant: tenant.to_string(),
+                session: session_id.to_string(),
+                work: crate::group_commit::Work::Enqueue { events, reply },
+            };
+            match committer.send(job).await {
+                Ok(()) => {
+                    return answer.await.unwrap_or_else(|_| {
+                        Err(crate::StoreError::Aborted(
+                            "the writer stopped before the input was queued".into(),
+                        ))
+                    });
+                }
+                // The writer task is gone (its runtime stopped): the input commits alone.
+                Err(tokio::sync::mpsc::error::SendError(job)) => match job.work {
+                    crate::group_commit::Work::Enqueue { events: back, .. } => events = back,
+                    crate::group_commit::Work::Step { .. } => {
+                        return Err(crate::StoreError::Aborted("not an input".into()));
+                    }
+                },
+            }
+        }
         let mut tx = self.writer().begin().await?;
-        crate::events::ensure_accepts_events(&mut tx, tenant, session_id).await?;
-        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-        crate::events::ensure_within_budget(&mut tx, tenant, session_id, &kinds).await?;
-        crate::events::add_pending_outcomes(&mut tx, tenant, session_id, &events).await?;
-        let echoes = enqueue_in_tx(&mut tx, tenant, session_id, events).await?;
-        // Input for a self-hosted session that no worker holds brings one (spec §3.2.2).
-        crate::work::queue_for_session_in_tx(&mut tx, tenant, session_id).await?;
+        let echoes = enqueue_inputs_in_tx(&mut tx, tenant, session_id, events).await?;
         tx.commit().await?;
         Ok(echoes)
     }
@@ -154,9 +174,11 @@ impl Store {
         let job = crate::group_commit::Job {
             tenant: tenant.to_string(),
             session: session_id.to_string(),
-            step,
-            events,
-            reply,
+            work: crate::group_commit::Work::Step {
+                step,
+                events,
+                reply,
+            },
         };
         let sent = match self.committer() {
             Some(committer) => committer.send(job).await,
@@ -174,8 +196,11 @@ impl Store {
             // step commits alone.
             Err(tokio::sync::mpsc::error::SendError(job)) => job,
         };
+        let crate::group_commit::Work::Step { step, events, .. } = job.work else {
+            return Err(crate::StoreError::Aborted("not a step".into()));
+        };
         let mut tx = self.writer().begin().await?;
-        let stored = apply_step(self, &mut tx, tenant, session_id, job.step, job.events).await?;
+        let stored = apply_step(self, &mut tx, tenant, session_id, step, events).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -277,6 +302,24 @@ impl Store {
 }
 
 /// Queues client events inside `tx` (used by session create for `initial_events`).
+/// Queues client events in `tx` (see [`Store::enqueue_inputs`]): the session must accept
+/// them and stay within its budget.
+pub(crate) async fn enqueue_inputs_in_tx(
+    tx: &mut Transaction<'static, Any>,
+    tenant: &str,
+    session_id: &str,
+    events: Vec<NewEvent>,
+) -> Result<Vec<Value>> {
+    crate::events::ensure_accepts_events(tx, tenant, session_id).await?;
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    crate::events::ensure_within_budget(tx, tenant, session_id, &kinds).await?;
+    crate::events::add_pending_outcomes(tx, tenant, session_id, &events).await?;
+    let echoes = enqueue_in_tx(tx, tenant, session_id, events).await?;
+    // Input for a self-hosted session that no worker holds brings one (spec §3.2.2).
+    crate::work::queue_for_session_in_tx(tx, tenant, session_id).await?;
+    Ok(echoes)
+}
+
 pub async fn enqueue_in_tx(
     tx: &mut Transaction<'static, Any>,
     tenant: &str,
