@@ -36,6 +36,7 @@ mod cluster;
 mod cpu;
 mod delivery;
 mod load;
+mod memory;
 mod metrics;
 mod model;
 mod moves;
@@ -167,6 +168,9 @@ struct Args {
     /// dropped) beside the one this URL names.
     #[arg(long, value_name = "POSTGRES_URL", env = "OMA_BENCH_DATABASE_URL")]
     move_postgres: Option<String>,
+    /// `memory`: how many sessions to create.
+    #[arg(long, default_value_t = 1000)]
+    memory_sessions: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -189,6 +193,8 @@ enum Only {
     Delivery,
     /// Moving a tenant of --events events to another shard while --move-writers append
     TenantMove,
+    /// The server's memory before and after creating --memory-sessions sessions
+    Memory,
 }
 
 impl Args {
@@ -735,6 +741,12 @@ fn measure(
         );
         rows.push(d.delivery);
         rows.push(d.commit);
+    }
+    if args.wants(Only::Memory) {
+        eprintln!("measuring memory for {} sessions …", args.memory_sessions);
+        let note = client_rt.block_on(memory::run(&mut api, args.memory_sessions))?;
+        eprintln!("  {note}");
+        notes.push(note);
     }
     drop(api);
     Ok(Measured { rows, pages, notes })
