@@ -49,7 +49,7 @@ pub(crate) struct Job {
 pub(crate) enum Work {
     /// A host step (its large bodies already written to the blob store).
     Step {
-        step: Step,
+        step: Box<Step>,
         events: Prepared,
         reply: oneshot::Sender<Result<Vec<StoredEvent>>>,
     },
@@ -140,7 +140,7 @@ async fn commit_batch(store: &Store, batch: Vec<Job>) {
                 } => {
                     answers.push(Answer::Step(reply, None));
                     let r =
-                        apply_step(store, &mut tx, &job.tenant, &job.session, step, events).await;
+                        apply_step(store, &mut tx, &job.tenant, &job.session, *step, events).await;
                     let ok = r.is_ok();
                     if let Some(Answer::Step(_, slot)) = answers.last_mut() {
                         *slot = Some(r);

@@ -175,7 +175,7 @@ impl Store {
             tenant: tenant.to_string(),
             session: session_id.to_string(),
             work: crate::group_commit::Work::Step {
-                step,
+                step: Box::new(step),
                 events,
                 reply,
             },
@@ -200,7 +200,7 @@ impl Store {
             return Err(crate::StoreError::Aborted("not a step".into()));
         };
         let mut tx = self.writer().begin().await?;
-        let stored = apply_step(self, &mut tx, tenant, session_id, step, events).await?;
+        let stored = apply_step(self, &mut tx, tenant, session_id, *step, events).await?;
         tx.commit().await?;
         Ok(stored)
     }
