@@ -212,13 +212,14 @@ impl Pool {
     /// A ready box, made the session's (its workspace and egress moved in), or `None` when
     /// none is ready or moving in failed (the session's box is then launched as usual).
     pub(super) fn take(&self, spec: &BoxSpec) -> Option<IsolatedSandbox> {
+        // Checked before a box is taken out, so that a misfit never costs a ready box.
+        let mounts = self.mounts_of(spec)?;
         loop {
             let ready = self.pop()?;
             if ready.sandbox.process.failure().is_some() {
                 // Dropping it releases its cgroup and folder.
                 continue;
             }
-            let mounts = self.mounts_of(spec)?;
             return match adopt(&ready.slot, spec, &mounts) {
                 Ok(workspace) => {
                     let mut sandbox = ready.sandbox;
