@@ -9,15 +9,24 @@
 //! to the service ([`reply`]), after the gate is checked again. Every delivery and every reply
 //! is an `integration_dispatch` operational event.
 //!
+//! An integration with an OAuth app is installed through the service's own flow ([`oauth`]):
+//! `oma integrations install` prints the authorize URL with a single-use `state`, and the
+//! service sends the admin back to `GET /v1/integrations/{id}/oauth/callback`, where the code
+//! (or GitHub App installation) becomes tokens, sealed like every credential. A token near its
+//! expiry is refreshed before a reply, and once more after the service answers 401; refreshes
+//! of one integration are serialized.
+//!
 //! The crate reaches the runtime only through [`SessionDriver`], which the server implements.
 
 pub mod incoming;
+pub mod oauth;
 pub mod reply;
 pub mod verify;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -27,7 +36,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use oma_core::seal::Sealer;
 use oma_ops::OpsEvent;
-use oma_store::integrations::{IntegrationRow, PendingReply, TurnOutcome, TurnRequest};
+use oma_store::integrations::{
+    InstallState, IntegrationRow, OAuthApp, PendingReply, TurnOutcome, TurnRequest,
+};
 use oma_store::{Store, StoreError, TenantRouter};
 use serde_json::{Value, json};
 
@@ -108,6 +119,22 @@ pub struct Integrations {
     sealer: Arc<Sealer>,
     driver: Arc<dyn SessionDriver>,
     http: reqwest::Client,
+    /// Where the services reach this deployment (the OAuth redirect URL is built from it).
+    public_base_url: RwLock<Option<String>>,
+    /// One lock per integration: its token is refreshed by one task at a time.
+    refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The query of an OAuth callback (Slack, Linear: `code`; GitHub App: `installation_id` and
+/// `setup_action`; a declined install: `error`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CallbackQuery {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub installation_id: Option<String>,
+    pub setup_action: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
 }
 
 /// How long a watcher waits for a change before it reads the log again anyway.
@@ -133,7 +160,20 @@ impl Integrations {
             sealer,
             driver,
             http,
+            public_base_url: RwLock::new(None),
+            refreshing: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Sets where the services reach this deployment (`public_base_url`).
+    pub fn set_public_base_url(&self, url: Option<String>) {
+        if let Ok(mut g) = self.public_base_url.write() {
+            *g = url.map(|u| u.trim_end_matches('/').to_string());
+        }
+    }
+
+    pub fn public_base_url(&self) -> Option<String> {
+        self.public_base_url.read().ok().and_then(|g| g.clone())
     }
 
     /// Watches again, on every shard, the replies still owed (after a restart), then forgets
@@ -146,6 +186,10 @@ impl Integrations {
             for shard in self.tenants.shards() {
                 if let Err(e) = shard.store.prune_integration_deliveries(before).await {
                     self.silent("prune_deliveries", &e);
+                }
+                let now = oma_core::time::now_micros();
+                if let Err(e) = shard.store.prune_integration_install_states(now).await {
+                    self.silent("prune_install_states", &e);
                 }
             }
             tokio::time::sleep(PRUNE_EVERY).await;
@@ -516,20 +560,22 @@ impl Integrations {
         if !incoming::allowed(&row.allow, target) {
             return;
         }
-        let token = match store.open_integration_secrets(&row, &self.sealer) {
-            Ok(s) => s.token,
-            Err(e) => return self.silent("open_token", &e),
+        let Some(mut token) = self.reply_token(&store, &row, None, &p.session_id).await else {
+            return;
         };
-        let Some(token) = token else { return };
-        if let Err(e) = reply::linear_activity(
-            &self.http,
-            &row.api_base,
-            &token,
-            target,
-            &reply::Activity::Thought("Working on it…".into()),
-        )
-        .await
+        let thought = reply::Activity::Thought("Working on it…".into());
+        let mut sent =
+            reply::linear_activity(&self.http, &row.api_base, &token, target, &thought).await;
+        if let Err(e) = &sent
+            && e.unauthorized()
+            && let Some(fresh) = self
+                .reply_token(&store, &row, Some(&token), &p.session_id)
+                .await
         {
+            token = fresh;
+            sent = reply::linear_activity(&self.http, &row.api_base, &token, target, &thought).await;
+        }
+        if let Err(e) = sent {
             self.silent("linear_thought", &e);
         }
     }
@@ -655,11 +701,8 @@ impl Integrations {
             );
             return;
         }
-        let token = match store.open_integration_secrets(&row, &self.sealer) {
-            Ok(s) => s.token,
-            Err(e) => return self.silent("open_token", &e),
-        };
-        let sent = reply::post(
+        let token = self.reply_token(store, &row, None, &p.session_id).await;
+        let mut sent = reply::post(
             &self.http,
             kind,
             &row.api_base,
@@ -668,6 +711,22 @@ impl Integrations {
             result,
         )
         .await;
+        // A token revoked or expired early: one refresh, one more try.
+        if let Err(e) = &sent
+            && e.unauthorized()
+            && let Some(old) = token.as_deref()
+            && let Some(fresh) = self.reply_token(store, &row, Some(old), &p.session_id).await
+        {
+            sent = reply::post(
+                &self.http,
+                kind,
+                &row.api_base,
+                Some(&fresh),
+                &p.target,
+                result,
+            )
+            .await;
+        }
         match sent {
             Ok(()) => self.dispatch_event(&row, "reply", "ok", started, Some(&p.session_id), &[]),
             Err(e) => {
@@ -682,6 +741,302 @@ impl Integrations {
                 );
             }
         }
+    }
+
+    /// The token to reply with. Refreshed first when it expires within
+    /// [`oauth::REFRESH_MARGIN`], or when `failed` (the token the service just refused with
+    /// 401) is still the stored one. One refresh per integration at a time: a task that
+    /// waited for the lock finds the new token and uses it.
+    async fn reply_token(
+        &self,
+        store: &Store,
+        row: &IntegrationRow,
+        failed: Option<&str>,
+        session: &str,
+    ) -> Option<String> {
+        let opened = match store.open_integration_secrets(row, &self.sealer) {
+            Ok(s) => s,
+            Err(e) => {
+                self.silent("open_token", &e);
+                return None;
+            }
+        };
+        let now = oma_core::time::now_micros();
+        if !row.can_refresh() {
+            // Nothing to refresh with: the stored token, unless it was just refused.
+            return if failed.is_some() { None } else { opened.token };
+        }
+        if failed.is_none() && !oauth::needs_refresh(row.token_expires_at, now) {
+            return opened.token;
+        }
+        let lock = match self.refreshing.lock() {
+            Ok(mut map) => map.entry(row.id.clone()).or_default().clone(),
+            Err(_) => return opened.token,
+        };
+        let _guard = lock.lock().await;
+        // Read again: another task (or another node) may have refreshed meanwhile.
+        let row = match store.integration(&row.tenant_id, &row.id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                self.silent("reply_token", &e);
+                return opened.token;
+            }
+        };
+        let current = match store.open_integration_secrets(&row, &self.sealer) {
+            Ok(s) => s,
+            Err(e) => {
+                self.silent("open_token", &e);
+                return None;
+            }
+        };
+        let stale = match failed {
+            Some(f) => current.token.as_deref() == Some(f),
+            None => oauth::needs_refresh(row.token_expires_at, now),
+        };
+        if !stale {
+            return current.token;
+        }
+        let started = Instant::now();
+        let (Some(client_id), Some(client_secret)) =
+            (row.oauth_client_id.clone(), current.client_secret.clone())
+        else {
+            return current.token;
+        };
+        let Some(kind) = Kind::parse(&row.kind) else {
+            return current.token;
+        };
+        let app = OAuthApp {
+            client_id,
+            client_secret,
+        };
+        let why = if failed.is_some() { "refused" } else { "expiring" };
+        let granted = oauth::refresh(
+            &self.http,
+            kind,
+            &row.api_base,
+            &app,
+            current.refresh_token.as_deref(),
+            row.installation_id.as_deref(),
+            now,
+        )
+        .await;
+        match granted {
+            Ok(grant) => match store
+                .store_integration_grant(&row.tenant_id, &row.id, &grant, &self.sealer)
+                .await
+            {
+                Ok(_) => {
+                    self.dispatch_event(
+                        &row,
+                        "token_refresh",
+                        "ok",
+                        started,
+                        Some(session),
+                        &[("reason", json!(why))],
+                    );
+                    Some(grant.access_token)
+                }
+                Err(e) => {
+                    self.silent("store_refreshed_token", &e);
+                    Some(grant.access_token)
+                }
+            },
+            Err(e) => {
+                tracing::warn!(component = "integrations", integration_id = %row.id, error = %e, "token refresh failed");
+                self.dispatch_event(
+                    &row,
+                    "token_refresh",
+                    "error",
+                    started,
+                    Some(session),
+                    &[("reason", json!(why)), ("error", json!(e.to_string()))],
+                );
+                // A token refused already is no use; one merely near its end still is.
+                if failed.is_some() { None } else { current.token }
+            }
+        }
+    }
+
+    /// `GET /v1/integrations/{id}/oauth/callback`: the service sends the admin back here after
+    /// an install. The `state` must be one `oma integrations install` made for this
+    /// integration, unexpired and unused; it is used up either way. Then the code (or the
+    /// GitHub App installation) becomes tokens, sealed and stored.
+    pub async fn oauth_callback(&self, id: &str, q: &CallbackQuery) -> Response {
+        let started = Instant::now();
+        let (store, row) = match self.find(id).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "not_found_error",
+                    format!(
+                        "integration `{id}` not found; `oma integrations list` shows the configured ones"
+                    ),
+                );
+            }
+            Err(e) => return storage(&e),
+        };
+        let Some(kind) = Kind::parse(&row.kind) else {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                format!("integration `{id}` has an unknown kind"),
+            );
+        };
+        let name = kind.name();
+        let again = format!("start again with `oma integrations install {id}`");
+        let refused = |outcome: &str, message: String| {
+            tracing::warn!(component = "integrations", integration_id = %row.id, tenant_id = %row.tenant_id, "install refused: {message}");
+            self.dispatch_event(
+                &row,
+                "oauth_callback",
+                outcome,
+                started,
+                None,
+                &[("error", json!(message))],
+            );
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                format!("{name} integration {id}: {message}"),
+            )
+        };
+        let Some(state) = q.state.as_deref().filter(|s| !s.is_empty()) else {
+            return refused(
+                "refused",
+                format!("the redirect carries no `state`, so it is not an install oma started; {again}"),
+            );
+        };
+        let taken = match store.take_integration_install_state(id, state).await {
+            Ok(t) => t,
+            Err(e) => return storage(&e),
+        };
+        match taken {
+            InstallState::Valid { tenant } if tenant == row.tenant_id => {}
+            InstallState::Valid { .. } | InstallState::Unknown => {
+                return refused(
+                    "refused",
+                    format!("the install's `state` is unknown or was used already; {again}"),
+                );
+            }
+            InstallState::Expired => {
+                return refused(
+                    "expired",
+                    format!(
+                        "the install link expired (it works for {} minutes); {again}",
+                        oauth::STATE_TTL.as_secs() / 60
+                    ),
+                );
+            }
+        }
+        if let Some(e) = &q.error {
+            let detail = q.error_description.as_deref().unwrap_or("");
+            return refused(
+                "declined",
+                format!("the install was declined at {name}: {e} {detail}; {again}")
+                    .trim()
+                    .to_string(),
+            );
+        }
+        let Some(base) = self.public_base_url() else {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                format!(
+                    "{name} integration {id}: public_base_url is not set on this server, so the \
+                     redirect URL cannot be checked; set it and {again}"
+                ),
+            );
+        };
+        let opened = match store.open_integration_secrets(&row, &self.sealer) {
+            Ok(s) => s,
+            Err(e) => {
+                self.silent("open_client_secret", &e);
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "api_error",
+                    format!("{name} integration {id}: its OAuth client secret could not be opened (was the root secret changed?)"),
+                );
+            }
+        };
+        let (Some(client_id), Some(client_secret)) =
+            (row.oauth_client_id.clone(), opened.client_secret)
+        else {
+            return refused(
+                "refused",
+                "it has no OAuth app (add it with --client-id and --client-secret)".into(),
+            );
+        };
+        let app = OAuthApp {
+            client_id,
+            client_secret,
+        };
+        let callback = oauth::Callback {
+            code: q.code.clone(),
+            installation_id: q.installation_id.clone(),
+        };
+        let granted = oauth::exchange(
+            &self.http,
+            kind,
+            &row.api_base,
+            &app,
+            &callback,
+            &oauth::redirect_uri(&base, id),
+            oma_core::time::now_micros(),
+        )
+        .await;
+        let grant = match granted {
+            Ok(g) => g,
+            Err(oauth::OAuthError::Missing(what)) => {
+                return refused("invalid", format!("{what}; {again}"));
+            }
+            Err(e) => {
+                self.dispatch_event(
+                    &row,
+                    "oauth_callback",
+                    "error",
+                    started,
+                    None,
+                    &[("error", json!(e.to_string()))],
+                );
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "api_error",
+                    format!("{name} integration {id}: exchanging the install for a token failed: {e}; check its --client-id and --client-secret, then {again}"),
+                );
+            }
+        };
+        // Slack tells which bot user the app is; GitHub keeps the slug it was given.
+        let grant = oma_store::integrations::Grant {
+            app_handle: if kind == Kind::Slack {
+                grant.app_handle.clone()
+            } else {
+                None
+            },
+            ..grant
+        };
+        if let Err(e) = store
+            .store_integration_grant(&row.tenant_id, id, &grant, &self.sealer)
+            .await
+        {
+            return storage(&e);
+        }
+        self.dispatch_event(
+            &row,
+            "oauth_callback",
+            "ok",
+            started,
+            None,
+            &[("installation_id", json!(grant.installation_id))],
+        );
+        ok(json!({
+            "ok": true,
+            "integration_id": id,
+            "kind": name,
+            "agent_id": row.agent_id,
+            "message": format!("{name} is installed for agent {}; replies will be posted with the new token. You can close this page.", row.agent_id),
+        }))
     }
 }
 
@@ -732,10 +1087,23 @@ where
     S: Clone + Send + Sync + 'static,
     Arc<Integrations>: FromRef<S>,
 {
-    Router::new().route(
-        "/v1/integrations/{integration_id}/webhook",
-        axum::routing::post(handle),
-    )
+    Router::new()
+        .route(
+            "/v1/integrations/{integration_id}/webhook",
+            axum::routing::post(handle),
+        )
+        .route(
+            "/v1/integrations/{integration_id}/oauth/callback",
+            axum::routing::get(callback),
+        )
+}
+
+async fn callback(
+    State(integrations): State<Arc<Integrations>>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<CallbackQuery>,
+) -> Response {
+    integrations.oauth_callback(&id, &q).await
 }
 
 async fn handle(

@@ -56,6 +56,23 @@ pub enum ReplyError {
     Refused { status: u16, body: String },
 }
 
+impl ReplyError {
+    /// The service refused the token (expired, revoked): worth one refresh and one more try.
+    pub fn unauthorized(&self) -> bool {
+        match self {
+            ReplyError::Refused { status, body } => {
+                *status == 401
+                    || matches!(
+                        body.as_str(),
+                        "invalid_auth" | "token_expired" | "token_revoked" | "not_authed"
+                    )
+                    || body.contains("Authentication required")
+            }
+            _ => false,
+        }
+    }
+}
+
 const LINEAR_MUTATION: &str = "mutation AgentActivityCreate($input: AgentActivityCreateInput!) { \
      agentActivityCreate(input: $input) { success agentActivity { id } } }";
 

@@ -73,6 +73,7 @@ async fn publish(
                 app_handle: handle.map(str::to_string),
                 secret: SECRET.into(),
                 token: Some(token.into()),
+                oauth: None,
             },
             &s.state.sealer,
         )

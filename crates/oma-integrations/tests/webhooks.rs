@@ -124,6 +124,7 @@ async fn setup(backend: oma_testkit::Backend) -> Setup {
         app_handle: handle.map(str::to_string),
         secret: secret.into(),
         token: Some("xoxb-1".into()),
+        oauth: None,
     };
     let slack = store
         .create_integration(&tenant, &add("slack", SLACK_SECRET, "C0OK", None), &sealer)

@@ -118,6 +118,13 @@ impl AppState {
         self
     }
 
+    /// This state with the deployment's public address (`public_base_url`): integrations
+    /// build their OAuth redirect URLs from it.
+    pub fn with_public_base_url(self, url: Option<String>) -> Self {
+        self.integrations.set_public_base_url(url);
+        self
+    }
+
     /// This state with the admin API enabled by `admin` (see [`crate::routes::admin`]).
     pub fn with_admin(mut self, admin: crate::routes::admin::Admin) -> Self {
         self.admin = Arc::new(admin);

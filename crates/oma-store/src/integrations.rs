@@ -28,6 +28,16 @@ pub fn token_aad(tenant: &str, id: &str) -> String {
     format!("{tenant}/{id}/token")
 }
 
+/// The associated data an OAuth app's client secret (a GitHub App's private key) is sealed under.
+pub fn client_secret_aad(tenant: &str, id: &str) -> String {
+    format!("{tenant}/{id}/client_secret")
+}
+
+/// The associated data a refresh token is sealed under.
+pub fn refresh_token_aad(tenant: &str, id: &str) -> String {
+    format!("{tenant}/{id}/refresh_token")
+}
+
 /// The id prefix of integrations.
 pub const ID_PREFIX: &str = "intg";
 
@@ -48,6 +58,14 @@ pub struct IntegrationRow {
     pub app_handle: Option<String>,
     sealed_secret: String,
     sealed_token: Option<String>,
+    /// The OAuth app: Slack/Linear client id, GitHub App id (`None`: tokens are given by hand).
+    pub oauth_client_id: Option<String>,
+    sealed_client_secret: Option<String>,
+    sealed_refresh_token: Option<String>,
+    /// When the access token stops working (microseconds), if it does.
+    pub token_expires_at: Option<i64>,
+    /// The GitHub App installation tokens are minted for.
+    pub installation_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -64,6 +82,10 @@ impl std::fmt::Debug for IntegrationRow {
             .field("allow", &self.allow)
             .field("app_handle", &self.app_handle)
             .field("has_token", &self.sealed_token.is_some())
+            .field("oauth_client_id", &self.oauth_client_id)
+            .field("has_refresh_token", &self.sealed_refresh_token.is_some())
+            .field("token_expires_at", &self.token_expires_at)
+            .field("installation_id", &self.installation_id)
             .finish()
     }
 }
@@ -72,6 +94,18 @@ impl IntegrationRow {
     /// Whether a token is stored.
     pub fn has_token(&self) -> bool {
         self.sealed_token.is_some()
+    }
+
+    /// Whether the integration has an OAuth app to install it with (and to refresh its token).
+    pub fn has_oauth_app(&self) -> bool {
+        self.oauth_client_id.is_some() && self.sealed_client_secret.is_some()
+    }
+
+    /// Whether a new access token can be had without a person: a refresh token, or a GitHub
+    /// App installation to mint one for.
+    pub fn can_refresh(&self) -> bool {
+        self.has_oauth_app()
+            && (self.sealed_refresh_token.is_some() || self.installation_id.is_some())
     }
 
     /// Whether a secret is stored (it always is; an empty one counts as missing).
@@ -85,6 +119,9 @@ impl IntegrationRow {
 pub struct IntegrationSecrets {
     pub secret: Vec<u8>,
     pub token: Option<String>,
+    /// The OAuth app's client secret (a GitHub App's private key, PEM).
+    pub client_secret: Option<String>,
+    pub refresh_token: Option<String>,
 }
 
 impl std::fmt::Debug for IntegrationSecrets {
@@ -104,6 +141,59 @@ pub struct NewIntegration {
     pub app_handle: Option<String>,
     pub secret: String,
     pub token: Option<String>,
+    /// The OAuth app the integration is installed with, if it is.
+    pub oauth: Option<OAuthApp>,
+}
+
+/// An OAuth app's credentials: the Slack/Linear client id and secret, or a GitHub App's id and
+/// private key (PEM). `Debug` leaves the secret out.
+#[derive(Clone)]
+pub struct OAuthApp {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for OAuthApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthApp")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an install (or a refresh) granted. `Debug` leaves the tokens out.
+#[derive(Clone, Default)]
+pub struct Grant {
+    pub access_token: String,
+    /// A new refresh token (`None` keeps the stored one).
+    pub refresh_token: Option<String>,
+    /// When the access token expires (microseconds), if it does.
+    pub expires_at: Option<i64>,
+    /// The GitHub App installation (`None` keeps the stored one).
+    pub installation_id: Option<String>,
+    /// The name the agent answers to, when the service told it (Slack's bot user id).
+    pub app_handle: Option<String>,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("expires_at", &self.expires_at)
+            .field("installation_id", &self.installation_id)
+            .field("app_handle", &self.app_handle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What presenting an install's `state` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallState {
+    /// Valid: it is now used up. The tenant it was made for.
+    Valid { tenant: String },
+    /// It was made for this integration but its time ran out (it is used up too).
+    Expired,
+    /// Never made for this integration, or used already.
+    Unknown,
 }
 
 /// One turn a delivery asks for.
@@ -142,52 +232,50 @@ pub struct PendingReply {
     pub created_at: i64,
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    i64,
-    i64,
-);
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    tenant_id: String,
+    kind: String,
+    agent_id: String,
+    environment_id: String,
+    api_base: String,
+    allow_scopes: String,
+    app_handle: Option<String>,
+    secret: String,
+    token: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    oauth_client_id: Option<String>,
+    oauth_client_secret: Option<String>,
+    refresh_token: Option<String>,
+    token_expires_at: Option<i64>,
+    installation_id: Option<String>,
+}
 
 const COLUMNS: &str = "id, tenant_id, kind, agent_id, environment_id, api_base, allow_scopes, \
-                       app_handle, secret, token, created_at, updated_at";
+                       app_handle, secret, token, created_at, updated_at, oauth_client_id, \
+                       oauth_client_secret, refresh_token, token_expires_at, installation_id";
 
 fn row(r: Row) -> Result<IntegrationRow> {
-    let (
-        id,
-        tenant_id,
-        kind,
-        agent_id,
-        environment_id,
-        api_base,
-        allow,
-        app_handle,
-        sealed_secret,
-        sealed_token,
-        created_at,
-        updated_at,
-    ) = r;
     Ok(IntegrationRow {
-        id,
-        tenant_id,
-        kind,
-        agent_id,
-        environment_id,
-        api_base,
-        allow: from_json(&allow)?,
-        app_handle,
-        sealed_secret,
-        sealed_token,
-        created_at,
-        updated_at,
+        id: r.id,
+        tenant_id: r.tenant_id,
+        kind: r.kind,
+        agent_id: r.agent_id,
+        environment_id: r.environment_id,
+        api_base: r.api_base,
+        allow: from_json(&r.allow_scopes)?,
+        app_handle: r.app_handle,
+        sealed_secret: r.secret,
+        sealed_token: r.token,
+        oauth_client_id: r.oauth_client_id,
+        sealed_client_secret: r.oauth_client_secret,
+        sealed_refresh_token: r.refresh_token,
+        token_expires_at: r.token_expires_at,
+        installation_id: r.installation_id,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
     })
 }
 
@@ -211,11 +299,30 @@ impl Store {
             Some(t) => Some(sealer.seal(&token_aad(tenant, &id), t.as_bytes())?),
             None => None,
         };
+        let (client_id, client_secret) = match &new.oauth {
+            Some(app) => {
+                if app.client_id.trim().is_empty() || app.client_secret.trim().is_empty() {
+                    return Err(Error::invalid(
+                        "an OAuth app needs both its client id and its client secret",
+                    )
+                    .into());
+                }
+                (
+                    Some(app.client_id.clone()),
+                    Some(sealer.seal(
+                        &client_secret_aad(tenant, &id),
+                        app.client_secret.as_bytes(),
+                    )?),
+                )
+            }
+            None => (None, None),
+        };
         let now = time::now_micros();
         sqlx::query(
             "INSERT INTO integrations (id, tenant_id, kind, agent_id, environment_id, api_base, \
-             allow_scopes, app_handle, secret, token, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+             allow_scopes, app_handle, secret, token, created_at, updated_at, oauth_client_id, \
+             oauth_client_secret) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13)",
         )
         .bind(&id)
         .bind(tenant)
@@ -228,6 +335,8 @@ impl Store {
         .bind(&secret)
         .bind(&token)
         .bind(now)
+        .bind(&client_id)
+        .bind(&client_secret)
         .execute(self.writer())
         .await?;
         self.integration(tenant, &id)
@@ -338,16 +447,32 @@ impl Store {
         sealer: &Sealer,
     ) -> Result<IntegrationSecrets> {
         let secret = sealer.open(&secret_aad(&row.tenant_id, &row.id), &row.sealed_secret)?;
-        let token = match &row.sealed_token {
-            Some(t) => {
-                let raw = sealer.open(&token_aad(&row.tenant_id, &row.id), t)?;
-                Some(String::from_utf8(raw).map_err(|_| {
-                    StoreError::Corrupt(format!("the token of {} is not text", row.id))
-                })?)
+        let text = |aad: String, sealed: &Option<String>, what: &str| -> Result<Option<String>> {
+            match sealed {
+                Some(t) => {
+                    let raw = sealer.open(&aad, t)?;
+                    Ok(Some(String::from_utf8(raw).map_err(|_| {
+                        StoreError::Corrupt(format!("the {what} of {} is not text", row.id))
+                    })?))
+                }
+                None => Ok(None),
             }
-            None => None,
         };
-        Ok(IntegrationSecrets { secret, token })
+        let (t, i) = (&row.tenant_id, &row.id);
+        Ok(IntegrationSecrets {
+            secret,
+            token: text(token_aad(t, i), &row.sealed_token, "token")?,
+            client_secret: text(
+                client_secret_aad(t, i),
+                &row.sealed_client_secret,
+                "client secret",
+            )?,
+            refresh_token: text(
+                refresh_token_aad(t, i),
+                &row.sealed_refresh_token,
+                "refresh token",
+            )?,
+        })
     }
 
     /// Whether a delivery was handled already.
@@ -554,4 +679,123 @@ impl Store {
             .await?;
         Ok(done.rows_affected())
     }
+
+    /// Starts an install: a new single-use `state` for the service's authorize URL, valid for
+    /// `ttl`. Only its SHA-256 is stored.
+    pub async fn begin_integration_install(
+        &self,
+        tenant: &str,
+        id: &str,
+        ttl: std::time::Duration,
+    ) -> Result<String> {
+        let row = self
+            .integration(tenant, id)
+            .await?
+            .ok_or_else(|| Error::missing("integration", id))?;
+        if !row.has_oauth_app() {
+            return Err(Error::invalid(format!(
+                "integration {id} has no OAuth app: add it with --client-id and --client-secret \
+                 (a GitHub App: --app-id and --private-key)"
+            ))
+            .into());
+        }
+        let state = base64_url(&oma_core::ids::random_bytes(32));
+        let now = time::now_micros();
+        let ttl = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO integration_oauth_states \
+             (state_hash, tenant_id, integration_id, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(state_hash(&state))
+        .bind(tenant)
+        .bind(id)
+        .bind(now.saturating_add(ttl))
+        .bind(now)
+        .execute(self.writer())
+        .await?;
+        Ok(state)
+    }
+
+    /// Presents an install's `state` for integration `id`: it is used up whatever it was, so
+    /// a state works once.
+    pub async fn take_integration_install_state(
+        &self,
+        id: &str,
+        state: &str,
+    ) -> Result<InstallState> {
+        let found: Option<(String, i64)> = sqlx::query_as(
+            "DELETE FROM integration_oauth_states WHERE state_hash = $1 AND integration_id = $2 \
+             RETURNING tenant_id, expires_at",
+        )
+        .bind(state_hash(state))
+        .bind(id)
+        .fetch_optional(self.writer())
+        .await?;
+        Ok(match found {
+            None => InstallState::Unknown,
+            Some((_, expires)) if expires <= time::now_micros() => InstallState::Expired,
+            Some((tenant, _)) => InstallState::Valid { tenant },
+        })
+    }
+
+    /// Forgets install states that expired before `before` (microseconds). The number.
+    pub async fn prune_integration_install_states(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM integration_oauth_states WHERE expires_at < $1")
+            .bind(before)
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Stores what an install or a refresh granted, sealed. Fields the grant leaves `None`
+    /// keep their stored value, except the expiry, which is the grant's.
+    pub async fn store_integration_grant(
+        &self,
+        tenant: &str,
+        id: &str,
+        grant: &Grant,
+        sealer: &Sealer,
+    ) -> Result<IntegrationRow> {
+        let token = sealer.seal(&token_aad(tenant, id), grant.access_token.as_bytes())?;
+        let refresh = match &grant.refresh_token {
+            Some(r) => Some(sealer.seal(&refresh_token_aad(tenant, id), r.as_bytes())?),
+            None => None,
+        };
+        let done = sqlx::query(
+            "UPDATE integrations SET token = $1, refresh_token = COALESCE($2, refresh_token), \
+             token_expires_at = $3, installation_id = COALESCE($4, installation_id), \
+             app_handle = COALESCE($5, app_handle), updated_at = $6 \
+             WHERE tenant_id = $7 AND id = $8",
+        )
+        .bind(&token)
+        .bind(&refresh)
+        .bind(grant.expires_at)
+        .bind(&grant.installation_id)
+        .bind(&grant.app_handle)
+        .bind(time::now_micros())
+        .bind(tenant)
+        .bind(id)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::missing("integration", id).into());
+        }
+        self.integration(tenant, id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("integration {id} vanished")))
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn state_hash(state: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(state.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

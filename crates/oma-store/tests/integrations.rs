@@ -81,6 +81,7 @@ async fn integrations_are_sealed_listed_and_removed() {
                     app_handle: None,
                     secret: SECRET.into(),
                     token: Some(TOKEN.into()),
+                    oauth: None,
                 },
                 &sealer(),
             )
@@ -117,6 +118,7 @@ async fn integrations_are_sealed_listed_and_removed() {
             app_handle: Some("bot".into()),
             secret: "x".into(),
             token: None,
+            oauth: None,
         };
         assert!(s.create_integration(&t, &bad, &sealer()).await.is_err());
         bad.agent_id = agent.clone();
@@ -167,6 +169,7 @@ async fn a_delivery_queues_one_turn_on_its_conversations_session() {
                     app_handle: Some("oma-bot".into()),
                     secret: SECRET.into(),
                     token: Some(TOKEN.into()),
+                    oauth: None,
                 },
                 &sealer(),
             )

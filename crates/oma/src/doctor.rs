@@ -710,6 +710,44 @@ async fn integrations(r: &mut Report, resolved: &crate::config::Resolved) {
                     format!("{who}: its {secret_name} is empty"),
                     readd.clone(),
                 ),
+                Some(Ok(s)) if s.token.is_none() && row.has_oauth_app() => r.fix(
+                    Level::Warn,
+                    "integration",
+                    format!(
+                        "{who}: {secret_name} present, OAuth app configured but not installed yet (no token): register the redirect URL {} and the webhook URL {url}",
+                        oma_integrations::oauth::redirect_uri(base.unwrap_or("<public_base_url>"), &row.id)
+                    ),
+                    format!(
+                        "`oma integrations install {} --tenant {}` prints the install link",
+                        row.id, row.tenant_id
+                    ),
+                ),
+                Some(Ok(_))
+                    if row.token_expires_at.is_some_and(|e| e <= oma_core::time::now_micros())
+                        && !row.can_refresh() =>
+                {
+                    r.fix(
+                        Level::Fail,
+                        "integration",
+                        format!("{who}: its token expired and there is nothing to refresh it with; replies fail"),
+                        format!(
+                            "`oma integrations install {} --tenant {}` and install again",
+                            row.id, row.tenant_id
+                        ),
+                    )
+                }
+                Some(Ok(_)) if row.has_oauth_app() => r.add(
+                    Level::Ok,
+                    "integration",
+                    format!(
+                        "{who}: {secret_name} present, installed through OAuth (oma refreshes its token{}); register the webhook URL {url} and the redirect URL {} (allow: {})",
+                        row.token_expires_at
+                            .map(|e| format!(", now valid until {}", oma_core::time::format_micros(e)))
+                            .unwrap_or_default(),
+                        oma_integrations::oauth::redirect_uri(base.unwrap_or("<public_base_url>"), &row.id),
+                        row.allow.join(", ")
+                    ),
+                ),
                 Some(Ok(s)) if s.token.is_none() => r.fix(
                     Level::Warn,
                     "integration",

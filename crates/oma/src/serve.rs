@@ -161,7 +161,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         std::env::var("OMA_ADMIN_KEY").ok().as_deref(),
         Some(log_tail),
     ))
-    .with_work_lease_ttl(work_lease_ttl(&resolved.file.work)?);
+    .with_work_lease_ttl(work_lease_ttl(&resolved.file.work)?)
+    .with_public_base_url(resolved.public_base_url.clone());
     // Replies integrations still owe (turns that were running when the server stopped).
     tokio::spawn({
         let integrations = state.integrations.clone();

@@ -257,4 +257,9 @@ pub static OPS: &[Op] = &[
         auth: Auth::None,
         ..op!("post" "/v1/integrations/{integration_id}/webhook" "integrations_webhook" "Receive a Slack, GitHub or Linear Webhook (oma)", q: &[], body: B(s::<OmaObject>), ok: J(s::<OmaObject>))
     },
+    // The install's single-use `state` is the authentication.
+    Op {
+        auth: Auth::None,
+        ..op!("get" "/v1/integrations/{integration_id}/oauth/callback" "integrations_oauth_callback" "Finish a Slack, GitHub or Linear Install (oma)", q: &[q("code", Ty::Str), q("state", Ty::Str), q("installation_id", Ty::Str), q("setup_action", Ty::Str), q("error", Ty::Str), q("error_description", Ty::Str)], body: NoBody, ok: J(s::<OmaObject>))
+    },
 ];
