@@ -573,7 +573,8 @@ impl Integrations {
                 .await
         {
             token = fresh;
-            sent = reply::linear_activity(&self.http, &row.api_base, &token, target, &thought).await;
+            sent =
+                reply::linear_activity(&self.http, &row.api_base, &token, target, &thought).await;
         }
         if let Err(e) = sent {
             self.silent("linear_thought", &e);
@@ -715,7 +716,9 @@ impl Integrations {
         if let Err(e) = &sent
             && e.unauthorized()
             && let Some(old) = token.as_deref()
-            && let Some(fresh) = self.reply_token(store, &row, Some(old), &p.session_id).await
+            && let Some(fresh) = self
+                .reply_token(store, &row, Some(old), &p.session_id)
+                .await
         {
             sent = reply::post(
                 &self.http,
@@ -810,7 +813,11 @@ impl Integrations {
             client_id,
             client_secret,
         };
-        let why = if failed.is_some() { "refused" } else { "expiring" };
+        let why = if failed.is_some() {
+            "refused"
+        } else {
+            "expiring"
+        };
         let granted = oauth::refresh(
             &self.http,
             kind,
@@ -853,7 +860,11 @@ impl Integrations {
                     &[("reason", json!(why)), ("error", json!(e.to_string()))],
                 );
                 // A token refused already is no use; one merely near its end still is.
-                if failed.is_some() { None } else { current.token }
+                if failed.is_some() {
+                    None
+                } else {
+                    current.token
+                }
             }
         }
     }
@@ -905,7 +916,9 @@ impl Integrations {
         let Some(state) = q.state.as_deref().filter(|s| !s.is_empty()) else {
             return refused(
                 "refused",
-                format!("the redirect carries no `state`, so it is not an install oma started; {again}"),
+                format!(
+                    "the redirect carries no `state`, so it is not an install oma started; {again}"
+                ),
             );
         };
         let taken = match store.take_integration_install_state(id, state).await {
@@ -956,7 +969,9 @@ impl Integrations {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "api_error",
-                    format!("{name} integration {id}: its OAuth client secret could not be opened (was the root secret changed?)"),
+                    format!(
+                        "{name} integration {id}: its OAuth client secret could not be opened (was the root secret changed?)"
+                    ),
                 );
             }
         };
@@ -1003,7 +1018,9 @@ impl Integrations {
                 return error(
                     StatusCode::BAD_GATEWAY,
                     "api_error",
-                    format!("{name} integration {id}: exchanging the install for a token failed: {e}; check its --client-id and --client-secret, then {again}"),
+                    format!(
+                        "{name} integration {id}: exchanging the install for a token failed: {e}; check its --client-id and --client-secret, then {again}"
+                    ),
                 );
             }
         };

@@ -146,7 +146,9 @@ pub async fn install_link(
 pub enum InstallLinkError {
     #[error("the integration has an unknown kind")]
     Kind,
-    #[error("the integration has no OAuth app: add it with --client-id and --client-secret (a GitHub App: --client-id APP_ID --private-key FILE)")]
+    #[error(
+        "the integration has no OAuth app: add it with --client-id and --client-secret (a GitHub App: --client-id APP_ID --private-key FILE)"
+    )]
     NoApp,
     #[error(transparent)]
     OAuth(#[from] OAuthError),
@@ -278,9 +280,12 @@ pub async fn exchange(
             oauth2_grant(status, &body, now_micros)
         }
         Kind::Github => {
-            let installation = callback.installation_id.as_deref().ok_or(OAuthError::Missing(
-                "the redirect carries no `installation_id` parameter",
-            ))?;
+            let installation = callback
+                .installation_id
+                .as_deref()
+                .ok_or(OAuthError::Missing(
+                    "the redirect carries no `installation_id` parameter",
+                ))?;
             if installation.is_empty() || !installation.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(OAuthError::Missing("`installation_id` must be a number"));
             }
@@ -400,7 +405,11 @@ pub fn rsa_key(pem: &str) -> Result<RsaKeyPair, OAuthError> {
     match label.as_str() {
         "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der),
         "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der),
-        other => return Err(OAuthError::Key(format!("a `{other}` is not an RSA private key"))),
+        other => {
+            return Err(OAuthError::Key(format!(
+                "a `{other}` is not an RSA private key"
+            )));
+        }
     }
     .map_err(|e| OAuthError::Key(e.to_string()))
 }
@@ -410,9 +419,11 @@ pub fn rsa_key(pem: &str) -> Result<RsaKeyPair, OAuthError> {
 pub fn github_app_jwt(app_id: &str, pem: &str, now_secs: i64) -> Result<String, OAuthError> {
     let key = rsa_key(pem)?;
     let header = b64(br#"{"alg":"RS256","typ":"JWT"}"#);
-    let claims = b64(json!({"iat": now_secs - 60, "exp": now_secs + 540, "iss": app_id})
-        .to_string()
-        .as_bytes());
+    let claims = b64(
+        json!({"iat": now_secs - 60, "exp": now_secs + 540, "iss": app_id})
+            .to_string()
+            .as_bytes(),
+    );
     let signing_input = format!("{header}.{claims}");
     let mut sig = vec![0u8; key.public().modulus_len()];
     key.sign(
@@ -469,11 +480,16 @@ mod tests {
         )
         .unwrap();
         assert!(u.starts_with("https://slack.com/oauth/v2/authorize?client_id=123.456&"));
-        assert!(u.contains("redirect_uri=https%3A%2F%2Foma.example%2Fv1%2Fintegrations%2Fintg_1%2Foauth%2Fcallback"));
+        assert!(u.contains(
+            "redirect_uri=https%3A%2F%2Foma.example%2Fv1%2Fintegrations%2Fintg_1%2Foauth%2Fcallback"
+        ));
         assert!(u.ends_with("&state=st"));
         assert!(authorize_url(Kind::Github, app, None, "x", "st").is_err());
         let g = authorize_url(Kind::Github, app, Some("@my-app"), "x", "st").unwrap();
-        assert_eq!(g, "https://github.com/apps/my-app/installations/new?state=st");
+        assert_eq!(
+            g,
+            "https://github.com/apps/my-app/installations/new?state=st"
+        );
     }
 
     #[test]

@@ -192,8 +192,10 @@ async fn linear_graphql(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Res
     if !ok {
         return (
             StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"errors": [{"message": "Authentication required, not authenticated",
-                "extensions": {"code": "AUTHENTICATION_ERROR"}}]})),
+            axum::Json(
+                json!({"errors": [{"message": "Authentication required, not authenticated",
+                "extensions": {"code": "AUTHENTICATION_ERROR"}}]}),
+            ),
         )
             .into_response();
     }
@@ -334,6 +336,15 @@ async fn server(b: oma_testkit::Backend, fake: &FakeAnthropic) -> TestServer {
     })
     .await
     .unwrap();
+    // Operational events written to the server's database, where the tests read them.
+    let _ = s
+        .state
+        .runtime
+        .clone()
+        .with_ops(oma_ops::OpsRecorder::start(
+            s.store.clone(),
+            Default::default(),
+        ));
     s.state
         .integrations
         .set_public_base_url(Some(s.base.clone()));
@@ -395,11 +406,7 @@ fn link_query(link: &str) -> HashMap<String, String> {
 }
 
 async fn callback(s: &TestServer, row: &IntegrationRow, query: &str) -> (u16, Value) {
-    let url = format!(
-        "{}{}?{query}",
-        s.base,
-        oauth::callback_path(&row.id)
-    );
+    let url = format!("{}{}?{query}", s.base, oauth::callback_path(&row.id));
     // No API key: the state is the authentication.
     let resp = s.http.get(url).send().await.unwrap();
     let status = resp.status().as_u16();
@@ -438,6 +445,8 @@ async fn dispatched(s: &TestServer, event: &str, want: usize) -> Vec<(String, Va
     loop {
         let filter = OpsFilter {
             kinds: vec!["integration_dispatch".into()],
+            // PostgreSQL's database is shared by the tests running at once.
+            tenant: Some(s.tenant.clone()),
             ..OpsFilter::default()
         };
         let (rows, _) = s
@@ -475,11 +484,21 @@ async fn the_callback_refuses_a_bad_reused_or_expired_state_and_stores_the_token
         let fake = FakeAnthropic::start().await;
         let auth = FakeAuth::start().await;
         let s = server(b, &fake).await;
-        let row = publish(&s, "slack", format!("{}/slack/api", auth.base), slack_app(), None).await;
+        let row = publish(
+            &s,
+            "slack",
+            format!("{}/slack/api", auth.base),
+            slack_app(),
+            None,
+        )
+        .await;
         assert!(row.has_oauth_app() && !row.has_token());
 
         let link = oauth::install_link(&s.store, &row, &s.base).await.unwrap();
-        assert!(link.starts_with("https://slack.com/oauth/v2/authorize?"), "{link}");
+        assert!(
+            link.starts_with("https://slack.com/oauth/v2/authorize?"),
+            "{link}"
+        );
         let q = link_query(&link);
         assert_eq!(q["client_id"], CLIENT_ID);
         assert_eq!(
@@ -523,7 +542,10 @@ async fn the_callback_refuses_a_bad_reused_or_expired_state_and_stores_the_token
             .open_integration_secrets(&stored, &s.state.sealer)
             .unwrap();
         assert_eq!(secrets.token.as_deref(), Some("xoxe.xoxb-access-1"));
-        assert_eq!(secrets.refresh_token.as_deref(), Some("xoxe.xoxb-refresh-1"));
+        assert_eq!(
+            secrets.refresh_token.as_deref(),
+            Some("xoxe.xoxb-refresh-1")
+        );
         assert_eq!(secrets.client_secret.as_deref(), Some(CLIENT_SECRET));
         let raw: (String, String, String) = sqlx::query_as(
             "SELECT token, refresh_token, oauth_client_secret FROM integrations WHERE id = $1",
@@ -542,7 +564,12 @@ async fn the_callback_refuses_a_bad_reused_or_expired_state_and_stores_the_token
         auth.with(|a| a.codes.insert("code-ok".into()));
         let (st, v) = callback(&s, &row, &format!("code=code-ok&state={}", q["state"])).await;
         assert_eq!(st, 400, "{v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains("used already"));
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("used already")
+        );
 
         // An expired one.
         let old = s
@@ -552,10 +579,20 @@ async fn the_callback_refuses_a_bad_reused_or_expired_state_and_stores_the_token
             .unwrap();
         let (st, v) = callback(&s, &row, &format!("code=code-ok&state={old}")).await;
         assert_eq!(st, 400, "{v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains("expired"), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("expired"),
+            "{v}"
+        );
 
         // A state of another integration does not install this one.
-        let other = publish(&s, "slack", format!("{}/slack/api", auth.base), slack_app(), None).await;
+        let other = publish(
+            &s,
+            "slack",
+            format!("{}/slack/api", auth.base),
+            slack_app(),
+            None,
+        )
+        .await;
         let theirs = s
             .store
             .begin_integration_install(&s.tenant, &other.id, oauth::STATE_TTL)
@@ -572,7 +609,10 @@ async fn the_callback_refuses_a_bad_reused_or_expired_state_and_stores_the_token
             .unwrap();
         let (st, v) = callback(&s, &row, &format!("error=access_denied&state={declined}")).await;
         assert_eq!(st, 400, "{v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains("declined"), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("declined"),
+            "{v}"
+        );
 
         assert_eq!(auth.with(|a| a.exchanges), 1);
         let events = dispatched(&s, "oauth_callback", 6).await;
@@ -581,7 +621,10 @@ async fn the_callback_refuses_a_bad_reused_or_expired_state_and_stores_the_token
             assert!(outcomes.contains(&want), "{outcomes:?}");
         }
         let all = format!("{events:?}");
-        assert!(!all.contains(CLIENT_SECRET) && !all.contains("access-1"), "{all}");
+        assert!(
+            !all.contains(CLIENT_SECRET) && !all.contains("access-1"),
+            "{all}"
+        );
     }
 }
 
@@ -593,7 +636,14 @@ async fn a_token_near_its_expiry_is_refreshed_once_before_two_replies() {
         fake.push(Reply::text("second answer"));
         let auth = FakeAuth::start().await;
         let s = server(b, &fake).await;
-        let row = publish(&s, "slack", format!("{}/slack/api", auth.base), slack_app(), None).await;
+        let row = publish(
+            &s,
+            "slack",
+            format!("{}/slack/api", auth.base),
+            slack_app(),
+            None,
+        )
+        .await;
         // The install's token expires inside the refresh margin; the refreshed one does not.
         auth.with(|a| a.expires_in = 60);
         let first = install_slack(&s, &auth, &row).await;
@@ -649,7 +699,10 @@ async fn a_refused_token_is_refreshed_once_and_the_reply_retried() {
         .await;
         // Linear: the same callback, the code exchanged at /oauth/token.
         let link = oauth::install_link(&s.store, &row, &s.base).await.unwrap();
-        assert!(link.starts_with("https://linear.app/oauth/authorize?"), "{link}");
+        assert!(
+            link.starts_with("https://linear.app/oauth/authorize?"),
+            "{link}"
+        );
         let q = link_query(&link);
         assert_eq!(q["actor"], "app");
         auth.with(|a| {
@@ -664,7 +717,13 @@ async fn a_refused_token_is_refreshed_once_and_the_reply_retried() {
         let now_ms = oma_core::time::now_micros() / 1000;
         let body = linear_session_event("created", "ses-oauth-1", "ENG", "Fix the crash", now_ms);
         let headers = linear_headers(SECRET, "dlv-oauth-1", &body);
-        let (st, v) = deliver(&s.http, &s.url(&oma_integrations::webhook_path(&row.id)), &headers, &body).await;
+        let (st, v) = deliver(
+            &s.http,
+            &s.url(&oma_integrations::webhook_path(&row.id)),
+            &headers,
+            &body,
+        )
+        .await;
         assert_eq!(st, 200, "{v}");
 
         // The first thought is refused, the token refreshed once, then thought and response go out.
@@ -689,7 +748,14 @@ async fn a_github_app_install_mints_installation_tokens_with_a_signed_jwt() {
             client_id: APP_ID.into(),
             client_secret: GITHUB_KEY.into(),
         };
-        let row = publish(&s, "github", format!("{}/github", auth.base), app, Some("oma-bot")).await;
+        let row = publish(
+            &s,
+            "github",
+            format!("{}/github", auth.base),
+            app,
+            Some("oma-bot"),
+        )
+        .await;
         let link = oauth::install_link(&s.store, &row, &s.base).await.unwrap();
         assert!(
             link.starts_with("https://github.com/apps/oma-bot/installations/new?state="),
@@ -711,7 +777,13 @@ async fn a_github_app_install_mints_installation_tokens_with_a_signed_jwt() {
 
         let body = github_comment("acme/widgets", 7, "@oma-bot please review");
         let headers = github_headers(SECRET, "issue_comment", "gh-dlv-1", &body);
-        let (st, v) = deliver(&s.http, &s.url(&oma_integrations::webhook_path(&row.id)), &headers, &body).await;
+        let (st, v) = deliver(
+            &s.http,
+            &s.url(&oma_integrations::webhook_path(&row.id)),
+            &headers,
+            &body,
+        )
+        .await;
         assert_eq!(st, 200, "{v}");
         let replies = auth.wait_accepted(1).await;
         assert_eq!(replies[0].0, "comments");

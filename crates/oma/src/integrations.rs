@@ -16,7 +16,7 @@ use crate::config::StorageArgs;
 #[derive(Subcommand)]
 pub enum IntegrationsAction {
     /// Publish an agent into a service; prints the webhook URL to register there.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// A new single-use install link (valid 30 minutes) for an integration with an OAuth app.
     Install {
         id: String,
@@ -193,10 +193,7 @@ fn line(r: &IntegrationRow, base: Option<&str>) -> String {
         (true, true) => format!(
             "installed{}\tcallback={}",
             r.token_expires_at
-                .map(|e| format!(
-                    ",expires={}",
-                    oma_core::time::format_micros(e)
-                ))
+                .map(|e| format!(",expires={}", oma_core::time::format_micros(e)))
                 .unwrap_or_default(),
             callback_url(base, &r.id)
         ),

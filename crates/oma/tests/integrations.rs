@@ -254,3 +254,145 @@ async fn an_integration_added_on_the_command_line_answers_a_mention() {
     drop(server);
     slack_task.abort();
 }
+
+#[tokio::test]
+async fn an_oauth_integration_prints_its_redirect_url_and_single_use_install_links() {
+    const CLIENT_SECRET: &str = "cli-client-secret-needle-a41f";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let fake = FakeAnthropic::start().await;
+    let server = common::serve(&data, KEY, &fake.base_url);
+    let agent = common::http(
+        &server.base,
+        KEY,
+        "POST",
+        "/v1/agents",
+        Some(json!({"name": "helper", "model": "claude-opus-4-8"})),
+    );
+    let env = common::http(
+        &server.base,
+        KEY,
+        "POST",
+        "/v1/environments",
+        Some(json!({"name": "e", "config": {"type": "cloud"}})),
+    );
+    let (agent_id, env_id) = (agent["id"].as_str().unwrap(), env["id"].as_str().unwrap());
+    let public = "https://oma.example.com";
+    let add = |extra: &[&str], envs: &[(&str, &str)]| {
+        let mut args = vec![
+            "integrations",
+            "add",
+            "slack",
+            "--agent",
+            agent_id,
+            "--environment",
+            env_id,
+            "--secret",
+            SECRET,
+            "--allow",
+            "C0OAUTH",
+        ];
+        args.extend_from_slice(extra);
+        oma(&args, &data, envs)
+    };
+
+    // A client id without its secret is refused before anything is stored.
+    let o = add(
+        &["--client-id", "1234.5678"],
+        &[("OMA_PUBLIC_BASE_URL", public)],
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("--client-secret"), "{}", text(&o));
+
+    let o = add(
+        &["--client-id", "1234.5678"],
+        &[
+            ("OMA_PUBLIC_BASE_URL", public),
+            ("OMA_INTEGRATION_CLIENT_SECRET", CLIENT_SECRET),
+        ],
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        !out.contains(CLIENT_SECRET) && !out.contains(SECRET),
+        "{out}"
+    );
+    let id = out
+        .split(&format!("{public}/v1/integrations/"))
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("the webhook URL is printed: {out}"))
+        .to_string();
+    let redirect = format!("{public}/v1/integrations/{id}/oauth/callback");
+    assert!(out.contains(&redirect), "{out}");
+    assert!(out.contains("OAuth & Permissions"), "{out}");
+    let link = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("https://slack.com/oauth/v2/authorize?"))
+            .unwrap_or_else(|| panic!("an install link is printed: {out}"))
+            .to_string()
+    };
+    let first = link(&out);
+    assert!(
+        first.contains("client_id=1234.5678") && first.contains("state="),
+        "{first}"
+    );
+
+    // `install` makes a new link with another state.
+    let o = oma(
+        &["integrations", "install", &id],
+        &data,
+        &[("OMA_PUBLIC_BASE_URL", public)],
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let second = link(&out);
+    assert_ne!(first, second);
+
+    // A made-up state is refused by the running server's callback, as is a used one.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let resp = http
+        .get(format!(
+            "{}/v1/integrations/{id}/oauth/callback?code=x&state=made-up",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("oma integrations install {id}")),
+        "{v}"
+    );
+
+    // `list` and `doctor` say it is not installed yet, with the redirect URL, never a secret.
+    let o = oma(
+        &["integrations", "list"],
+        &data,
+        &[("OMA_PUBLIC_BASE_URL", public)],
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("oauth=not-installed") && out.contains(&redirect),
+        "{out}"
+    );
+    assert!(!out.contains(CLIENT_SECRET), "{out}");
+    let o = oma(&["doctor"], &data, &[("OMA_PUBLIC_BASE_URL", public)]);
+    let out = text(&o);
+    let line = out
+        .lines()
+        .find(|l| l.contains(&id) && l.contains("not installed yet"))
+        .unwrap_or_else(|| panic!("doctor says it is not installed: {out}"));
+    assert!(line.contains(&redirect), "{out}");
+    assert!(
+        out.contains(&format!("oma integrations install {id}")),
+        "{out}"
+    );
+    assert!(!out.contains(CLIENT_SECRET), "{out}");
+    drop(server);
+}

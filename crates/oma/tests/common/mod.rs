@@ -25,6 +25,8 @@ pub fn cli(args: &[&str], data: &Path, envs: &[(&str, &str)]) -> Output {
         "OMA_PUBLIC_BASE_URL",
         "OMA_INTEGRATION_SECRET",
         "OMA_INTEGRATION_TOKEN",
+        "OMA_INTEGRATION_CLIENT_ID",
+        "OMA_INTEGRATION_CLIENT_SECRET",
         "OMA_OPENAI_MODELS",
         "ANTHROPIC_API_KEY",
         "ANTHROPIC_AUTH_TOKEN",
