@@ -229,6 +229,32 @@ impl Integrations {
         Ok(None)
     }
 
+    /// The integration a request names, its shard's store and its kind, or the response that
+    /// says why there is none.
+    async fn lookup(&self, id: &str) -> Result<(Arc<Store>, IntegrationRow, Kind), Box<Response>> {
+        let (store, row) = match self.find(id).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Err(Box::new(error(
+                    StatusCode::NOT_FOUND,
+                    "not_found_error",
+                    format!(
+                        "integration `{id}` not found; `oma integrations list` shows the configured ones"
+                    ),
+                )));
+            }
+            Err(e) => return Err(Box::new(storage(&e))),
+        };
+        match Kind::parse(&row.kind) {
+            Some(kind) => Ok((store, row, kind)),
+            None => Err(Box::new(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                format!("integration `{id}` has an unknown kind"),
+            ))),
+        }
+    }
+
     fn dispatch_event(
         &self,
         row: &IntegrationRow,
@@ -267,25 +293,9 @@ impl Integrations {
     /// Handles one delivery: verify, read, gate, queue once.
     pub async fn webhook(self: &Arc<Self>, id: &str, headers: &HeaderMap, body: &[u8]) -> Response {
         let started = Instant::now();
-        let (store, row) = match self.find(id).await {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    "not_found_error",
-                    format!(
-                        "integration `{id}` not found; `oma integrations list` shows the configured ones"
-                    ),
-                );
-            }
-            Err(e) => return storage(&e),
-        };
-        let Some(kind) = Kind::parse(&row.kind) else {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                format!("integration `{id}` has an unknown kind"),
-            );
+        let (store, row, kind) = match self.lookup(id).await {
+            Ok(found) => found,
+            Err(response) => return *response,
         };
         let secrets = match store.open_integration_secrets(&row, &self.sealer) {
             Ok(s) => s,
@@ -875,25 +885,9 @@ impl Integrations {
     /// GitHub App installation) becomes tokens, sealed and stored.
     pub async fn oauth_callback(&self, id: &str, q: &CallbackQuery) -> Response {
         let started = Instant::now();
-        let (store, row) = match self.find(id).await {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    "not_found_error",
-                    format!(
-                        "integration `{id}` not found; `oma integrations list` shows the configured ones"
-                    ),
-                );
-            }
-            Err(e) => return storage(&e),
-        };
-        let Some(kind) = Kind::parse(&row.kind) else {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                format!("integration `{id}` has an unknown kind"),
-            );
+        let (store, row, kind) = match self.lookup(id).await {
+            Ok(found) => found,
+            Err(response) => return *response,
         };
         let name = kind.name();
         let again = format!("start again with `oma integrations install {id}`");

@@ -184,29 +184,11 @@ async fn post_form(
     Ok((status, body))
 }
 
-/// Slack answers 200 either way; `ok` says which.
-fn slack_grant(status: u16, body: &Value, now: i64) -> Result<Grant, OAuthError> {
-    if status != 200 || body["ok"] != Value::Bool(true) {
-        return Err(OAuthError::Refused {
-            status,
-            error: body["error"].as_str().unwrap_or("not ok").to_string(),
-        });
-    }
-    Ok(Grant {
-        access_token: body["access_token"]
-            .as_str()
-            .ok_or(OAuthError::Malformed("access_token"))?
-            .to_string(),
-        refresh_token: body["refresh_token"].as_str().map(str::to_string),
-        expires_at: expires_at(now, body["expires_in"].as_i64()),
-        installation_id: None,
-        app_handle: body["bot_user_id"].as_str().map(str::to_string),
-    })
-}
-
-/// The OAuth 2.0 token response (RFC 6749 §5) Linear gives.
-fn oauth2_grant(status: u16, body: &Value, now: i64) -> Result<Grant, OAuthError> {
-    if status != 200 {
+/// Reads a token response: the OAuth 2.0 one (RFC 6749 §5) Linear gives, or Slack's, which
+/// answers 200 either way with `ok` saying which and names the bot user.
+fn grant(kind: Kind, status: u16, body: &Value, now: i64) -> Result<Grant, OAuthError> {
+    let refused = status != 200 || (kind == Kind::Slack && body["ok"] != Value::Bool(true));
+    if refused {
         return Err(OAuthError::Refused {
             status,
             error: body["error"].as_str().unwrap_or("refused").to_string(),
@@ -220,7 +202,7 @@ fn oauth2_grant(status: u16, body: &Value, now: i64) -> Result<Grant, OAuthError
         refresh_token: body["refresh_token"].as_str().map(str::to_string),
         expires_at: expires_at(now, body["expires_in"].as_i64()),
         installation_id: None,
-        app_handle: None,
+        app_handle: body["bot_user_id"].as_str().map(str::to_string),
     })
 }
 
@@ -259,7 +241,7 @@ pub async fn exchange(
                 ],
             )
             .await?;
-            slack_grant(status, &body, now_micros)
+            grant(Kind::Slack, status, &body, now_micros)
         }
         Kind::Linear => {
             let code = callback.code.as_deref().ok_or(OAuthError::Missing(
@@ -277,7 +259,7 @@ pub async fn exchange(
                 ],
             )
             .await?;
-            oauth2_grant(status, &body, now_micros)
+            grant(Kind::Linear, status, &body, now_micros)
         }
         Kind::Github => {
             let installation = callback
@@ -321,14 +303,13 @@ pub async fn refresh(
                 ("client_id", app.client_id.as_str()),
                 ("client_secret", app.client_secret.as_str()),
             ];
-            if kind == Kind::Slack {
-                let (status, body) =
-                    post_form(http, &format!("{base}/oauth.v2.access"), &pairs).await?;
-                slack_grant(status, &body, now_micros)
+            let url = if kind == Kind::Slack {
+                format!("{base}/oauth.v2.access")
             } else {
-                let (status, body) = post_form(http, &linear_token_url(base), &pairs).await?;
-                oauth2_grant(status, &body, now_micros)
-            }
+                linear_token_url(base)
+            };
+            let (status, body) = post_form(http, &url, &pairs).await?;
+            grant(kind, status, &body, now_micros)
         }
     }
 }

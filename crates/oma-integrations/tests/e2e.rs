@@ -47,27 +47,14 @@ async fn publish(
     token: &str,
     handle: Option<&str>,
 ) -> IntegrationRow {
-    let (_, agent) = s
-        .post(
-            "/v1/agents",
-            json!({"name": "helper", "model": "claude-opus-4-8"}),
-        )
-        .await
-        .unwrap();
-    let (_, env) = s
-        .post(
-            "/v1/environments",
-            json!({"name": "e", "config": {"type": "cloud"}}),
-        )
-        .await
-        .unwrap();
+    let (agent_id, environment_id) = agent_and_environment(s).await;
     s.store
         .create_integration(
             &s.tenant,
             &NewIntegration {
                 kind: kind.into(),
-                agent_id: agent["id"].as_str().unwrap().into(),
-                environment_id: env["id"].as_str().unwrap().into(),
+                agent_id,
+                environment_id,
                 api_base,
                 allow: vec![allow.into()],
                 app_handle: handle.map(str::to_string),

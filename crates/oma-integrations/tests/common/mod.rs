@@ -266,3 +266,25 @@ pub async fn deliver(
     let body = resp.json().await.unwrap_or(Value::Null);
     (status, body)
 }
+
+/// A new agent (no tools) and environment on `s`: what an integration publishes.
+pub async fn agent_and_environment(s: &oma_testkit::TestServer) -> (String, String) {
+    let (_, agent) = s
+        .post(
+            "/v1/agents",
+            json!({"name": "helper", "model": "claude-opus-4-8"}),
+        )
+        .await
+        .unwrap();
+    let (_, env) = s
+        .post(
+            "/v1/environments",
+            json!({"name": "e", "config": {"type": "cloud"}}),
+        )
+        .await
+        .unwrap();
+    (
+        agent["id"].as_str().unwrap().to_string(),
+        env["id"].as_str().unwrap().to_string(),
+    )
+}
